@@ -1,0 +1,35 @@
+"""Entry point of the `nextbest` command: sub-commands per use case."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nextbest.cli.crm import crm_app
+from nextbest.errors import NextbestError
+
+app = typer.Typer(
+    help="nextbest: learn a simulator from logged data, optimize a policy, evaluate it honestly.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(crm_app, name="crm")
+
+
+def main() -> None:
+    """Run the CLI; user mistakes end with one red line and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except NextbestError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as error:  # click usage errors carry their own exit codes
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise
