@@ -1,0 +1,32 @@
+"""Simulators of customer behaviour learned from logged data (plain vectorized numpy)."""
+
+from nextbest.sim.funnel import (
+    ACTION_COSTS,
+    ACTIONS,
+    OBS_DIM,
+    STAGES,
+    FunnelConfig,
+    FunnelSimulator,
+    FunnelState,
+    RewardConfig,
+    fit_simulator,
+)
+from nextbest.sim.funnel_model import TARGETS, FunnelModel
+from nextbest.sim.journeys import STEPS, Journeys, journeys_from_frame
+
+__all__ = [
+    "ACTIONS",
+    "ACTION_COSTS",
+    "OBS_DIM",
+    "STAGES",
+    "STEPS",
+    "TARGETS",
+    "FunnelConfig",
+    "FunnelModel",
+    "FunnelSimulator",
+    "FunnelState",
+    "Journeys",
+    "RewardConfig",
+    "fit_simulator",
+    "journeys_from_frame",
+]
