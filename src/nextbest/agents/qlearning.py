@@ -1,0 +1,345 @@
+"""Tabular Q-learning on the CRM funnel simulator, many episodes stepped at once.
+
+Read top to bottom: config, state table, the training loop, checkpoints.
+
+Update rule (per state-action pair s, a seen in a batch step):
+
+    target = r + γ · max_a' Q(s', a') · (1 − done)
+    Q(s, a) ← Q(s, a) + (1 − (1 − α)^k) · (mean target − Q(s, a))
+
+where k is the number of leads of the batch step that were in (s, a). For k = 1 this is the
+textbook update with learning rate α; for k > 1 it equals k sequential updates toward the same
+mean target, so a popular state is not moved k·α at once. States are the 16-dimensional
+observations rounded to `decimals` places. Exploration is ε-greedy with ε_e = max(ε_end,
+ε_start · decay^e) for episode e.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nextbest.errors import NextbestError
+from nextbest.sim.funnel import ACTIONS, FunnelSimulator
+from nextbest.sim.journeys import STEP_INDEX, Journeys
+
+CHECKPOINT_PREFIX = "qtable_ep"
+
+
+@dataclass
+class QLearningConfig:
+    """Hyper-parameters (defaults from the issue; all configurable)."""
+
+    alpha: float = 0.1
+    gamma: float = 0.95
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.01
+    epsilon_decay: float = 0.995
+    decimals: int = 2
+    batch_size: int = 1000
+    checkpoint_every: int = 10_000
+    metrics_every: int = 1_000
+    oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise NextbestError for inconsistent settings."""
+        if not 0 < self.alpha <= 1 or not 0 <= self.gamma <= 1:
+            raise NextbestError("alpha must be in (0, 1] and gamma in [0, 1]")
+        if self.metrics_every % self.batch_size or self.checkpoint_every % self.metrics_every:
+            raise NextbestError(
+                f"batch_size ({self.batch_size}) must divide metrics_every ({self.metrics_every}), "
+                f"which must divide checkpoint_every ({self.checkpoint_every})"
+            )
+        if self.oversample is not None:
+            if len(self.oversample) != 3 or min(self.oversample) < 0 or abs(sum(self.oversample) - 1) > 1e-9:
+                raise NextbestError("oversample needs three non-negative shares summing to 1 (subscribed, first call, random)")
+
+
+class StateTable:
+    """Maps rounded observations to row numbers of a growing Q array."""
+
+    def __init__(self, obs_dim: int, n_actions: int, decimals: int, seed: int = 12345) -> None:
+        self.scale = 10.0**decimals
+        multipliers = np.random.default_rng(seed).integers(1, 2**62, size=obs_dim, dtype=np.int64)
+        self._multipliers = (multipliers | 1).astype(np.uint64)
+        self.index: dict[int, int] = {}
+        self.q = np.zeros((1024, n_actions))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def keys(self, obs: np.ndarray) -> np.ndarray:
+        """64-bit hash of each rounded observation."""
+        codes = np.rint(obs.astype(np.float64) * self.scale).astype(np.int64).astype(np.uint64)
+        return (codes * self._multipliers).sum(axis=1, dtype=np.uint64) ^ (codes[:, 0] << np.uint64(32))
+
+    def rows(self, obs: np.ndarray, add: bool = True) -> np.ndarray:
+        """Row of each observation's state; new states get new zero rows (or -1 when add=False)."""
+        unique, inverse = np.unique(self.keys(obs), return_inverse=True)
+        found = np.empty(unique.size, dtype=np.int64)
+        for i, key in enumerate(unique.tolist()):
+            row = self.index.get(key)
+            if row is None:
+                if not add:
+                    found[i] = -1
+                    continue
+                row = len(self.index)
+                self.index[key] = row
+            found[i] = row
+        self._grow(len(self.index))
+        return found[inverse]
+
+    def _grow(self, needed: int) -> None:
+        if needed > self.q.shape[0]:
+            bigger = np.zeros((max(needed, 2 * self.q.shape[0]), self.q.shape[1]))
+            bigger[: self.q.shape[0]] = self.q
+            self.q = bigger
+
+    def values(self) -> np.ndarray:
+        """Q values of the known states (n_states, n_actions)."""
+        return self.q[: len(self.index)]
+
+
+@dataclass
+class TrainingLog:
+    """Metrics every `metrics_every` episodes plus the figures of the final 10k episodes."""
+
+    episodes: list[int] = field(default_factory=list)
+    epsilon: list[float] = field(default_factory=list)
+    mean_business_value: list[float] = field(default_factory=list)
+    mean_training_reward: list[float] = field(default_factory=list)
+    subscription_rate: list[float] = field(default_factory=list)
+    states: list[int] = field(default_factory=list)
+    max_abs_delta_q: list[float] = field(default_factory=list)
+
+
+class QLearningAgent:
+    """Tabular Q-learning agent; `train` runs episodes on a simulator, `act` is the greedy policy."""
+
+    name = "qlearning"
+
+    def __init__(self, sim: FunnelSimulator, config: QLearningConfig | None = None) -> None:
+        self.sim = sim
+        self.config = config or QLearningConfig()
+        self.config.validate()
+        self.table = StateTable(16, len(ACTIONS), self.config.decimals)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.episodes_done = 0
+        self.log = TrainingLog()
+        self._snapshot: tuple[np.ndarray, np.ndarray] | None = None  # greedy actions 10k before the end
+        self._window_max_delta = 0.0
+
+    # ----------------------------------------------------------------- policy
+    def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Greedy action per observation; unseen states fall back to 'wait' (no spend)."""
+        rows = self.table.rows(obs, add=False)
+        q = self.table.q[np.maximum(rows, 0)]
+        return np.where(rows >= 0, np.argmax(q, axis=1), ACTIONS.index("wait"))
+
+    # ----------------------------------------------------------------- training
+    def train(
+        self,
+        journeys: Journeys,
+        episodes: int,
+        checkpoint_dir: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> TrainingLog:
+        """Run until `episodes` episodes in total are done (continues after a resume)."""
+        cfg = self.config
+        if episodes % cfg.batch_size:
+            raise NextbestError(f"episodes ({episodes}) must be a multiple of the batch size ({cfg.batch_size})")
+        country, education = self.sim.model.encode_leads(journeys.country, journeys.education)
+        logged = np.column_stack([journeys.reached, journeys.dropped])
+        strata = self._strata(journeys)
+        window_start = max(episodes - 10_000, 0)
+        window = _Window()
+        while self.episodes_done < episodes:
+            if self.episodes_done == window_start and self._snapshot is None:
+                self._snapshot = self._greedy_snapshot()
+                self._window_max_delta = 0.0
+            picks = self._sample_leads(strata, len(journeys))
+            state = self.sim.reset(
+                country[picks], education[picks], self.rng, logged[picks] if cfg.oversample else None
+            )
+            start = self.episodes_done
+            epsilon = np.maximum(cfg.epsilon_end, cfg.epsilon_start * cfg.epsilon_decay ** np.arange(start, start + cfg.batch_size))
+            business, shaped, max_delta = self._run_batch(state, epsilon)
+            if start >= window_start:
+                self._window_max_delta = max(self._window_max_delta, max_delta)
+            window.add(business, shaped, state.subscribed)
+            self.episodes_done += cfg.batch_size
+            if self.episodes_done % cfg.metrics_every == 0:
+                window.flush(self, float(epsilon[-1]), max_delta)
+            if checkpoint_dir is not None and self.episodes_done % cfg.checkpoint_every == 0:
+                self.save(checkpoint_dir / f"{CHECKPOINT_PREFIX}{self.episodes_done}.npz")
+            if progress is not None:
+                progress(cfg.batch_size)
+        return self.log
+
+    def _strata(self, journeys: Journeys) -> list[np.ndarray]:
+        subscribed = np.flatnonzero(journeys.reached[:, STEP_INDEX["subscribed"]])
+        called = np.flatnonzero(journeys.reached[:, STEP_INDEX["first_call"]])
+        everyone = np.arange(len(journeys))
+        return [subscribed if subscribed.size else everyone, called if called.size else everyone, everyone]
+
+    def _sample_leads(self, strata: list[np.ndarray], n_leads: int) -> np.ndarray:
+        """Lead rows of one batch: shares of subscribed / first-call / any leads, or uniform."""
+        size = self.config.batch_size
+        if self.config.oversample is None:
+            return self.rng.integers(0, n_leads, size=size)
+        counts = split_counts(size, self.config.oversample)
+        parts = [stratum[self.rng.integers(0, stratum.size, size=c)] for stratum, c in zip(strata, counts)]
+        return np.concatenate(parts)
+
+    def _run_batch(self, state, epsilon: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        cfg, table, n = self.config, self.table, len(state)
+        business, shaped = np.zeros(n), np.zeros(n)
+        rows = table.rows(self.sim.observe(state))
+        max_delta = 0.0
+        while not state.done.all():
+            active = ~state.done
+            greedy = np.argmax(table.q[rows] + self.rng.random((n, len(ACTIONS))) * 1e-9, axis=1)
+            explore = self.rng.random(n) < epsilon
+            actions = np.where(explore, self.rng.integers(0, len(ACTIONS), size=n), greedy)
+            result = self.sim.step(state, actions)
+            next_rows = table.rows(self.sim.observe(state))
+            bootstrap = np.where(result.done, 0.0, table.q[next_rows].max(axis=1))
+            target = result.reward + cfg.gamma * bootstrap
+            max_delta = max(max_delta, self._update(rows[active], actions[active], target[active]))
+            business += result.business_reward
+            shaped += result.reward
+            rows = next_rows
+        return business, shaped, max_delta
+
+    def _update(self, rows: np.ndarray, actions: np.ndarray, target: np.ndarray) -> float:
+        """Apply the batched update; return the largest |ΔQ| it made."""
+        pair = rows * len(ACTIONS) + actions
+        unique, inverse, count = np.unique(pair, return_inverse=True, return_counts=True)
+        mean_target = np.bincount(inverse, weights=target, minlength=unique.size) / count
+        flat = self.table.q.reshape(-1)
+        rate = 1.0 - (1.0 - self.config.alpha) ** count
+        delta = rate * (mean_target - flat[unique])
+        flat[unique] += delta
+        return float(np.abs(delta).max()) if delta.size else 0.0
+
+    def _greedy_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        values = self.table.values()
+        return np.arange(values.shape[0]), np.argmax(values, axis=1)
+
+    # ----------------------------------------------------------------- metrics
+    def final_metrics(self) -> dict[str, float | int]:
+        """Technical metrics of the finished run."""
+        values = self.table.values()
+        changed = 0.0
+        if self._snapshot is not None and self._snapshot[0].size:
+            rows, before = self._snapshot
+            changed = float(np.mean(np.argmax(values[rows], axis=1) != before) * 100.0)
+        return {
+            "episodes": self.episodes_done,
+            "q_table_states": len(self.table),
+            "max_abs_delta_q_last_10k": float(self._window_max_delta),
+            "policy_change_pct_last_10k": changed,
+            "epsilon_final": float(self.log.epsilon[-1]) if self.log.epsilon else self.config.epsilon_start,
+        }
+
+    # ----------------------------------------------------------------- checkpoints
+    def save(self, path: Path) -> None:
+        """Write Q table, state keys, RNG state, log and progress to one .npz file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.fromiter(self.table.index.keys(), dtype=np.uint64, count=len(self.table))
+        extra = {
+            "episodes_done": self.episodes_done,
+            "rng": self.rng.bit_generator.state,
+            "config": asdict(self.config),
+            "log": asdict(self.log),
+            "window_max_delta": self._window_max_delta,
+        }
+        snapshot = self._snapshot or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        with open(path, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                q=self.table.values(),
+                keys=keys,
+                snapshot_rows=snapshot[0],
+                snapshot_actions=snapshot[1],
+                has_snapshot=np.array(self._snapshot is not None),
+                extra=np.array(json.dumps(extra, default=_json_default)),
+            )
+
+    @classmethod
+    def load(cls, path: Path, sim: FunnelSimulator) -> QLearningAgent:
+        """Restore an agent saved by `save`; training continues exactly where it stopped."""
+        try:
+            data = np.load(path, allow_pickle=False)
+            extra = json.loads(str(data["extra"]))
+        except (OSError, ValueError, KeyError) as error:
+            raise NextbestError(f"{path}: not a Q-learning checkpoint ({error})") from error
+        config = extra["config"]
+        if config.get("oversample") is not None:
+            config["oversample"] = tuple(config["oversample"])
+        agent = cls(sim, QLearningConfig(**config))
+        agent.table.index = {int(k): i for i, k in enumerate(data["keys"].tolist())}
+        agent.table._grow(len(agent.table.index))
+        agent.table.q[: len(agent.table.index)] = data["q"]
+        agent.rng.bit_generator.state = extra["rng"]
+        agent.episodes_done = int(extra["episodes_done"])
+        agent.log = TrainingLog(**extra["log"])
+        agent._window_max_delta = float(extra["window_max_delta"])
+        if bool(data["has_snapshot"]):
+            agent._snapshot = (data["snapshot_rows"], data["snapshot_actions"])
+        return agent
+
+
+def split_counts(size: int, shares: tuple[float, ...]) -> list[int]:
+    """Integer counts of `size` items in the given shares (largest remainders get the rest)."""
+    raw = np.asarray(shares, dtype=float) * size
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - counts))[: size - counts.sum()]:
+        counts[i] += 1
+    return counts.tolist()
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint with the most episodes in `directory`, if any."""
+    found = sorted(directory.glob(f"{CHECKPOINT_PREFIX}*.npz"), key=lambda p: int(p.stem[len(CHECKPOINT_PREFIX):]))
+    return found[-1] if found else None
+
+
+class _Window:
+    """Accumulates batch outcomes between two metric points."""
+
+    def __init__(self) -> None:
+        self.business: list[np.ndarray] = []
+        self.shaped: list[np.ndarray] = []
+        self.subscribed: list[np.ndarray] = []
+
+    def add(self, business: np.ndarray, shaped: np.ndarray, subscribed: np.ndarray) -> None:
+        self.business.append(business)
+        self.shaped.append(shaped)
+        self.subscribed.append(subscribed.copy())
+
+    def flush(self, agent: QLearningAgent, epsilon: float, max_delta: float) -> None:
+        log = agent.log
+        log.episodes.append(agent.episodes_done)
+        log.epsilon.append(epsilon)
+        log.mean_business_value.append(float(np.concatenate(self.business).mean()))
+        log.mean_training_reward.append(float(np.concatenate(self.shaped).mean()))
+        log.subscription_rate.append(float(np.concatenate(self.subscribed).mean()))
+        log.states.append(len(agent.table))
+        log.max_abs_delta_q.append(max_delta)
+        self.__init__()
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value)}")
