@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextbest.sim.funnel import ACTIONS, CALL, DEMO, EMAIL, MANAGER, SURVEY, WAIT
+from nextbest.sim.funnel import ACTIONS, CALL, DEMO, EMAIL, MANAGER, SURVEY, WAIT, FunnelConfig
 
 #: Observation columns used by the rules.
-OBS_SINCE_FIRST, OBS_CONTACTS_FREQ = 4, 7
+OBS_WEEK = 4
 OBS_CALL, OBS_DEMO, OBS_SURVEY, OBS_SIGNUP, OBS_MANAGER = 8, 9, 10, 11, 12
 
 #: The logged sales process read off the data: three messages, then the offers in funnel order,
@@ -20,8 +20,8 @@ LOGGED_SEQUENCE = (EMAIL, EMAIL, EMAIL, CALL, DEMO, SURVEY, MANAGER, WAIT, WAIT,
 
 
 def _week(obs: np.ndarray, horizon: int) -> np.ndarray:
-    """Weeks since first contact, for policies that contact every week from week 0."""
-    return np.rint(obs[:, OBS_SINCE_FIRST] * horizon).astype(np.int64)
+    """Weeks since the lead entered the CRM (days since first contact / 7)."""
+    return np.rint(obs[:, OBS_WEEK] * horizon).astype(np.int64)
 
 
 class RandomPolicy:
@@ -43,18 +43,25 @@ class AlwaysWaitPolicy:
 
 
 class LoggedPolicy:
-    """The behaviour policy: the logged process, every offer once in funnel order, then wait."""
+    """The behaviour policy: the logged process, each offer once in funnel order, then wait.
+
+    The call is offered with the rate the simulator's FunnelConfig assumes (1.0: to every lead); a
+    lead not offered the call is left alone that week.
+    """
 
     name = "logged"
 
-    def __init__(self, horizon: int = 10) -> None:
-        self.horizon = horizon
+    def __init__(self, config: FunnelConfig | None = None) -> None:
+        self.config = config or FunnelConfig()
+        self._rates = np.ones(len(ACTIONS))
+        self._rates[CALL] = self.config.call_offer_rate
 
     def __call__(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        contacted = obs[:, OBS_CONTACTS_FREQ] > 0
-        week = np.where(contacted, _week(obs, self.horizon), 0)
+        week = _week(obs, self.config.horizon)
         sequence = np.asarray(LOGGED_SEQUENCE)
-        return sequence[np.minimum(week, sequence.size - 1)]
+        planned = sequence[np.minimum(week, sequence.size - 1)]
+        offered = rng.random(obs.shape[0]) < self._rates[planned]
+        return np.where(offered, planned, WAIT)
 
 
 class RulePolicy:
@@ -63,12 +70,11 @@ class RulePolicy:
 
     name = "rule"
 
-    def __init__(self, horizon: int = 10) -> None:
-        self.horizon = horizon
+    def __init__(self, config: FunnelConfig | None = None) -> None:
+        self.horizon = (config or FunnelConfig()).horizon
 
     def __call__(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        contacted = obs[:, OBS_CONTACTS_FREQ] > 0
-        week = np.where(contacted, _week(obs, self.horizon), 0)
+        week = _week(obs, self.horizon)
         had_call, had_demo = obs[:, OBS_CALL] > 0.5, obs[:, OBS_DEMO] > 0.5
         had_manager = obs[:, OBS_MANAGER] > 0.5
         action = np.where(week < 2, EMAIL, np.where(week == 2, CALL, WAIT))
@@ -78,4 +84,10 @@ class RulePolicy:
 
 
 BASELINES = {p.name: p for p in (RandomPolicy, AlwaysWaitPolicy, LoggedPolicy, RulePolicy)}
-__all__ = ["BASELINES", "AlwaysWaitPolicy", "LoggedPolicy", "RandomPolicy", "RulePolicy", "SURVEY"]
+
+
+def make_baseline(name: str, config: FunnelConfig | None = None):
+    """A baseline policy by name (random, always_wait, logged, rule) for a simulator's config."""
+    if name in ("logged", "rule"):
+        return BASELINES[name](config)
+    return BASELINES[name]()

@@ -9,7 +9,13 @@ Update rule (per state-action pair s, a seen in a batch step):
 
 where k is the number of leads of the batch step that were in (s, a). For k = 1 this is the
 textbook update with learning rate α; for k > 1 it equals k sequential updates toward the same
-mean target, so a popular state is not moved k·α at once. States are the 16-dimensional
+mean target, so a popular state is not moved k·α at once.
+
+Oversampling (30% subscribed, 30% first-call, 40% any lead by default) shows the rare successes
+more often. Their latent willingness is drawn from its posterior given the logged journey, and
+each lead carries the importance weight w = (1/N) / P(sampled) so that the updates still estimate
+values for the real lead population: the mean target becomes Σ w·target / Σ w and the step size
+1 − Π (1 − α·w). States are the 16-dimensional
 observations rounded to `decimals` places. Exploration is ε-greedy with ε_e = max(ε_end,
 ε_start · decay^e) for episode e.
 """
@@ -44,6 +50,7 @@ class QLearningConfig:
     checkpoint_every: int = 10_000
     metrics_every: int = 1_000
     oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
+    importance_weights: bool = True
     seed: int = 0
 
     def validate(self) -> None:
@@ -55,9 +62,9 @@ class QLearningConfig:
                 f"batch_size ({self.batch_size}) must divide metrics_every ({self.metrics_every}), "
                 f"which must divide checkpoint_every ({self.checkpoint_every})"
             )
-        if self.oversample is not None:
-            if len(self.oversample) != 3 or min(self.oversample) < 0 or abs(sum(self.oversample) - 1) > 1e-9:
-                raise NextbestError("oversample needs three non-negative shares summing to 1 (subscribed, first call, random)")
+        shares = self.oversample
+        if shares is not None and (len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9):
+            raise NextbestError("oversample needs three non-negative shares summing to 1 (subscribed, first call, any)")
 
 
 class StateTable:
@@ -152,10 +159,11 @@ class QLearningAgent:
         """Run until `episodes` episodes in total are done (continues after a resume)."""
         cfg = self.config
         if episodes % cfg.batch_size:
-            raise NextbestError(f"episodes ({episodes}) must be a multiple of the batch size ({cfg.batch_size})")
+            raise NextbestError(f"episodes ({episodes}) must be a multiple of batch_size ({cfg.batch_size})")
         country, education = self.sim.model.encode_leads(journeys.country, journeys.education)
         logged = np.column_stack([journeys.reached, journeys.dropped])
         strata = self._strata(journeys)
+        weights = self._importance_weights(strata, len(journeys))
         window_start = max(episodes - 10_000, 0)
         window = _Window()
         while self.episodes_done < episodes:
@@ -167,8 +175,9 @@ class QLearningAgent:
                 country[picks], education[picks], self.rng, logged[picks] if cfg.oversample else None
             )
             start = self.episodes_done
-            epsilon = np.maximum(cfg.epsilon_end, cfg.epsilon_start * cfg.epsilon_decay ** np.arange(start, start + cfg.batch_size))
-            business, shaped, max_delta = self._run_batch(state, epsilon)
+            decay = cfg.epsilon_decay ** np.arange(start, start + cfg.batch_size)
+            epsilon = np.maximum(cfg.epsilon_end, cfg.epsilon_start * decay)
+            business, shaped, max_delta = self._run_batch(state, epsilon, weights[picks])
             if start >= window_start:
                 self._window_max_delta = max(self._window_max_delta, max_delta)
             window.add(business, shaped, state.subscribed)
@@ -187,6 +196,16 @@ class QLearningAgent:
         everyone = np.arange(len(journeys))
         return [subscribed if subscribed.size else everyone, called if called.size else everyone, everyone]
 
+    def _importance_weights(self, strata: list[np.ndarray], n_leads: int) -> np.ndarray:
+        """w_i = (1/N) / P(lead i is drawn), normalised to mean 1 over the leads; ones without oversampling."""
+        if self.config.oversample is None or not self.config.importance_weights:
+            return np.ones(n_leads)
+        drawn = np.zeros(n_leads)
+        for stratum, share in zip(strata, self.config.oversample):
+            drawn += share * np.bincount(stratum, minlength=n_leads) / max(stratum.size, 1)
+        weights = (1.0 / n_leads) / drawn
+        return weights / np.sum(weights * drawn)
+
     def _sample_leads(self, strata: list[np.ndarray], n_leads: int) -> np.ndarray:
         """Lead rows of one batch: shares of subscribed / first-call / any leads, or uniform."""
         size = self.config.batch_size
@@ -196,7 +215,7 @@ class QLearningAgent:
         parts = [stratum[self.rng.integers(0, stratum.size, size=c)] for stratum, c in zip(strata, counts)]
         return np.concatenate(parts)
 
-    def _run_batch(self, state, epsilon: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def _run_batch(self, state, epsilon: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         cfg, table, n = self.config, self.table, len(state)
         business, shaped = np.zeros(n), np.zeros(n)
         rows = table.rows(self.sim.observe(state))
@@ -210,19 +229,22 @@ class QLearningAgent:
             next_rows = table.rows(self.sim.observe(state))
             bootstrap = np.where(result.done, 0.0, table.q[next_rows].max(axis=1))
             target = result.reward + cfg.gamma * bootstrap
-            max_delta = max(max_delta, self._update(rows[active], actions[active], target[active]))
+            update = self._update(rows[active], actions[active], target[active], weight[active])
+            max_delta = max(max_delta, update)
             business += result.business_reward
             shaped += result.reward
             rows = next_rows
         return business, shaped, max_delta
 
-    def _update(self, rows: np.ndarray, actions: np.ndarray, target: np.ndarray) -> float:
-        """Apply the batched update; return the largest |ΔQ| it made."""
+    def _update(self, rows: np.ndarray, actions: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
+        """Apply the batched, importance-weighted update; return the largest |ΔQ| it made."""
         pair = rows * len(ACTIONS) + actions
-        unique, inverse, count = np.unique(pair, return_inverse=True, return_counts=True)
-        mean_target = np.bincount(inverse, weights=target, minlength=unique.size) / count
+        unique, inverse = np.unique(pair, return_inverse=True)
+        total_weight = np.bincount(inverse, weights=weight, minlength=unique.size)
+        mean_target = np.bincount(inverse, weights=weight * target, minlength=unique.size) / total_weight
+        keep = np.log1p(-np.minimum(self.config.alpha * weight, 0.999))
+        rate = 1.0 - np.exp(np.bincount(inverse, weights=keep, minlength=unique.size))
         flat = self.table.q.reshape(-1)
-        rate = 1.0 - (1.0 - self.config.alpha) ** count
         delta = rate * (mean_target - flat[unique])
         flat[unique] += delta
         return float(np.abs(delta).max()) if delta.size else 0.0

@@ -79,11 +79,27 @@ class RewardConfig:
 
 @dataclass(frozen=True)
 class FunnelConfig:
-    """Episode settings. `logged_contacts` is C in the drop-out formula (contacts the logged process made)."""
+    """Episode settings and the one assumption the data cannot check.
+
+    horizon: weeks per episode. logged_contacts: C in the drop-out formula (contacts the logged
+    process made). call_offer_rate: share of leads the logged process offered a call. The data
+    records which leads had a first call, never which were offered one, so this is an assumption:
+    an offered call is taken with P(first call) / rate (capped). 1.0, the default, assumes every
+    lead was offered a call: the most conservative reading, under which calling more cannot raise
+    the first-call rate. The stage column records only 103 declined or missed calls against 441
+    calls held, so the true rate may be far lower; the evaluation reports the sensitivity.
+    """
 
     horizon: int = 10
     logged_contacts: int = 7
     days_per_step: int = 7
+    call_offer_rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.call_offer_rate <= 1:
+            raise NextbestError(f"call_offer_rate must be in (0, 1], got {self.call_offer_rate}")
+        if self.horizon < 1 or self.logged_contacts < 1:
+            raise NextbestError("horizon and logged_contacts must be at least 1")
 
 
 @dataclass
@@ -100,8 +116,7 @@ class FunnelState:
     stage: np.ndarray
     contacts: np.ndarray
     t: np.ndarray  # weeks elapsed
-    first_contact: np.ndarray  # week of first contact, -1 before any
-    last_contact: np.ndarray
+    last_contact: np.ndarray  # week of the last company contact (0: the lead's entry)
     done: np.ndarray
     subscribed: np.ndarray
     dropped: np.ndarray
@@ -190,8 +205,7 @@ class FunnelSimulator:
             stage=zeros.copy(),
             contacts=zeros.copy(),
             t=zeros.copy(),
-            first_contact=zeros - 1,
-            last_contact=zeros - 1,
+            last_contact=zeros.copy(),
             done=np.zeros(n, dtype=bool),
             subscribed=np.zeros(n, dtype=bool),
             dropped=np.zeros(n, dtype=bool),
@@ -244,10 +258,16 @@ class FunnelSimulator:
     def _p(self, state: FunnelState, target: str, rows: np.ndarray) -> np.ndarray:
         return self.model.probability(target, state.country[rows], state.education[rows], state.key[rows])
 
+    def _accept(self, p_reached: np.ndarray, step: str) -> np.ndarray:
+        """P(lead takes an offered step): P(reached), divided by the call offer rate for calls (capped)."""
+        rate = self.config.call_offer_rate if step == "first_call" else 1.0
+        if rate >= 1.0:
+            return p_reached
+        return np.minimum(p_reached / rate, 1.0 - self.model.eps)
+
     @staticmethod
     def _record_contact(state: FunnelState, contact: np.ndarray) -> None:
         state.contacts += contact
-        state.first_contact = np.where(contact & (state.first_contact < 0), state.t, state.first_contact)
         state.last_contact = np.where(contact, state.t, state.last_contact)
 
     def _drop_out(self, state: FunnelState, contact: np.ndarray) -> None:
@@ -279,7 +299,7 @@ class FunnelSimulator:
         if rows.size == 0:
             return
         target = KEY_STEPS[key_index]
-        taken = state.u[rows, TARGET_INDEX[target]] < self._p(state, target, rows)
+        taken = state.u[rows, TARGET_INDEX[target]] < self._accept(self._p(state, target, rows), target)
         state.key[rows[taken], key_index] = True
         if action != MANAGER:
             stage = state.stage[rows]
@@ -308,19 +328,17 @@ class FunnelSimulator:
     def observe(self, state: FunnelState) -> np.ndarray:
         """The 16-dimensional lead state, every entry in [0, 1] (float32).
 
-        education, country (code / number of codes), stage, status, days since first contact,
-        days since last contact, mean days between contacts, contact frequency, had call, demo,
+        education, country (code / number of codes), stage, status, days since first contact
+        (the lead's entry into the CRM, week 0), days since the last company contact (or entry),
+        mean days between contacts, contacts per week, had call, demo,
         survey, sign-up, manager, country and education train conversion rates (scaled by the
         largest), fraction of the 9 funnel steps completed.
         """
         horizon = float(self.config.horizon)
         n_country = max(len(self.model.countries_), 1)
         n_education = max(len(self.model.educations_), 1)
-        contacted = state.first_contact >= 0
-        since_first = np.where(contacted, state.t - state.first_contact, 0)
-        since_last = np.where(contacted, state.t - state.last_contact, 0)
-        span = np.where(contacted, state.last_contact - state.first_contact, 0)
-        between = span / np.maximum(state.contacts - 1, 1)
+        since_last = state.t - state.last_contact
+        between = state.last_contact / np.maximum(state.contacts, 1)
         completed = state.status + state.key.sum(axis=1) + state.subscribed
         obs = np.column_stack(
             [
@@ -328,7 +346,7 @@ class FunnelSimulator:
                 state.country / n_country,
                 state.stage / (len(STAGES) - 1),
                 state.status / 3.0,
-                since_first / horizon,
+                state.t / horizon,
                 since_last / horizon,
                 between / horizon,
                 state.contacts / np.maximum(state.t, 1),
