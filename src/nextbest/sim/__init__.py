@@ -10,6 +10,7 @@ from nextbest.sim.funnel import (
     FunnelState,
     RewardConfig,
     fit_simulator,
+    simulator_from_frame,
 )
 from nextbest.sim.funnel_model import TARGETS, FunnelModel
 from nextbest.sim.journeys import STEPS, Journeys, journeys_from_frame
@@ -28,5 +29,6 @@ __all__ = [
     "Journeys",
     "RewardConfig",
     "fit_simulator",
+    "simulator_from_frame",
     "journeys_from_frame",
 ]

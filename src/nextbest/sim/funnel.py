@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from nextbest.errors import NextbestError
 from nextbest.sim.funnel_model import TARGET_INDEX, TARGETS, FunnelModel
-from nextbest.sim.journeys import KEY_STEPS, STEP_INDEX, STEPS, Journeys
+from nextbest.sim.journeys import KEY_STEPS, STEP_INDEX, STEPS, Journeys, journeys_from_frame
 
 ACTIONS: tuple[str, ...] = ("email", "call", "demo", "survey", "wait", "manager")
 EMAIL, CALL, DEMO, SURVEY, WAIT, MANAGER = range(6)
@@ -369,3 +370,24 @@ def fit_simulator(
     """Fit the funnel model on (train) journeys and wrap it in a simulator."""
     model = FunnelModel(smoothing=smoothing).fit(journeys)
     return FunnelSimulator(model, rates=rates, reward=reward, config=config)
+
+
+def simulator_from_frame(
+    train: pd.DataFrame,
+    smoothing: float = 10.0,
+    reward: RewardConfig | None = None,
+    config: FunnelConfig | None = None,
+) -> FunnelSimulator:
+    """Fit a simulator on a prepared train frame (journeys plus its train conversion-rate columns)."""
+    journeys = journeys_from_frame(train)
+    rates = (
+        _category_means(train, "country_cat", "country_conv_rate"),
+        _category_means(train, "education_cat", "education_conv_rate"),
+    )
+    return fit_simulator(journeys, rates=rates, smoothing=smoothing, reward=reward, config=config)
+
+
+def _category_means(frame: pd.DataFrame, category: str, rate: str) -> dict[str, float]:
+    if category not in frame.columns or rate not in frame.columns:
+        return {}
+    return frame.groupby(frame[category].astype(str), observed=True)[rate].mean().to_dict()
