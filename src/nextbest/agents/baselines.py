@@ -65,7 +65,7 @@ class LoggedPolicy:
 
 
 class RulePolicy:
-    """"Message until the call, then demo, then account manager": two e-mails, a call; if the lead
+    """ "Message until the call, then demo, then account manager": two e-mails, a call; if the lead
     took the call, a demo and then an account manager; otherwise wait."""
 
     name = "rule"

@@ -328,7 +328,7 @@ def split_counts(size: int, shares: tuple[float, ...]) -> list[int]:
 
 def latest_checkpoint(directory: Path) -> Path | None:
     """The checkpoint with the most episodes in `directory`, if any."""
-    found = sorted(directory.glob(f"{CHECKPOINT_PREFIX}*.npz"), key=lambda p: int(p.stem[len(CHECKPOINT_PREFIX):]))
+    found = sorted(directory.glob(f"{CHECKPOINT_PREFIX}*.npz"), key=lambda p: int(p.stem[len(CHECKPOINT_PREFIX) :]))
     return found[-1] if found else None
 
 

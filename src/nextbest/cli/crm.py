@@ -49,3 +49,231 @@ def prepare(
         f"listed in {Path(out) / 'defects.csv'} and split.json"
     )
     console.print(f"written to {out}")
+
+
+def _progress_bar(description: str, total: int):
+    """A rich progress bar; returns (progress context, advance callback)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+    )
+    task = bar.add_task(description, total=total)
+    return bar, lambda n: bar.advance(task, n)
+
+
+def _oversample(text: str) -> tuple[float, float, float] | None:
+    from nextbest.errors import NextbestError
+
+    if text.strip().lower() in ("none", "off", "no"):
+        return None
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 0 or abs(sum(parts) - 1.0) > 1e-6:
+        raise NextbestError(f"--oversample {text!r}: give three shares summing to 1, e.g. 0.3,0.3,0.4, or 'none'")
+    return parts  # type: ignore[return-value]
+
+
+@crm_app.command("train")
+def train(
+    out: Path = typer.Option(..., "--out", help="Run folder to write (policy, checkpoints, metrics, curves)."),
+    agent: str = typer.Option("qlearning", "--agent", help="qlearning | ppo | dqn."),
+    episodes: int = typer.Option(100_000, "--episodes", min=1, help="Training episodes (leads simulated)."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same policy and numbers."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Prepared folder from `crm prepare`; default: prepare the shared data into RUN/prepared."
+    ),
+    subscription_value: float = typer.Option(1000.0, "--subscription-value", help="Value of a subscription ($)."),
+    shaped: bool = typer.Option(False, "--shaped-reward", help="Train on the shaped reward (evaluation never does)."),
+    call_offer_rate: float = typer.Option(
+        1.0, "--call-offer-rate", help="Assumed share of leads the logged process offered a call (0-1]."
+    ),
+    oversample: str = typer.Option(
+        "0.3,0.3,0.4", "--oversample", help="Batch shares of subscribed, first-call and any leads, or 'none'."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in RUN/checkpoints."),
+) -> None:
+    """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json."""
+    from rich.console import Console
+
+    from nextbest.agents.runs import AGENTS, RunSettings, train_run
+    from nextbest.data.prepared import load_prepared
+    from nextbest.errors import NextbestError
+    from nextbest.report.figures import training_curves
+
+    if agent not in AGENTS:
+        raise NextbestError(f"--agent {agent!r}: choose one of {', '.join(AGENTS)}")
+    console = Console()
+    settings = RunSettings(
+        agent=agent,
+        episodes=episodes,
+        seed=seed,
+        subscription_value=subscription_value,
+        shaped_reward=shaped,
+        call_offer_rate=call_offer_rate,
+        oversample=_oversample(oversample),
+    )
+    prepared = load_prepared(data) if data is not None else _prepare_default(out / "prepared", console)
+    bar, advance = _progress_bar(f"training {agent}", episodes)
+    with bar:
+        final = train_run(prepared, settings, out, progress=advance, resume=resume)
+    import json
+
+    curves = json.loads((out / "training_metrics.json").read_text())
+    training_curves(curves, out / "training_curves.png")
+    shown = ", ".join(f"{k}={_fmt(v)}" for k, v in final.items() if k != "agent")
+    console.print(f"[bold]{agent}[/bold]: {shown}")
+    console.print(f"run written to {out} (training_metrics_final.json, training_curves.png)")
+
+
+def _prepare_default(target: Path, console) -> object:
+    from nextbest.data import prepare_crm
+    from nextbest.data.prepared import load_prepared
+
+    with console.status("preparing the embedded default data (shared SalesCRM export)..."):
+        prepare_crm(target)
+    return load_prepared(target)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@crm_app.command("evaluate")
+def evaluate(
+    run: Path = typer.Option(..., "--run", help="Run folder written by `crm train`."),
+    out: Path = typer.Option(..., "--out", help="Folder for evaluation.json."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=2, help="Bootstrap replicates (each refits the simulator)."),
+    replications: int = typer.Option(20, "--replications", min=1, help="Simulated episodes per test lead."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the evaluation draws."),
+    sensitivity: bool = typer.Option(
+        True, "--sensitivity/--no-sensitivity", help="Retrain Q-learning under other call-offer rates."
+    ),
+) -> None:
+    """Score the learned policy and the baselines on held-out test leads, with 95% bootstrap intervals
+    that refit the simulator; check the simulator's calibration; name the top segments.
+
+    Writes EVAL/evaluation.json: policies.<name>.<metric> and <metric>_ci, improvement_vs_random,
+    improvement_vs_logged, top_segments, simulator_calibration, targets, sensitivity, settings."""
+    import json
+
+    from rich.console import Console
+
+    from nextbest.agents.baselines import BASELINES, make_baseline
+    from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
+    from nextbest.agents.runs import load_run
+    from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
+    from nextbest.sim.journeys import journeys_from_frame
+
+    console = Console()
+    loaded = load_run(run)
+    train_journeys = journeys_from_frame(loaded.prepared.train)
+    test_journeys = journeys_from_frame(loaded.prepared.test)
+    policies = {"learned": loaded.policy}
+    policies.update({name: make_baseline(name, loaded.simulator.config) for name in BASELINES})
+    settings = loaded.settings
+
+    def retrain(simulator):
+        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample)
+        agent = QLearningAgent(simulator, config)
+        agent.train(train_journeys, min(settings.episodes, 100_000) // config.batch_size * config.batch_size)
+        return agent
+
+    config = EvaluationConfig(replications=replications, bootstrap=bootstrap, seed=seed)
+    bar, advance = _progress_bar("bootstrap (refit simulator, resample test leads)", bootstrap)
+    with bar:
+        result = evaluate_crm(
+            loaded.simulator,
+            train_journeys,
+            test_journeys,
+            policies,
+            config,
+            retrain=retrain if sensitivity else None,
+            progress=advance,
+        )
+    result["run"] = str(run)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    _print_evaluation(console, result)
+    console.print(f"written to {out / 'evaluation.json'}")
+
+
+def _print_evaluation(console, result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="held-out test leads (95% bootstrap intervals)")
+    for column in ("policy", "subscription rate", "first-call rate", "CPA $", "ROI", "value/lead $"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, m in result["policies"].items():
+        table.add_row(
+            name,
+            _pct(m["subscription_rate"], m["subscription_rate_ci"]),
+            _pct(m["first_call_rate"], m["first_call_rate_ci"]),
+            _num(m["cost_per_acquisition"], m["cost_per_acquisition_ci"], "{:,.0f}"),
+            _num(m["roi"], m["roi_ci"], "{:.2f}"),
+            _num(m["value_per_lead"], m["value_per_lead_ci"], "{:.2f}"),
+        )
+    console.print(table)
+    calibration = result["simulator_calibration"]
+    console.print(f"simulator calibration: within_ci_fraction = {calibration['within_ci_fraction']:.2f}")
+    for name, check in result["targets"].items():
+        mark = "[green]met[/green]" if check["met"] else "[red]not met[/red]"
+        console.print(f"  target {name}: {_fmt(check['value'])} (target {check['target']}) {mark}")
+
+
+def _pct(value, ci) -> str:
+    if value is None:
+        return "n/a"
+    low, high = ci
+    band = f" [{low:.2%}, {high:.2%}]" if low is not None and high is not None else ""
+    return f"{value:.2%}{band}"
+
+
+def _num(value, ci, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    low, high = ci
+    band = f" [{spec.format(low)}, {spec.format(high)}]" if low is not None and high is not None else ""
+    return spec.format(value) + band
+
+
+@crm_app.command("report")
+def report(
+    run: Path = typer.Option(..., "--run", help="Run folder written by `crm train`."),
+    eval_dir: Path = typer.Option(..., "--eval", help="Folder with evaluation.json from `crm evaluate`."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained)."),
+) -> None:
+    """Write one self-contained HTML report: metrics with intervals, segments, curves, flows, calibration."""
+    from nextbest.report.crm import write_crm_report
+
+    path = write_crm_report(run, eval_dir, out)
+    typer.echo(f"report written to {path}")
+
+
+@crm_app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for everything the demo writes."),
+    episodes: int = typer.Option(100_000, "--episodes", min=1000, help="Q-learning episodes."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=2, help="Bootstrap replicates of the evaluation."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """The whole CRM job on embedded defaults: prepare → train (Q-learning) → evaluate → report."""
+    prepared = out / "prepared"
+    prepare(out=prepared, data=None)
+    train(
+        out=out / "run",
+        agent="qlearning",
+        episodes=episodes,
+        seed=seed,
+        data=prepared,
+        subscription_value=1000.0,
+        shaped=False,
+        call_offer_rate=1.0,
+        oversample="0.3,0.3,0.4",
+        resume=False,
+    )
+    evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, sensitivity=True)
+    report(run=out / "run", eval_dir=out / "eval", out=out / "report.html")
+    typer.echo(f"open {(out / 'report.html').resolve()} in a browser")

@@ -391,3 +391,14 @@ def _category_means(frame: pd.DataFrame, category: str, rate: str) -> dict[str, 
     if category not in frame.columns or rate not in frame.columns:
         return {}
     return frame.groupby(frame[category].astype(str), observed=True)[rate].mean().to_dict()
+
+
+def refit_like(sim: FunnelSimulator, journeys: Journeys, config: FunnelConfig | None = None) -> FunnelSimulator:
+    """A simulator with `sim`'s settings (or `config`), category codes and rate features, refitted on
+    `journeys` (e.g. a bootstrap resample of the train leads)."""
+    model = FunnelModel(smoothing=sim.model.smoothing, eps=sim.model.eps).fit(
+        journeys, countries=sim.model.countries_, educations=sim.model.educations_
+    )
+    twin = FunnelSimulator(model, reward=sim.reward, config=config or sim.config)
+    twin._country_rate, twin._education_rate = sim._country_rate, sim._education_rate
+    return twin

@@ -87,12 +87,18 @@ class FunnelModel:
     educations_: list[str] = field(default_factory=list)
     tables_: dict[str, TargetTable] = field(default_factory=dict)
 
-    def fit(self, journeys: Journeys) -> FunnelModel:
-        """Estimate every target's tables from `journeys` (train leads only)."""
+    def fit(
+        self, journeys: Journeys, countries: list[str] | None = None, educations: list[str] | None = None
+    ) -> FunnelModel:
+        """Estimate every target's tables from `journeys` (train leads only).
+
+        `countries`/`educations` fix the category vocabularies (a bootstrap refit keeps the
+        original codes); by default they are the categories present in `journeys`.
+        """
         if len(journeys) == 0:
             raise ValueError("cannot fit the funnel model on zero leads")
-        self.countries_ = sorted(set(journeys.country.tolist()))
-        self.educations_ = sorted(set(journeys.education.tolist()))
+        self.countries_ = list(countries) if countries is not None else sorted(set(journeys.country.tolist()))
+        self.educations_ = list(educations) if educations is not None else sorted(set(journeys.education.tolist()))
         country = self.encode(journeys.country, self.countries_)
         education = self.encode(journeys.education, self.educations_)
         key = journeys.reached[:, KEY_INDEX]
@@ -199,9 +205,7 @@ class FunnelModel:
                 break
         return delta
 
-    def probability(
-        self, target: str, country: np.ndarray, education: np.ndarray, key: np.ndarray
-    ) -> np.ndarray:
+    def probability(self, target: str, country: np.ndarray, education: np.ndarray, key: np.ndarray) -> np.ndarray:
         """P(target) for leads with country/education codes and key-step flags `key` (n, 5)."""
         table = self.tables_[target]
         if table.uses_cells:

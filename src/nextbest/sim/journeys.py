@@ -19,7 +19,15 @@ import pandas as pd
 
 #: Canonical funnel steps, in funnel order.
 STEPS: tuple[str, ...] = (
-    "msg1", "msg2", "msg3", "first_call", "demo", "survey", "signup", "manager", "subscribed",
+    "msg1",
+    "msg2",
+    "msg3",
+    "first_call",
+    "demo",
+    "survey",
+    "signup",
+    "manager",
+    "subscribed",
 )
 STEP_INDEX = {name: i for i, name in enumerate(STEPS)}
 #: The funnel steps that carry information about later steps ("key visited steps").

@@ -19,23 +19,26 @@ class Rollout:
 
     state: FunnelState
     actions: np.ndarray  # (n, horizon), -1 after the episode ended
+    stages: np.ndarray  # (n, horizon) stage code before each week's action, -1 after the end
+    rewards: np.ndarray  # (n, horizon) business reward of each week
     value: np.ndarray  # business value per lead: subscription value − costs
     steps: np.ndarray  # weeks each episode lasted
 
 
-def run_episodes(
-    sim: FunnelSimulator, state: FunnelState, policy: PolicyFn, rng: np.random.Generator
-) -> Rollout:
+def run_episodes(sim: FunnelSimulator, state: FunnelState, policy: PolicyFn, rng: np.random.Generator) -> Rollout:
     """Step all leads of `state` with `policy` until done; record actions and business value."""
     n, horizon = len(state), sim.config.horizon
     actions = np.full((n, horizon), -1, dtype=np.int8)
-    value = np.zeros(n)
+    stages = np.full((n, horizon), -1, dtype=np.int8)
+    rewards = np.zeros((n, horizon))
     for week in range(horizon):
         active = ~state.done
         if not active.any():
             break
         chosen = np.asarray(policy(sim.observe(state), rng), dtype=np.int64)
         actions[active, week] = chosen[active]
-        result = sim.step(state, chosen)
-        value += result.business_reward
-    return Rollout(state=state, actions=actions, value=value, steps=state.t.copy())
+        stages[active, week] = state.stage[active]
+        rewards[:, week] = sim.step(state, chosen).business_reward
+    return Rollout(
+        state=state, actions=actions, stages=stages, rewards=rewards, value=rewards.sum(axis=1), steps=state.t.copy()
+    )

@@ -1,0 +1,156 @@
+"""A training run folder: what was trained, on which data, with which settings, and the policy itself.
+
+RUN/run.json                      agent, episodes, seed, data folder, reward and simulator settings
+RUN/training_metrics.json         metrics every 1k episodes (curves)
+RUN/training_metrics_final.json   wall_seconds, episodes, q_table_states, max_abs_delta_q_last_10k, ...
+RUN/checkpoints/                  Q-learning checkpoints every 10k episodes (resumable)
+RUN/policy.npz | RUN/<algo>_model.zip   the final policy
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nextbest.agents.qlearning import QLearningAgent, QLearningConfig, latest_checkpoint
+from nextbest.data.prepared import PreparedCRM, load_prepared
+from nextbest.errors import NextbestError
+from nextbest.sim.funnel import FunnelConfig, FunnelSimulator, RewardConfig, simulator_from_frame
+from nextbest.sim.journeys import journeys_from_frame
+from nextbest.sim.rollout import PolicyFn
+
+AGENTS = ("qlearning", "ppo", "dqn")
+
+
+@dataclass
+class RunSettings:
+    """Everything `nextbest crm train` needs besides the data."""
+
+    agent: str = "qlearning"
+    episodes: int = 100_000
+    seed: int = 0
+    subscription_value: float = 1000.0
+    shaped_reward: bool = False
+    call_offer_rate: float = 1.0
+    smoothing: float = 10.0
+    oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
+
+    def reward(self) -> RewardConfig:
+        return RewardConfig(subscription_value=self.subscription_value, shaped=self.shaped_reward)
+
+    def funnel(self) -> FunnelConfig:
+        return FunnelConfig(call_offer_rate=self.call_offer_rate)
+
+
+@dataclass
+class LoadedRun:
+    """A finished run: its settings, data, simulator (refitted from train, deterministic) and policy."""
+
+    directory: Path
+    settings: RunSettings
+    prepared: PreparedCRM
+    simulator: FunnelSimulator
+    policy: PolicyFn
+    meta: dict
+
+
+def build_simulator(prepared: PreparedCRM, settings: RunSettings) -> FunnelSimulator:
+    """The simulator of a run: fitted on the train split only."""
+    return simulator_from_frame(
+        prepared.train, smoothing=settings.smoothing, reward=settings.reward(), config=settings.funnel()
+    )
+
+
+def train_run(
+    prepared: PreparedCRM,
+    settings: RunSettings,
+    out: Path,
+    progress: Callable[[int], None] | None = None,
+    resume: bool = False,
+) -> dict:
+    """Train the run's agent and write the run folder; returns the final metrics dict."""
+    if settings.agent not in AGENTS:
+        raise NextbestError(f"unknown agent {settings.agent!r}; choose one of {', '.join(AGENTS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    sim = build_simulator(prepared, settings)
+    journeys = journeys_from_frame(prepared.train)
+    started = time.perf_counter()
+    if settings.agent == "qlearning":
+        curves, final = _train_qlearning(sim, journeys, settings, out, progress, resume)
+    else:
+        curves, final = _train_sb3(sim, journeys, settings, out, progress)
+    final = {"agent": settings.agent, "wall_seconds": time.perf_counter() - started, **final}
+    meta = {"settings": asdict(settings), "data_dir": str(prepared.directory.resolve()), "created": time.time()}
+    _write_json(out / "run.json", meta)
+    _write_json(out / "training_metrics.json", curves)
+    _write_json(out / "training_metrics_final.json", final)
+    return final
+
+
+def _train_qlearning(sim, journeys, settings: RunSettings, out: Path, progress, resume: bool) -> tuple[dict, dict]:
+    checkpoints = out / "checkpoints"
+    found = latest_checkpoint(checkpoints) if resume else None
+    if found is not None:
+        agent = QLearningAgent.load(found, sim)
+        if progress is not None:
+            progress(agent.episodes_done)
+    else:
+        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample)
+        agent = QLearningAgent(sim, config)
+    agent.train(journeys, settings.episodes, checkpoint_dir=checkpoints, progress=progress)
+    agent.save(out / "policy.npz")
+    return asdict(agent.log), agent.final_metrics()
+
+
+def _train_sb3(sim, journeys, settings: RunSettings, out: Path, progress) -> tuple[dict, dict]:
+    from nextbest.agents.sb3 import train_sb3
+
+    country, education = sim.model.encode_leads(journeys.country, journeys.education)
+    policy = train_sb3(settings.agent, sim, country, education, settings.episodes, settings.seed, out, progress)
+    curves = getattr(policy, "curves", {})
+    final = {
+        "episodes": settings.episodes,
+        "q_table_states": None,
+        "max_abs_delta_q_last_10k": None,
+        "policy_change_pct_last_10k": None,
+        "epsilon_final": None,
+    }
+    return curves, final
+
+
+def load_run(directory: str | Path) -> LoadedRun:
+    """Read a run folder written by `train_run`; a missing or damaged folder is a NextbestError."""
+    root = Path(directory)
+    meta_path = root / "run.json"
+    if not meta_path.is_file():
+        raise NextbestError(f"{root}: not a training run (no run.json); run `nextbest crm train --out {root}` first")
+    try:
+        meta = json.loads(meta_path.read_text())
+        raw = meta["settings"]
+        if raw.get("oversample") is not None:
+            raw["oversample"] = tuple(raw["oversample"])
+        settings = RunSettings(**raw)
+    except (ValueError, KeyError, TypeError) as error:
+        raise NextbestError(f"{meta_path}: damaged run description ({error})") from error
+    prepared = load_prepared(meta["data_dir"])
+    sim = build_simulator(prepared, settings)
+    if settings.agent == "qlearning":
+        policy: PolicyFn = QLearningAgent.load(root / "policy.npz", sim)
+    else:
+        from nextbest.agents.sb3 import SB3Policy
+
+        policy = SB3Policy.load(root / f"{settings.agent}_model.zip", settings.agent)
+    return LoadedRun(root, settings, prepared, sim, policy, meta)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value)}")

@@ -1,0 +1,48 @@
+"""Shared fixtures: the real SalesCRM data prepared once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from nextbest.data import prepare_crm
+from nextbest.data.prepared import PreparedCRM, load_prepared
+from nextbest.errors import DataError
+
+
+@pytest.fixture(scope="session")
+def prepared_crm(tmp_path_factory: pytest.TempPathFactory) -> PreparedCRM:
+    """The embedded SalesCRM data prepared (split, train statistics, features) in a session temp folder."""
+    directory = tmp_path_factory.mktemp("prep")
+    try:
+        prepare_crm(directory)
+    except DataError as error:
+        pytest.skip(f"real SalesCRM data not on this machine: {error}")
+    return load_prepared(directory)
+
+
+@pytest.fixture(scope="session")
+def prepared(prepared_crm: PreparedCRM) -> PreparedCRM:
+    """Alias of `prepared_crm`."""
+    return prepared_crm
+
+
+@pytest.fixture(scope="session")
+def train_journeys(prepared_crm: PreparedCRM):
+    from nextbest.sim import journeys_from_frame
+
+    return journeys_from_frame(prepared_crm.train)
+
+
+@pytest.fixture(scope="session")
+def test_journeys(prepared_crm: PreparedCRM):
+    from nextbest.sim import journeys_from_frame
+
+    return journeys_from_frame(prepared_crm.test)
+
+
+@pytest.fixture()
+def simulator(prepared_crm: PreparedCRM):
+    """A fresh simulator fitted on the train split."""
+    from nextbest.sim import simulator_from_frame
+
+    return simulator_from_frame(prepared_crm.train)

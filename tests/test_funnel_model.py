@@ -1,0 +1,88 @@
+"""The Naive-Bayes funnel model: smoothing, recentring, train-only fitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nextbest.sim import FunnelModel, Journeys
+from nextbest.sim.funnel_model import KEY_INDEX, TARGETS, current_cell
+from nextbest.sim.journeys import STEP_INDEX, STEPS
+
+
+def _tiny_journeys() -> Journeys:
+    """Six leads: the only 'Rare' lead subscribed, so a raw rate would be exactly 1."""
+    reached = np.zeros((6, len(STEPS)), dtype=bool)
+    reached[:, STEP_INDEX["msg1"]] = True
+    reached[0, [STEP_INDEX["first_call"], STEP_INDEX["signup"], STEP_INDEX["subscribed"]]] = True
+    country = np.array(["Rare", "Common", "Common", "Common", "Common", "Common"])
+    education = np.array(["B1"] * 6)
+    return Journeys(reached, np.zeros(6, dtype=bool), country, education)
+
+
+def test_sparse_cells_never_give_certainties() -> None:
+    journeys = _tiny_journeys()
+    model = FunnelModel(smoothing=10.0).fit(journeys)
+    country, education = model.encode_leads(journeys.country, journeys.education)
+    key = journeys.reached[:, KEY_INDEX]
+    for target in TARGETS:
+        p = model.probability(target, country, education, key)
+        assert np.all(p > 0.0) and np.all(p < 1.0), target
+    # the lone subscribed 'Rare' lead must not make subscription certain for 'Rare' leads
+    p_rare = model.probability("subscribed", country[:1], education[:1], key[:1])
+    assert p_rare[0] < 0.9
+
+
+def test_unseen_categories_fall_back_to_the_cell_rate() -> None:
+    journeys = _tiny_journeys()
+    model = FunnelModel().fit(journeys)
+    country, education = model.encode_leads(np.array(["Atlantis"]), np.array(["B99"]))
+    assert country[0] == len(model.countries_) and education[0] == len(model.educations_)
+    p = model.probability("first_call", country, education, np.zeros((1, 5), dtype=bool))
+    assert 0 < p[0] < 1
+
+
+def test_cell_means_match_smoothed_cell_rates_on_train(train_journeys: Journeys) -> None:
+    """Recentring: for every target the mean prediction over the fitting leads equals the smoothed rate."""
+    model = FunnelModel(smoothing=10.0).fit(train_journeys)
+    country, education = model.encode_leads(train_journeys.country, train_journeys.education)
+    key = train_journeys.reached[:, KEY_INDEX]
+    for target in ("first_call", "demo", "signup", "manager", "subscribed", "dropped"):
+        p = model.probability(target, country, education, key)
+        actual = train_journeys.dropped if target == "dropped" else train_journeys.reached[:, STEP_INDEX[target]]
+        assert p.mean() == pytest.approx(actual.mean(), abs=0.003), target
+
+
+def test_current_cell_is_the_furthest_earlier_key_step() -> None:
+    key = np.array(
+        [[False, False, False, False, False], [True, False, True, False, False], [True, True, True, True, True]]
+    )
+    before = np.array([0, 1, 2])  # first_call, demo, survey
+    assert current_cell(key, before).tolist() == [0, 3, 3]
+
+
+def test_simulator_is_fitted_on_train_only(prepared) -> None:
+    """Rewriting every test-period outcome leaves the run's simulator unchanged; adding the test leads
+    to the fit would change it (so this test can fail)."""
+    from nextbest.sim import journeys_from_frame, simulator_from_frame
+
+    before = simulator_from_frame(prepared.train).model
+    test = prepared.test.copy()
+    test["subscribed"] = test["lead_date"]  # every test lead "subscribes"
+    prepared_changed = type(prepared)(
+        prepared.train, prepared.val, test, prepared.stats, prepared.split, prepared.directory
+    )
+    after = simulator_from_frame(prepared_changed.train).model
+    for target in TARGETS:
+        np.testing.assert_array_equal(before.tables_[target].base, after.tables_[target].base)
+    both = journeys_from_frame(prepared.train)
+    leaked_reached = np.vstack([both.reached, journeys_from_frame(test).reached])
+    leaked = FunnelModel().fit(
+        Journeys(
+            leaked_reached,
+            np.concatenate([both.dropped, journeys_from_frame(test).dropped]),
+            np.concatenate([both.country, journeys_from_frame(test).country]),
+            np.concatenate([both.education, journeys_from_frame(test).education]),
+        )
+    )
+    assert not np.allclose(leaked.tables_["subscribed"].base, before.tables_["subscribed"].base)

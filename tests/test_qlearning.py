@@ -1,0 +1,111 @@
+"""Tabular Q-learning: the update rule, ε schedule, oversampling split, checkpoints and resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nextbest.agents.qlearning import QLearningAgent, QLearningConfig, latest_checkpoint, split_counts
+from nextbest.errors import NextbestError
+from nextbest.sim.journeys import STEP_INDEX
+
+
+def _agent(simulator, **overrides) -> QLearningAgent:
+    config = QLearningConfig(batch_size=500, metrics_every=1000, checkpoint_every=2000, **overrides)
+    return QLearningAgent(simulator, config)
+
+
+def test_single_update_is_the_textbook_rule(simulator) -> None:
+    agent = _agent(simulator, oversample=None)
+    agent.table._grow(3)
+    agent.table.q[2, 1] = 4.0
+    delta = agent._update(np.array([2]), np.array([1]), np.array([10.0]), np.array([1.0]))
+    assert agent.table.q[2, 1] == pytest.approx(4.0 + 0.1 * (10.0 - 4.0))
+    assert delta == pytest.approx(0.6)
+
+
+def test_duplicate_pairs_move_like_sequential_updates(simulator) -> None:
+    """k updates toward the same target t from q: q + (1 − (1 − α)^k)(t − q)."""
+    agent = _agent(simulator, oversample=None)
+    agent.table._grow(1)
+    agent._update(np.zeros(3, dtype=int), np.zeros(3, dtype=int), np.full(3, 10.0), np.ones(3))
+    sequential = 0.0
+    for _ in range(3):
+        sequential += 0.1 * (10.0 - sequential)
+    assert agent.table.q[0, 0] == pytest.approx(sequential)
+
+
+def test_importance_weights_undo_the_oversampling(simulator, train_journeys) -> None:
+    agent = _agent(simulator)
+    strata = agent._strata(train_journeys)
+    weights = agent._importance_weights(strata, len(train_journeys))
+    subscribed = train_journeys.reached[:, STEP_INDEX["subscribed"]]
+    assert weights[subscribed].mean() < 0.05 < weights[~subscribed].mean()
+    drawn = np.zeros(len(train_journeys))
+    for stratum, share in zip(strata, agent.config.oversample):
+        drawn += share * np.bincount(stratum, minlength=len(train_journeys)) / stratum.size
+    assert float(np.sum(weights * drawn)) == pytest.approx(1.0)
+
+
+def test_oversampled_batches_hold_30_30_40(simulator, train_journeys) -> None:
+    agent = _agent(simulator)
+    picks = agent._sample_leads(agent._strata(train_journeys), len(train_journeys))
+    subscribed = train_journeys.reached[picks, STEP_INDEX["subscribed"]]
+    called = train_journeys.reached[picks, STEP_INDEX["first_call"]]
+    assert picks.size == 500
+    assert subscribed[:150].all() and called[150:300].all()
+    assert subscribed.mean() >= 0.3 and subscribed.mean() < 0.35  # the random 40% adds almost none
+    assert split_counts(1000, (0.3, 0.3, 0.4)) == [300, 300, 400]
+    assert sum(split_counts(999, (0.3, 0.3, 0.4))) == 999
+
+
+def test_epsilon_follows_the_decay_schedule(simulator, train_journeys) -> None:
+    agent = _agent(simulator)
+    agent.train(train_journeys, 2000)
+    assert agent.log.episodes == [1000, 2000]
+    assert agent.log.epsilon[0] == pytest.approx(max(0.01, 0.995**999))
+    assert agent.final_metrics()["epsilon_final"] == pytest.approx(0.01)
+
+
+def test_resume_from_checkpoint_gives_identical_results(simulator, train_journeys, tmp_path) -> None:
+    straight = _agent(simulator, seed=3)
+    straight.train(train_journeys, 4000, checkpoint_dir=tmp_path / "a")
+    first_half = _agent(simulator, seed=3)
+    first_half.train(train_journeys, 2000, checkpoint_dir=tmp_path / "b")
+    checkpoint = latest_checkpoint(tmp_path / "b")
+    assert checkpoint is not None and checkpoint.name == "qtable_ep2000.npz"
+    resumed = QLearningAgent.load(checkpoint, simulator)
+    resumed.train(train_journeys, 4000, checkpoint_dir=tmp_path / "b")
+    assert list(resumed.table.index) == list(straight.table.index)
+    np.testing.assert_array_equal(resumed.table.values(), straight.table.values())
+    assert resumed.log.mean_business_value == straight.log.mean_business_value
+    assert (tmp_path / "a" / "qtable_ep4000.npz").is_file()
+
+
+def test_final_metrics_report_the_last_window(simulator, train_journeys) -> None:
+    agent = _agent(simulator)
+    agent.train(train_journeys, 4000)
+    metrics = agent.final_metrics()
+    assert metrics["episodes"] == 4000
+    assert metrics["q_table_states"] == len(agent.table) > 100
+    assert metrics["max_abs_delta_q_last_10k"] > 0
+    assert 0 <= metrics["policy_change_pct_last_10k"] <= 100
+
+
+def test_greedy_policy_waits_in_unknown_states(simulator) -> None:
+    agent = _agent(simulator)
+    actions = agent(np.full((4, 16), 0.5, dtype=np.float32))
+    assert actions.tolist() == [4, 4, 4, 4]
+
+
+def test_bad_settings_are_refused(simulator, train_journeys, tmp_path) -> None:
+    with pytest.raises(NextbestError, match="batch_size"):
+        QLearningAgent(simulator, QLearningConfig(batch_size=300))
+    with pytest.raises(NextbestError, match="oversample"):
+        QLearningAgent(simulator, QLearningConfig(oversample=(0.5, 0.5, 0.5)))
+    with pytest.raises(NextbestError, match="multiple"):
+        _agent(simulator).train(train_journeys, 1234)
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(NextbestError, match="not a Q-learning checkpoint"):
+        QLearningAgent.load(bad, simulator)
