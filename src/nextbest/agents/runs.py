@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig, latest_checkpoint
 from nextbest.data.prepared import PreparedCRM, load_prepared
 from nextbest.errors import NextbestError
@@ -110,7 +112,7 @@ def _train_sb3(sim, journeys, settings: RunSettings, out: Path, progress) -> tup
 
     country, education = sim.model.encode_leads(journeys.country, journeys.education)
     policy = train_sb3(settings.agent, sim, country, education, settings.episodes, settings.seed, out, progress)
-    curves = getattr(policy, "curves", {})
+    curves = _curve_per_1k(policy.curve)
     final = {
         "episodes": settings.episodes,
         "q_table_states": None,
@@ -119,6 +121,16 @@ def _train_sb3(sim, journeys, settings: RunSettings, out: Path, progress) -> tup
         "epsilon_final": None,
     }
     return curves, final
+
+
+def _curve_per_1k(curve, every: int = 1000) -> dict:
+    """Mean business value per `every` finished episodes, in the Q-learning curve format."""
+    if curve is None or not curve.business_value:
+        return {"episodes": [], "mean_business_value": []}
+    values = np.asarray(curve.business_value, dtype=float)
+    ends = list(range(every, values.size + 1, every)) or [values.size]
+    means = [float(values[max(end - every, 0) : end].mean()) for end in ends]
+    return {"episodes": ends, "mean_business_value": means}
 
 
 def load_run(directory: str | Path) -> LoadedRun:

@@ -192,6 +192,7 @@ def evaluate(
             config,
             retrain=retrain if sensitivity else None,
             progress=advance,
+            validation=journeys_from_frame(loaded.prepared.val),
         )
     result["run"] = str(run)
     out.mkdir(parents=True, exist_ok=True)
@@ -218,6 +219,9 @@ def _print_evaluation(console, result: dict) -> None:
     console.print(table)
     calibration = result["simulator_calibration"]
     console.print(f"simulator calibration: within_ci_fraction = {calibration['within_ci_fraction']:.2f}")
+    drift = result.get("simulator_calibration_train_val")
+    if drift is not None:
+        console.print(f"  (diagnostic, simulator refit on train + val: {drift['within_ci_fraction']:.2f})")
     for name, check in result["targets"].items():
         mark = "[green]met[/green]" if check["met"] else "[red]not met[/red]"
         console.print(f"  target {name}: {_fmt(check['value'])} (target {check['target']}) {mark}")

@@ -91,11 +91,14 @@ def evaluate_crm(
     config: EvaluationConfig | None = None,
     retrain: Callable[[FunnelSimulator], PolicyFn] | None = None,
     progress: Callable[[int], None] | None = None,
+    validation: Journeys | None = None,
 ) -> dict:
     """The evaluation JSON of the CRM use case (see `nextbest crm evaluate --help` for its fields).
 
     `policies` must contain "learned", "random" and "logged"; `retrain(sim)` trains a fresh learned
-    policy on another simulator, for the sensitivity table (skipped when None).
+    policy on another simulator, for the sensitivity table (skipped when None). With `validation`,
+    the calibration is also measured for a simulator fitted on train + validation leads: a
+    diagnostic of drift between the periods, never used for the policy metrics.
     """
     cfg = config or EvaluationConfig()
     leads = _Leads(*sim.model.encode_leads(test.country, test.education), test.country, test.education)
@@ -115,6 +118,8 @@ def evaluate_crm(
     out["action_flows"] = {name: action_flow(run.rollout) for name, run in point.items()}
     out["top_segments"] = top_segments(point["learned"].rollout, leads, cfg.replications, cfg.segment_min_support)
     out["simulator_calibration"] = _calibration(point["logged"].rollout, test, calibration_samples, cfg.level)
+    if validation is not None:
+        out["simulator_calibration_train_val"] = _drift_diagnostic(sim, train, validation, test, leads, policies, cfg)
     out["targets"] = _targets(out)
     if retrain is not None:
         out["sensitivity"] = _sensitivity(sim, train, leads, policies, retrain, cfg)
@@ -161,6 +166,31 @@ def _bootstrap(
         if progress is not None:
             progress(1)
     return samples, calibration
+
+
+def _drift_diagnostic(
+    sim: FunnelSimulator,
+    train: Journeys,
+    validation: Journeys,
+    test: Journeys,
+    leads: _Leads,
+    policies: dict[str, PolicyFn],
+    cfg: EvaluationConfig,
+) -> dict:
+    """Calibration on test of the same simulator fitted on train + validation leads."""
+    both = Journeys(
+        np.vstack([train.reached, validation.reached]),
+        np.concatenate([train.dropped, validation.dropped]),
+        np.concatenate([train.country, validation.country]),
+        np.concatenate([train.education, validation.education]),
+    )
+    refitted = refit_like(sim, both)
+    logged = {"logged": policies["logged"]}
+    point = simulate_policy(refitted, *leads.tile(cfg.replications), policies["logged"], cfg.seed)
+    _, samples = _bootstrap(refitted, both, leads, logged, cfg, None)
+    result = _calibration(point.rollout, test, samples, cfg.level)
+    result["fitted_on"] = "train + validation leads (diagnostic of drift; the run's simulator uses train only)"
+    return result
 
 
 def _reach_rates(state, rows: slice) -> np.ndarray:

@@ -195,6 +195,7 @@ class FunnelSimulator:
         if logged is not None:
             u = self._posterior_thresholds(u, country, education, logged)
         zeros = np.zeros(n, dtype=np.int64)
+        country, education = np.array(country, dtype=np.int64), np.array(education, dtype=np.int64)
         return FunnelState(
             country=country,
             education=education,
@@ -232,6 +233,10 @@ class FunnelSimulator:
     def step(self, state: FunnelState, actions: np.ndarray) -> StepResult:
         """Advance every lead that is not done by one week under `actions` (ints in ACTIONS order)."""
         actions = np.asarray(actions, dtype=np.int64)
+        if actions.shape != (len(state),) or actions.min(initial=0) < 0 or actions.max(initial=0) >= len(ACTIONS):
+            raise NextbestError(
+                f"actions must be {len(state)} integers in 0..{len(ACTIONS) - 1} ({', '.join(ACTIONS)})"
+            )
         active = ~state.done
         cost = np.where(active, self._costs[actions], 0.0)
         key_before = state.key.copy()
@@ -396,9 +401,9 @@ def _category_means(frame: pd.DataFrame, category: str, rate: str) -> dict[str, 
 def refit_like(sim: FunnelSimulator, journeys: Journeys, config: FunnelConfig | None = None) -> FunnelSimulator:
     """A simulator with `sim`'s settings (or `config`), category codes and rate features, refitted on
     `journeys` (e.g. a bootstrap resample of the train leads)."""
-    model = FunnelModel(smoothing=sim.model.smoothing, eps=sim.model.eps).fit(
-        journeys, countries=sim.model.countries_, educations=sim.model.educations_
-    )
+    model = FunnelModel(
+        smoothing=sim.model.smoothing, eps=sim.model.eps, missing_as_evidence=sim.model.missing_as_evidence
+    ).fit(journeys, countries=sim.model.countries_, educations=sim.model.educations_)
     twin = FunnelSimulator(model, reward=sim.reward, config=config or sim.config)
     twin._country_rate, twin._education_rate = sim._country_rate, sim._education_rate
     return twin

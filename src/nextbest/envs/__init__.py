@@ -1,0 +1,28 @@
+"""Gymnasium environments wrapping the simulators of `nextbest.sim`, and their registration.
+
+`import nextbest.envs` registers "nextbest/CRMFunnel-v0", so that
+`gymnasium.make("nextbest/CRMFunnel-v0")` works afterwards; `gymnasium.make("nextbest.envs:nextbest/CRMFunnel-v0")`
+imports this module itself. Gymnasium 1.x no longer reads the "gymnasium.envs" entry-point group
+that pyproject.toml declares, so one of the two is needed.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+from nextbest.envs.crm import ENV_ID, CRMFunnelEnv, default_simulator
+
+
+def register_envs() -> None:
+    """Register the nextbest environments with Gymnasium (idempotent).
+
+    No `max_episode_steps`: the simulator ends every episode at its own horizon (truncated=True),
+    and a fixed TimeLimit would contradict a simulator built with another horizon.
+    """
+    if ENV_ID not in gymnasium.registry:
+        gymnasium.register(id=ENV_ID, entry_point="nextbest.envs.crm:CRMFunnelEnv")
+
+
+register_envs()
+
+__all__ = ["ENV_ID", "CRMFunnelEnv", "default_simulator", "register_envs"]

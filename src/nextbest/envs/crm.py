@@ -1,0 +1,173 @@
+"""The CRM funnel as a Gymnasium environment: one lead per episode, one week per step.
+
+`CRMFunnelEnv` holds no dynamics of its own. It is a batch of one on top of
+`nextbest.sim.funnel.FunnelSimulator`: `reset` samples a lead from a pool of category codes and
+calls `simulator.reset` on that single lead, `step` calls `simulator.step` with a one-element
+action array, and the observation is `simulator.observe(state)[0]`. The same simulator object
+is the vectorized path: to step thousands of leads at once (training loops, evaluation), call
+`FunnelSimulator.reset/step/observe` on a whole batch, or `nextbest.sim.rollout.run_episodes`
+with a policy. There is no separate vector environment, so there is one copy of the dynamics.
+
+Episode contract:
+    observation  Box(0, 1, (16,), float32): `FunnelSimulator.observe` of the lead
+    action       Discrete(6): email, call, demo, survey, wait, manager (`nextbest.sim.funnel.ACTIONS`)
+    reward       the simulator's training reward (business value, or the shaped reward when the
+                 simulator's RewardConfig says so); `info["business_reward"]` is always business value
+    terminated   the lead subscribed or dropped out
+    truncated    the simulator's horizon was reached without either (the simulator ends the episode
+                 itself, so the registration adds no TimeLimit wrapper)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from nextbest.errors import NextbestError
+from nextbest.sim.funnel import ACTIONS, OBS_DIM, STAGES, FunnelSimulator, FunnelState, simulator_from_frame
+from nextbest.sim.journeys import journeys_from_frame
+
+ENV_ID = "nextbest/CRMFunnel-v0"
+
+
+class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
+    """One lead through the CRM funnel, stepped by a FunnelSimulator (see module docstring).
+
+    Args:
+        simulator: the dynamics; None builds one from the train split of `data_dir`
+            (`load_or_prepare(data_dir)`, the embedded default data when None) and uses its train
+            leads as the pool.
+        country, education: integer category codes (`simulator.model.encode_leads`) of the leads
+            an episode samples from, uniformly; required together with `simulator`.
+        data_dir: a folder written by `nextbest crm prepare`; only used without `simulator`.
+        render_mode: None or "ansi" (`render()` returns a one-line text of the lead's state).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        simulator: FunnelSimulator | None = None,
+        country: np.ndarray | None = None,
+        education: np.ndarray | None = None,
+        data_dir: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise NextbestError(f"render_mode {render_mode!r} is not supported; use None or 'ansi'")
+        if simulator is None:
+            if country is not None or education is not None:
+                raise NextbestError("country/education codes need the simulator that encoded them")
+            simulator, country, education = default_simulator(data_dir)
+        self.simulator = simulator
+        self.country, self.education = _check_pool(simulator, country, education)
+        self.render_mode = render_mode
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(OBS_DIM,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(len(ACTIONS))
+        self._state: FunnelState | None = None
+        self._lead = -1
+
+    @property
+    def state(self) -> FunnelState:
+        """The simulator state of the current lead (a batch of one); read it, do not change it."""
+        if self._state is None:
+            raise NextbestError("call reset() before reading the state")
+        return self._state
+
+    @property
+    def pool_size(self) -> int:
+        """Number of leads an episode samples from."""
+        return int(self.country.shape[0])
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode for one lead drawn uniformly from the pool with `self.np_random`.
+
+        `options={"lead": i}` picks pool row i instead. The lead's latent thresholds are drawn by
+        `simulator.reset` from `self.np_random` too, so the seed fixes the whole episode.
+        """
+        super().reset(seed=seed)
+        lead = (options or {}).get("lead")
+        if lead is None:
+            lead = int(self.np_random.integers(self.pool_size))
+        elif not 0 <= int(lead) < self.pool_size:
+            raise NextbestError(f"lead {lead} is outside the pool of {self.pool_size} leads")
+        self._lead = int(lead)
+        rows = np.array([self._lead])
+        self._state = self.simulator.reset(self.country[rows], self.education[rows], rng=self.np_random)
+        return self.simulator.observe(self._state)[0], self._info()
+
+    def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One week for the lead under `action`; returns (obs, reward, terminated, truncated, info)."""
+        state = self.state
+        if state.done[0]:
+            raise NextbestError("the episode has ended; call reset()")
+        if not self.action_space.contains(action):
+            raise NextbestError(f"action {action!r} is not one of 0..{len(ACTIONS) - 1} ({', '.join(ACTIONS)})")
+        result = self.simulator.step(state, np.array([action], dtype=np.int64))
+        terminated = bool(state.subscribed[0] or state.dropped[0])
+        truncated = bool(result.done[0]) and not terminated
+        info = self._info()
+        info["business_reward"] = float(result.business_reward[0])
+        info["cost"] = float(result.cost[0])
+        return self.simulator.observe(state)[0], float(result.reward[0]), terminated, truncated, info
+
+    def _info(self) -> dict[str, Any]:
+        state = self.state
+        return {
+            "lead": self._lead,
+            "week": int(state.t[0]),
+            "stage": STAGES[int(state.stage[0])],
+            "subscribed": bool(state.subscribed[0]),
+            "dropped": bool(state.dropped[0]),
+        }
+
+    def render(self) -> str | None:
+        """With render_mode "ansi": week, stage, contacts and money spent of the current lead."""
+        if self.render_mode != "ansi" or self._state is None:
+            return None
+        state = self._state
+        return (
+            f"lead {self._lead} week {int(state.t[0])}/{self.simulator.config.horizon} "
+            f"stage {STAGES[int(state.stage[0])]} contacts {int(state.contacts[0])} cost {float(state.cost[0]):.0f}"
+        )
+
+
+def _check_pool(
+    simulator: FunnelSimulator, country: np.ndarray | None, education: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated integer code arrays of the lead pool (codes up to the 'unseen' code are allowed)."""
+    if country is None or education is None:
+        raise NextbestError("a simulator needs its lead pool: pass country and education codes")
+    country = np.asarray(country, dtype=np.int64).reshape(-1)
+    education = np.asarray(education, dtype=np.int64).reshape(-1)
+    if country.size == 0 or country.shape != education.shape:
+        raise NextbestError(
+            f"the lead pool needs as many country as education codes, at least one ({country.size}, {education.size})"
+        )
+    limits = (len(simulator.model.countries_), len(simulator.model.educations_))
+    for name, codes, limit in (("country", country, limits[0]), ("education", education, limits[1])):
+        if codes.min() < 0 or codes.max() > limit:
+            raise NextbestError(f"{name} codes must be in 0..{limit} (the simulator's vocabulary plus 'unseen')")
+    return country, education
+
+
+@lru_cache(maxsize=4)
+def default_simulator(data_dir: str | None = None) -> tuple[FunnelSimulator, np.ndarray, np.ndarray]:
+    """Simulator fitted on the train split of `data_dir` (embedded default when None) and its train lead codes.
+
+    Cached per folder, so that many environments share one simulator (it keeps no episode state).
+    """
+    from nextbest.data.prepared import load_or_prepare
+
+    prepared = load_or_prepare(data_dir)
+    simulator = simulator_from_frame(prepared.train)
+    journeys = journeys_from_frame(prepared.train)
+    country, education = simulator.model.encode_leads(journeys.country, journeys.education)
+    country.flags.writeable = False
+    education.flags.writeable = False
+    return simulator, country, education
