@@ -118,11 +118,14 @@ class TrainingLog:
 
     episodes: list[int] = field(default_factory=list)
     epsilon: list[float] = field(default_factory=list)
+    #: importance-weighted means over the window's episodes (estimates for the real lead population)
     mean_business_value: list[float] = field(default_factory=list)
     mean_training_reward: list[float] = field(default_factory=list)
     subscription_rate: list[float] = field(default_factory=list)
     states: list[int] = field(default_factory=list)
     max_abs_delta_q: list[float] = field(default_factory=list)
+    epsilon_trajectory_episodes: list[int] = field(default_factory=list)
+    epsilon_trajectory: list[float] = field(default_factory=list)
 
 
 class QLearningAgent:
@@ -177,10 +180,11 @@ class QLearningAgent:
             start = self.episodes_done
             decay = cfg.epsilon_decay ** np.arange(start, start + cfg.batch_size)
             epsilon = np.maximum(cfg.epsilon_end, cfg.epsilon_start * decay)
+            self._record_epsilon(start, epsilon)
             business, shaped, max_delta = self._run_batch(state, epsilon, weights[picks])
             if start >= window_start:
                 self._window_max_delta = max(self._window_max_delta, max_delta)
-            window.add(business, shaped, state.subscribed)
+            window.add(business, shaped, state.subscribed, weights[picks])
             self.episodes_done += cfg.batch_size
             if self.episodes_done % cfg.metrics_every == 0:
                 window.flush(self, float(epsilon[-1]), max_delta)
@@ -195,6 +199,13 @@ class QLearningAgent:
         called = np.flatnonzero(journeys.reached[:, STEP_INDEX["first_call"]])
         everyone = np.arange(len(journeys))
         return [subscribed if subscribed.size else everyone, called if called.size else everyone, everyone]
+
+    def _record_epsilon(self, start: int, epsilon: np.ndarray) -> None:
+        """ε of ~20 episodes per batch while it decays, then of the batch's first episode."""
+        step = max(epsilon.size // 20, 1) if epsilon[0] > self.config.epsilon_end else epsilon.size
+        for offset in range(0, epsilon.size, step):
+            self.log.epsilon_trajectory_episodes.append(start + offset)
+            self.log.epsilon_trajectory.append(float(epsilon[offset]))
 
     def _importance_weights(self, strata: list[np.ndarray], n_leads: int) -> np.ndarray:
         """w_i = (1/N) / P(lead i is drawn), normalised to mean 1 over the leads; ones without oversampling."""
@@ -333,25 +344,35 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 
 class _Window:
-    """Accumulates batch outcomes between two metric points."""
+    """Accumulates batch outcomes between two metric points.
+
+    Means are importance-weighted (Σ w·x / Σ w), so they estimate the lead population's values
+    even when the batches are oversampled.
+    """
 
     def __init__(self) -> None:
         self.business: list[np.ndarray] = []
         self.shaped: list[np.ndarray] = []
         self.subscribed: list[np.ndarray] = []
+        self.weight: list[np.ndarray] = []
 
-    def add(self, business: np.ndarray, shaped: np.ndarray, subscribed: np.ndarray) -> None:
+    def add(self, business: np.ndarray, shaped: np.ndarray, subscribed: np.ndarray, weight: np.ndarray) -> None:
         self.business.append(business)
         self.shaped.append(shaped)
-        self.subscribed.append(subscribed.copy())
+        self.subscribed.append(subscribed.astype(float))
+        self.weight.append(weight)
+
+    def _mean(self, parts: list[np.ndarray]) -> float:
+        weight = np.concatenate(self.weight)
+        return float(np.sum(np.concatenate(parts) * weight) / np.sum(weight))
 
     def flush(self, agent: QLearningAgent, epsilon: float, max_delta: float) -> None:
         log = agent.log
         log.episodes.append(agent.episodes_done)
         log.epsilon.append(epsilon)
-        log.mean_business_value.append(float(np.concatenate(self.business).mean()))
-        log.mean_training_reward.append(float(np.concatenate(self.shaped).mean()))
-        log.subscription_rate.append(float(np.concatenate(self.subscribed).mean()))
+        log.mean_business_value.append(self._mean(self.business))
+        log.mean_training_reward.append(self._mean(self.shaped))
+        log.subscription_rate.append(self._mean(self.subscribed))
         log.states.append(len(agent.table))
         log.max_abs_delta_q.append(max_delta)
         self.__init__()
