@@ -99,5 +99,5 @@ def test_segments_are_ranked_by_value(evaluation) -> None:
     values = [s["value_per_lead"] for s in evaluation["top_segments"]]
     assert values == sorted(values, reverse=True)
     for segment in evaluation["top_segments"]:
-        assert segment["episodes"] >= 30
+        assert segment["leads"] >= 30 and segment["episodes"] >= segment["leads"]
         assert segment["action_sequences"] and 0 < segment["action_sequences"][0]["share"] <= 1

@@ -178,12 +178,7 @@ def _drift_diagnostic(
     cfg: EvaluationConfig,
 ) -> dict:
     """Calibration on test of the same simulator fitted on train + validation leads."""
-    both = Journeys(
-        np.vstack([train.reached, validation.reached]),
-        np.concatenate([train.dropped, validation.dropped]),
-        np.concatenate([train.country, validation.country]),
-        np.concatenate([train.education, validation.education]),
-    )
+    both = train.concat(validation)
     refitted = refit_like(sim, both)
     logged = {"logged": policies["logged"]}
     point = simulate_policy(refitted, *leads.tile(cfg.replications), policies["logged"], cfg.seed)
@@ -266,13 +261,14 @@ def top_segments(rollout: Rollout, leads: _Leads, replications: int, min_support
     """Education × country × stage segments with the highest value-to-go under the policy.
 
     A lead-episode enters a segment the first week it is in a stage; its value-to-go is the business
-    value from that week to the end. Segments need `min_support` entries; the top k by mean value.
+    value from that week to the end. Segments need `min_support` distinct test leads (episodes are
+    `replications` copies of each lead); the top k by mean value.
     """
     education = np.tile(leads.education_name, replications)
     country = np.tile(leads.country_name, replications)
     to_go = np.cumsum(rollout.rewards[:, ::-1], axis=1)[:, ::-1]
-    groups: dict[tuple[str, str, str], list[tuple[float, tuple[str, ...]]]] = {}
-    n, horizon = rollout.stages.shape
+    groups: dict[tuple[str, str, str], list[tuple[float, tuple[str, ...], int]]] = {}
+    n_leads = leads.education_name.size
     for stage_code in range(len(STAGES)):
         at = rollout.stages == stage_code
         first_week = np.where(at.any(axis=1), np.argmax(at, axis=1), -1)
@@ -280,13 +276,14 @@ def top_segments(rollout: Rollout, leads: _Leads, replications: int, min_support
             week = first_week[i]
             plan = tuple(ACTIONS[a] for a in rollout.actions[i, week:] if a >= 0)
             key = (str(education[i]), str(country[i]), STAGES[stage_code])
-            groups.setdefault(key, []).append((float(to_go[i, week]), plan))
+            groups.setdefault(key, []).append((float(to_go[i, week]), plan, int(i % n_leads)))
     ranked = []
     for (edu, ctry, stage), entries in groups.items():
-        if len(entries) < min_support:
+        distinct = len({lead for _, _, lead in entries})
+        if distinct < min_support:
             continue
-        values = np.array([v for v, _ in entries])
-        sequences = Counter(_compact(plan) for _, plan in entries).most_common(3)
+        values = np.array([v for v, _, _ in entries])
+        sequences = Counter(_compact(plan) for _, plan, _ in entries).most_common(3)
         ranked.append(
             {
                 "education": edu,
@@ -295,6 +292,7 @@ def top_segments(rollout: Rollout, leads: _Leads, replications: int, min_support
                 "value_per_lead": float(values.mean()),
                 "value_ci": [float(v) for v in _mean_interval(values)],
                 "episodes": len(entries),
+                "leads": distinct,
                 "action_sequences": [
                     {"sequence": list(seq), "share": count / len(entries)} for seq, count in sequences
                 ],

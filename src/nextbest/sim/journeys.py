@@ -71,6 +71,15 @@ class Journeys:
             return float(self.dropped.mean()) if len(self) else 0.0
         return float(self.reached[:, STEP_INDEX[step]].mean()) if len(self) else 0.0
 
+    def concat(self, other: Journeys) -> Journeys:
+        """These journeys followed by `other`'s."""
+        return Journeys(
+            np.vstack([self.reached, other.reached]),
+            np.concatenate([self.dropped, other.dropped]),
+            np.concatenate([self.country, other.country]),
+            np.concatenate([self.education, other.education]),
+        )
+
     def subset(self, index: np.ndarray) -> Journeys:
         """The journeys of the leads at `index` (with repetition, for bootstrap resamples)."""
         return Journeys(self.reached[index], self.dropped[index], self.country[index], self.education[index])
