@@ -99,3 +99,17 @@ def test_every_command_has_help() -> None:
                  ("crm", "evaluate", "--help"), ("crm", "report", "--help"), ("crm", "demo", "--help")):  # fmt: skip
         result = run_cli(*args)
         assert result.returncode == 0 and "Usage" in result.stdout, args
+
+
+@pytest.mark.rl
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_sb3_agents_train_and_evaluate_through_the_cli(agent: str, pipeline: Path, tmp_path: Path) -> None:
+    trained = run_cli("crm", "train", "--agent", agent, "--data", str(pipeline / "prep"), "--episodes", "1000",
+                      "--out", str(tmp_path / "run"))  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert (tmp_path / "run" / f"{agent}_model.zip").is_file()
+    evaluated = run_cli("crm", "evaluate", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "eval"),
+                        "--bootstrap", "3", "--replications", "1", "--no-sensitivity")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert evaluation["policies"]["learned"]["subscription_rate"] is not None

@@ -3,12 +3,14 @@
 Read top to bottom: hyper-parameters (`SB3Config`), the trained policy (`SB3Policy`), training
 (`train_sb3`) and the episode callback behind the reward curve.
 
-Training runs SB3's MlpPolicy on CPU on `n_envs` copies of `CRMFunnelEnv` (each a batch of one
-over the same `FunnelSimulator`, sampling leads from the same pool). The simulator reward is
-multiplied by `reward_scale` for the learner only (a subscription is worth 1000 against action
-costs of 0–20; unscaled, the value targets are too large for a small network); the curve and
-`info["business_reward"]` stay in money. The step budget is `episodes · horizon`; training stops
-earlier once `episodes` episodes have ended (leads that subscribe or drop out end early).
+Training runs SB3's MlpPolicy on CPU on a `FunnelVecEnv` (`nextbest.envs.vector`): `n_envs` leads
+of the pool stepped together by ONE `FunnelSimulator.step` call per vector step, each finished lead
+replaced at once by a fresh one (the dynamics of `CRMFunnelEnv`, without one Python env per lead).
+The simulator reward is multiplied by `reward_scale` for the learner only (a subscription is worth
+1000 against action costs of 0–20; unscaled, the value targets are too large for a small network);
+the curve and `info["business_reward"]` stay in money. The step budget is `episodes · horizon`;
+training stops earlier once `episodes` episodes have ended (leads that subscribe or drop out end
+early).
 
 torch and stable-baselines3 are imported inside the functions: `import nextbest.agents.sb3`
 works without the rl extra, and using it without them raises a NextbestError saying how to
@@ -36,22 +38,25 @@ INSTALL_HINT = "install the rl extra: pip install torch==2.13.0 'nextbest[rl]'"
 class SB3Config:
     """Hyper-parameters of both algorithms (small defaults for 16 inputs, 6 actions, sparse reward).
 
-    Shared: n_envs environments stepped together, discount gamma (episodes last at most 10 weeks,
-    so close to 1), learning rate, hidden layers, reward scale for the learner, torch threads.
-    ppo_*: steps per environment per rollout, minibatch size, epochs per rollout, GAE λ, clip
-    range, entropy bonus (keeps exploring while rewards are rare).
-    dqn_*: replay buffer size, steps before learning starts, minibatch size, environment steps
-    between updates, gradient steps per update, target network update interval (steps), share
-    of training over which ε falls from 1 to `dqn_final_eps`.
+    Shared: n_envs leads stepped together (one simulator batch), discount gamma (episodes last at
+    most 10 weeks, so close to 1), learning rate, hidden layers, reward scale for the learner,
+    torch threads.
+    ppo_*: steps per environment per rollout (a rollout is ppo_n_steps · n_envs transitions, 2,048
+    by default), minibatch size, epochs per rollout, GAE λ, clip range, entropy bonus (keeps
+    exploring while rewards are rare).
+    dqn_*: replay buffer size, transitions before learning starts, minibatch size, vector steps
+    (of n_envs transitions each) between updates, gradient steps per update, target network
+    update interval (transitions), share of training over which ε falls from 1 to `dqn_final_eps`.
+    The defaults replay each transition 8 times on average (gradient_steps · batch_size / n_envs).
     """
 
-    n_envs: int = 8
+    n_envs: int = 64
     gamma: float = 0.99
     learning_rate: float = 3e-4
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     reward_scale: float = 0.01
     torch_threads: int = 1
-    ppo_n_steps: int = 64
+    ppo_n_steps: int = 32
     ppo_batch_size: int = 128
     ppo_n_epochs: int = 4
     ppo_gae_lambda: float = 0.95
@@ -59,10 +64,10 @@ class SB3Config:
     ppo_ent_coef: float = 0.01
     dqn_buffer_size: int = 50_000
     dqn_learning_starts: int = 500
-    dqn_batch_size: int = 64
+    dqn_batch_size: int = 128
     dqn_train_freq: int = 1
-    dqn_gradient_steps: int = 1
-    dqn_target_update_interval: int = 500
+    dqn_gradient_steps: int = 4
+    dqn_target_update_interval: int = 1000
     dqn_exploration_fraction: float = 0.3
     dqn_final_eps: float = 0.05
 
@@ -174,7 +179,7 @@ def train_sb3(
     progress: Callable[[int], None] | None = None,
     config: SB3Config | None = None,
 ) -> SB3Policy:
-    """Train PPO or DQN on CRMFunnelEnv(simulator, country, education) for `episodes` episodes.
+    """Train PPO or DQN on `config.n_envs` leads of the pool (country, education) for `episodes` episodes.
 
     Budget: total_timesteps = episodes · horizon; stops once `episodes` episodes have ended.
     `progress(k)` is called with the number of episodes that ended at each step where some did.
@@ -227,19 +232,13 @@ def _model_class(algorithm: str) -> Any:
 
 
 def _vector_env(simulator: FunnelSimulator, country: np.ndarray, education: np.ndarray, config: SB3Config) -> Any:
-    """DummyVecEnv of n_envs CRMFunnelEnv over one simulator, reward scaled for the learner."""
-    from gymnasium.wrappers import TransformReward
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    """FunnelVecEnv of n_envs leads stepped as one simulator batch, reward scaled for the learner.
 
-    from nextbest.envs.crm import CRMFunnelEnv
+    SB3 seeds it through `VecEnv.seed` when the model is built.
+    """
+    from nextbest.envs.vector import FunnelVecEnv
 
-    scale = config.reward_scale
-
-    def make() -> Any:
-        env = CRMFunnelEnv(simulator=simulator, country=country, education=education)
-        return TransformReward(env, lambda reward: reward * scale)
-
-    return DummyVecEnv([make] * config.n_envs)
+    return FunnelVecEnv(simulator, country, education, num_envs=config.n_envs, reward_scale=config.reward_scale)
 
 
 def _episode_callback(episodes: int, progress: Callable[[int], None] | None) -> Any:

@@ -6,7 +6,10 @@ calls `simulator.reset` on that single lead, `step` calls `simulator.step` with 
 action array, and the observation is `simulator.observe(state)[0]`. The same simulator object
 is the vectorized path: to step thousands of leads at once (training loops, evaluation), call
 `FunnelSimulator.reset/step/observe` on a whole batch, or `nextbest.sim.rollout.run_episodes`
-with a policy. There is no separate vector environment, so there is one copy of the dynamics.
+with a policy. For Stable-Baselines3, `nextbest.envs.vector.FunnelVecEnv` is the same batch as an
+SB3 VecEnv (num_envs leads, one `simulator.step` per vector step, finished leads auto-reset); it
+imports SB3, so only `nextbest.agents.sb3` imports it. Neither env has dynamics of its own, so there
+is one copy of them.
 
 Episode contract:
     observation  Box(0, 1, (16,), float32): `FunnelSimulator.observe` of the lead
