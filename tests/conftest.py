@@ -46,3 +46,14 @@ def simulator(prepared_crm: PreparedCRM):
     from nextbest.sim import simulator_from_frame
 
     return simulator_from_frame(prepared_crm.train)
+
+
+@pytest.fixture(scope="session")
+def funnel(prepared_crm: PreparedCRM):
+    """(simulator fitted on train, country codes, education codes of the train leads)."""
+    from nextbest.sim import journeys_from_frame, simulator_from_frame
+
+    sim = simulator_from_frame(prepared_crm.train)
+    journeys = journeys_from_frame(prepared_crm.train)
+    country, education = sim.model.encode_leads(journeys.country, journeys.education)
+    return sim, country, education

@@ -8,40 +8,18 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import nextbest.envs
-from nextbest.data.prepared import PreparedCRM
+from funnel_helpers import FixedWillingness
 from nextbest.envs import ENV_ID, CRMFunnelEnv
 from nextbest.errors import NextbestError
-from nextbest.sim import ACTIONS, STAGES, FunnelSimulator, FunnelState, journeys_from_frame, simulator_from_frame
+from nextbest.sim import ACTIONS, STAGES
 
 WAIT, EMAIL = ACTIONS.index("wait"), ACTIONS.index("email")
-
-
-@pytest.fixture(scope="module")
-def funnel(prepared_crm: PreparedCRM) -> tuple[FunnelSimulator, np.ndarray, np.ndarray]:
-    """Simulator fitted on the real train split and the train leads' category codes."""
-    sim = simulator_from_frame(prepared_crm.train)
-    journeys = journeys_from_frame(prepared_crm.train)
-    country, education = sim.model.encode_leads(journeys.country, journeys.education)
-    return sim, country, education
 
 
 @pytest.fixture()
 def env(funnel) -> CRMFunnelEnv:
     sim, country, education = funnel
     return CRMFunnelEnv(simulator=sim, country=country, education=education)
-
-
-class FixedWillingness(FunnelSimulator):
-    """The same dynamics with every latent threshold set to `value`: 0 takes every step, 1 none."""
-
-    def __init__(self, base: FunnelSimulator, value: float) -> None:
-        super().__init__(base.model, reward=base.reward, config=base.config)
-        self.value = value
-
-    def reset(self, country, education, rng, logged=None) -> FunnelState:
-        state = super().reset(country, education, rng, logged)
-        state.u[:] = self.value
-        return state
 
 
 def run(env: gymnasium.Env, seed: int, actions: list[int]) -> list[tuple]:

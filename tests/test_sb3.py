@@ -10,20 +10,10 @@ import numpy as np
 import pytest
 
 from nextbest.agents.sb3 import SB3Config, SB3Policy, _model_class, train_sb3
-from nextbest.data.prepared import PreparedCRM
 from nextbest.errors import NextbestError
-from nextbest.sim import FunnelSimulator, journeys_from_frame, simulator_from_frame
 
 EPISODES = 200
 rl = pytest.mark.rl
-
-
-@pytest.fixture(scope="module")
-def funnel(prepared_crm: PreparedCRM) -> tuple[FunnelSimulator, np.ndarray, np.ndarray]:
-    sim = simulator_from_frame(prepared_crm.train)
-    journeys = journeys_from_frame(prepared_crm.train)
-    country, education = sim.model.encode_leads(journeys.country, journeys.education)
-    return sim, country, education
 
 
 @pytest.fixture(scope="module")

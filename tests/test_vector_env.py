@@ -10,39 +10,17 @@ pytest.importorskip("stable_baselines3")
 from stable_baselines3.common.monitor import Monitor  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor  # noqa: E402
 
-from nextbest.data.prepared import PreparedCRM  # noqa: E402
+from funnel_helpers import FixedWillingness
 from nextbest.envs import CRMFunnelEnv  # noqa: E402
 from nextbest.envs.vector import FunnelVecEnv, copy_rows  # noqa: E402
 from nextbest.errors import NextbestError  # noqa: E402
-from nextbest.sim import ACTIONS, FunnelSimulator, FunnelState, journeys_from_frame, simulator_from_frame  # noqa: E402
+from nextbest.sim import ACTIONS, FunnelSimulator  # noqa: E402
 
 pytestmark = pytest.mark.rl
 
 WAIT, EMAIL = ACTIONS.index("wait"), ACTIONS.index("email")
 OBS_WEEK = 4
 SCALE = 0.01
-
-
-@pytest.fixture(scope="module")
-def funnel(prepared_crm: PreparedCRM) -> tuple[FunnelSimulator, np.ndarray, np.ndarray]:
-    """Simulator fitted on the real train split and the train leads' category codes."""
-    sim = simulator_from_frame(prepared_crm.train)
-    journeys = journeys_from_frame(prepared_crm.train)
-    country, education = sim.model.encode_leads(journeys.country, journeys.education)
-    return sim, country, education
-
-
-class FixedWillingness(FunnelSimulator):
-    """The same dynamics with every latent threshold set to `value`: 0 takes every step, 1 none."""
-
-    def __init__(self, base: FunnelSimulator, value: float) -> None:
-        super().__init__(base.model, reward=base.reward, config=base.config)
-        self.value = value
-
-    def reset(self, country, education, rng, logged=None) -> FunnelState:
-        state = super().reset(country, education, rng, logged)
-        state.u[:] = self.value
-        return state
 
 
 def make(funnel, num_envs: int = 16, seed: int | None = 0, simulator: FunnelSimulator | None = None) -> FunnelVecEnv:

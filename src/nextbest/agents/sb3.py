@@ -181,7 +181,8 @@ def train_sb3(
 ) -> SB3Policy:
     """Train PPO or DQN on `config.n_envs` leads of the pool (country, education) for `episodes` episodes.
 
-    Budget: total_timesteps = episodes · horizon; stops once `episodes` episodes have ended.
+    Budget: total_timesteps = (episodes + n_envs) · horizon, enough for `episodes` episodes to end
+    while n_envs run side by side; training stops as soon as `episodes` episodes have ended.
     `progress(k)` is called with the number of episodes that ended at each step where some did.
     The returned policy carries the reward curve; with `out_dir` the model is saved as
     `out_dir/<algorithm>_model.zip`. The same seed gives the same model. Side effects of SB3 and
@@ -197,7 +198,8 @@ def train_sb3(
     env = _vector_env(simulator, country, education, config)
     model = model_class("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **config.algorithm_kwargs(algorithm))
     callback = _episode_callback(episodes, progress)
-    model.learn(total_timesteps=episodes * simulator.config.horizon, callback=callback)
+    budget = (episodes + config.n_envs) * simulator.config.horizon
+    model.learn(total_timesteps=budget, callback=callback)
     env.close()
     policy = SB3Policy(model, algorithm, curve=callback.curve)
     if out_dir is not None:
