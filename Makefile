@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+SYSTEM := $(VENV)/.system-packages
 DEMO_OUT ?= runs/demo
 
 .PHONY: install demo test lint bench clean
@@ -16,12 +17,20 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[all]"
 	touch $(STAMP)
 
+# Services the tests use for real: Debian's Chromium (browser tests) and PostgreSQL (platform tests).
+$(SYSTEM):
+	@if ! command -v chromium >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing Debian packages: chromium postgresql"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql >/dev/null; \
+	fi
+	@mkdir -p $(VENV) && touch $(SYSTEM)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/nextbest crm demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) $(SYSTEM)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
