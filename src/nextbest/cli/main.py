@@ -6,7 +6,9 @@ import sys
 
 import typer
 
+from nextbest.cli.ab import ab_app
 from nextbest.cli.crm import crm_app
+from nextbest.cli.platform import platform_app
 from nextbest.errors import NextbestError
 
 app = typer.Typer(
@@ -15,6 +17,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(crm_app, name="crm")
+app.add_typer(ab_app, name="ab")
+app.add_typer(platform_app, name="platform")
 
 
 def main() -> None:

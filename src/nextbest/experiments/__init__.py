@@ -1,0 +1,57 @@
+"""A/B-test statistics: design, assignment, analysis, sequential testing, simulation (numpy/scipy only, no I/O).
+
+* :mod:`~nextbest.experiments.design` — ``sample_size``, ``power``, ``minimum_detectable_effect``, binary
+  variants, ``validate_design``. Example: sd 15, effect 0.7, alpha 0.05, power 0.8 -> 7,210 per arm two-sided,
+  5,679 one-sided (exact t-test; the normal approximation gives 7,209 / 5,678).
+* :mod:`~nextbest.experiments.assignment` — ``assign``, ``assign_many``: SHA-256 of (salt, unit id).
+* :mod:`~nextbest.experiments.analysis` — ``analyze`` (Welch, CUPED), ``bootstrap_ci``, ``srm_test``.
+* :mod:`~nextbest.experiments.sequential` — ``MixtureSPRT``, the always-valid mSPRT.
+* :mod:`~nextbest.experiments.simulation` — vectorized error-rate checks.
+
+Parameter mistakes raise :class:`~nextbest.experiments.design.InvalidParameter`, both a
+``nextbest.errors.NextbestError`` and a ``ValueError``.
+"""
+
+from nextbest.experiments.analysis import (
+    AnalysisResult,
+    BootstrapResult,
+    SRMResult,
+    analyze,
+    bootstrap_ci,
+    srm_test,
+)
+from nextbest.experiments.assignment import assign, assign_many
+from nextbest.experiments.design import (
+    DesignCheck,
+    InvalidParameter,
+    SampleSize,
+    minimum_detectable_effect,
+    power,
+    power_binary,
+    sample_size,
+    sample_size_binary,
+    validate_design,
+)
+from nextbest.experiments.sequential import MixtureSPRT, SequentialResult
+
+__all__ = [
+    "AnalysisResult",
+    "BootstrapResult",
+    "DesignCheck",
+    "InvalidParameter",
+    "MixtureSPRT",
+    "SRMResult",
+    "SampleSize",
+    "SequentialResult",
+    "analyze",
+    "assign",
+    "assign_many",
+    "bootstrap_ci",
+    "minimum_detectable_effect",
+    "power",
+    "power_binary",
+    "sample_size",
+    "sample_size_binary",
+    "srm_test",
+    "validate_design",
+]

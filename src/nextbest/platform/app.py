@@ -1,0 +1,230 @@
+"""The experiment platform's HTTP API (FastAPI). ``create_app(db_url)`` is the only entry point.
+
+Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
+
+- ``POST /api/experiments`` design -> 201 {id, token, ...}; invalid/incoherent design -> 422 {detail}.
+- ``GET /api/experiments`` list (no tokens); ``GET /api/experiments/{id}`` configuration, progress, result.
+- ``POST /api/experiments/{id}/decisions`` and ``.../outcomes`` (``Authorization: Bearer <token>``): one item or a
+  list -> 200 {accepted, duplicates}. No token -> 401, a token of another experiment or a wrong one -> 403,
+  unknown experiment -> 404, malformed body -> 422, body > 8 MB or list > 200,000 items -> 413.
+- ``GET /api/experiments/{id}/assignment/{uuid}`` -> arm (deterministic, no token); ``GET /healthz``.
+
+Extending (web pages): ``app.include_router(router)`` and, inside routes, ``Depends(get_store)`` for the
+:class:`~nextbest.platform.store.Store` (also at ``app.state.store``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nextbest.platform.limits import MAX_BODY_BYTES, BodySizeLimit
+from nextbest.platform.schemas import (
+    AssignmentOut,
+    CreatedOut,
+    DecisionIn,
+    ErrorOut,
+    ExperimentIn,
+    ExperimentOut,
+    ExperimentSummary,
+    IngestOut,
+    OutcomeIn,
+    UnitId,
+)
+from nextbest.platform.store import DesignRejected, PlatformError, Store, TokenRejected, UnknownExperiment
+
+MAX_ITEMS = 200_000
+MAX_ERRORS_SHOWN = 20
+log = logging.getLogger("nextbest.platform")
+
+ExperimentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="experiment id")]
+bearer = HTTPBearer(auto_error=False, description="the token returned when the experiment was created")
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no bearer token"},
+    403: {"model": ErrorOut, "description": "the token does not open this experiment"},
+    404: {"model": ErrorOut, "description": "unknown experiment"},
+    413: {"model": ErrorOut, "description": "body larger than 8 MB or more than 200,000 items"},
+}
+
+
+def get_store(request: Request) -> Store:
+    """The application's Store (dependency for routes, the API's and the web pages')."""
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def authorized(
+    experiment_id: ExperimentId,
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> int:
+    """The experiment id once the bearer token opens it; 401 without token, 403 wrong token, 404 unknown id."""
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    store.check_token(experiment_id, credentials.credentials)
+    return experiment_id
+
+
+AuthorizedId = Annotated[int, Depends(authorized)]
+
+
+def _as_list(body: Any) -> list[Any]:
+    """One item or a list of items as a list; 413 above MAX_ITEMS."""
+    items = body if isinstance(body, list) else [body]
+    if len(items) > MAX_ITEMS:
+        raise HTTPException(413, f"at most {MAX_ITEMS:,} items per request")
+    return items
+
+
+def build_api_router() -> APIRouter:
+    """The JSON API routes under /api."""
+    router = APIRouter(prefix="/api", tags=["experiments"])
+
+    @router.post("/experiments", status_code=201, response_model=CreatedOut,
+                 responses={422: {"description": "invalid or incoherent design (detail explains what to change)"}})
+    def create_experiment(spec: ExperimentIn, store: StoreDep) -> CreatedOut:
+        """Create an experiment from a coherent design; the token in the answer is shown only this once."""
+        return store.create_experiment(spec)
+
+    @router.get("/experiments", response_model=list[ExperimentSummary])
+    def list_experiments(store: StoreDep) -> list[ExperimentSummary]:
+        """Every experiment, newest first (configuration and status; never tokens)."""
+        return store.list_experiments()
+
+    @router.get("/experiments/{experiment_id}", response_model=ExperimentOut, responses={404: {"model": ErrorOut}})
+    def get_experiment(experiment_id: ExperimentId, store: StoreDep) -> ExperimentOut:
+        """Configuration, progress per arm, and the result once both arms reached the designed sample size."""
+        return store.get_experiment(experiment_id)
+
+    @router.post("/experiments/{experiment_id}/decisions", response_model=IngestOut, responses=AUTH_RESPONSES)
+    def post_decisions(experiment_id: AuthorizedId, body: DecisionIn | list[DecisionIn], store: StoreDep) -> IngestOut:
+        """Record the new system's decisions (value 1 = show, 0 = don't); repeated uuids are counted, not stored."""
+        return store.add_decisions(experiment_id, _as_list(body))
+
+    @router.post("/experiments/{experiment_id}/outcomes", response_model=IngestOut, responses=AUTH_RESPONSES)
+    def post_outcomes(experiment_id: AuthorizedId, body: OutcomeIn | list[OutcomeIn], store: StoreDep) -> IngestOut:
+        """Record outcomes (revenue, arm, decision applied); repeated uuids are counted, not stored."""
+        return store.add_outcomes(experiment_id, _as_list(body))
+
+    @router.get("/experiments/{experiment_id}/assignment/{uuid}", response_model=AssignmentOut,
+                responses={404: {"model": ErrorOut}})
+    def get_assignment(experiment_id: ExperimentId, uuid: Annotated[UnitId, Path()], store: StoreDep) -> AssignmentOut:
+        """The arm of a unit: a deterministic hash of the experiment's salt and the uuid (no token needed)."""
+        return store.assignment(experiment_id, uuid)
+
+    return router
+
+
+def build_health_router() -> APIRouter:
+    """GET /healthz: 200 when the database answers, 503 otherwise."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    def healthz(store: StoreDep) -> dict[str, str]:
+        """Liveness and database reachability."""
+        with store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return {"status": "ok", "database": store.engine.dialect.name}
+
+    return router
+
+
+def _json_error(status_code: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+
+def _validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first validation errors as plain JSON (location, message, type), without echoing the input."""
+    shown = []
+    for error in errors[:MAX_ERRORS_SHOWN]:
+        location = [part if isinstance(part, int) else str(part) for part in error.get("loc", ())]
+        shown.append({"loc": location, "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))})
+    return shown
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map refusals to 4xx JSON and anything unexpected to a JSON 5xx without a traceback in the response."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        return _json_error(422, _validation_errors(list(error.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and error.detail == "There was an error parsing the body":
+            return _json_error(422, "the body is not valid JSON")
+        return _json_error(error.status_code, error.detail, getattr(error, "headers", None))
+
+    @app.exception_handler(DesignRejected)
+    async def design_rejected(_: Request, error: DesignRejected) -> JSONResponse:
+        return _json_error(422, str(error))
+
+    @app.exception_handler(UnknownExperiment)
+    async def unknown(_: Request, error: UnknownExperiment) -> JSONResponse:
+        return _json_error(404, str(error))
+
+    @app.exception_handler(TokenRejected)
+    async def forbidden(_: Request, error: TokenRejected) -> JSONResponse:
+        return _json_error(403, str(error))
+
+    @app.exception_handler(PlatformError)
+    async def refused(_: Request, error: PlatformError) -> JSONResponse:
+        return _json_error(400, str(error))
+
+    @app.exception_handler(IntegrityError)
+    async def conflict(request: Request, error: IntegrityError) -> JSONResponse:
+        log.warning("integrity error on %s %s: %s", request.method, request.url.path, error.orig)
+        return _json_error(409, "the request conflicts with recorded data")
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
+        log.error("database error on %s %s: %s", request.method, request.url.path, error.orig)
+        status_code = 503 if error.connection_invalidated or isinstance(error.orig, OSError) else 500
+        return _json_error(status_code, "database error; nothing of this request was recorded")
+
+    @app.exception_handler(SQLAlchemyError)
+    async def sqlalchemy_error(request: Request, error: SQLAlchemyError) -> JSONResponse:
+        log.error("database error on %s %s: %s", request.method, request.url.path, error)
+        return _json_error(500, "database error; nothing of this request was recorded")
+
+
+def create_app(db_url: str, *, store: Store | None = None) -> FastAPI:
+    """The platform application on ``db_url`` (migrated at start-up), or on an already open ``store``.
+
+    The Store is ``app.state.store``; its engine is disposed when the application shuts down.
+    """
+    store = store if store is not None else Store.open(db_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="nextbest experiment platform",
+        version="1.0",
+        description="Design A/B experiments, collect decisions and outcomes with a token, read the verdict.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    install_error_handlers(app)
+    app.include_router(build_api_router())
+    app.include_router(build_health_router())
+    return app
