@@ -213,7 +213,9 @@ def analyze(
     for option, label, mask in (("--control-label", control_label, is_c), ("--treatment-label", treatment_label, is_t)):
         if not mask.any():
             shown = ", ".join(repr(v) for v in found[:10]) + (" ..." if len(found) > 10 else "")
-            raise DataError(f"{data}: column {arm_col!r} has no rows with arm {label!r} ({option}); labels found: {shown}")
+            raise DataError(
+                f"{data}: column {arm_col!r} has no rows with arm {label!r} ({option}); labels found: {shown}"
+            )
     values = _numeric(frame, metric, data, "--metric")
     kwargs = {}
     if covariate is not None:
@@ -229,7 +231,9 @@ def analyze(
     payload = result.to_dict()
     payload["srm"] = srm.to_dict()
     if bootstrap:
-        payload["bootstrap"] = bootstrap_ci(values[is_c], values[is_t], n_boot=bootstrap, alpha=alpha, seed=seed).to_dict()
+        payload["bootstrap"] = bootstrap_ci(
+            values[is_c], values[is_t], n_boot=bootstrap, alpha=alpha, seed=seed
+        ).to_dict()
     payload["input"] = {
         "file": str(data),
         "rows": int(len(frame)),

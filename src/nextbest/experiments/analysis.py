@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from nextbest.experiments.design import InvalidParameter, _as_array, check_alpha, check_alternative
 
@@ -71,7 +71,12 @@ def _fmt_p(p: float) -> str:
 
 
 def _interval(ci: tuple[float, float]) -> str:
-    return f"{_fmt(ci[0])} to {_fmt(ci[1])}"
+    low, high = ci
+    if math.isfinite(low) and not math.isfinite(high):
+        return f"at least {_fmt(low)}"
+    if math.isfinite(high) and not math.isfinite(low):
+        return f"at most {_fmt(high)}"
+    return f"{_fmt(low)} to {_fmt(high)}"
 
 
 @dataclass(frozen=True)
@@ -112,11 +117,11 @@ def welch_from_moments(mean_c, var_c, n_c, mean_t, var_t, n_t, alternative: str 
         statistic = (effect - null) / se
         df = se2**2 / (v_c**2 / (np.asarray(n_c) - 1) + v_t**2 / (np.asarray(n_t) - 1))
     if alternative == "two-sided":
-        p_value = 2.0 * stats.t.sf(np.abs(statistic), df)
+        p_value = 2.0 * special.stdtr(df, -np.abs(statistic))
     elif alternative == "larger":
-        p_value = stats.t.sf(statistic, df)
+        p_value = special.stdtr(df, -statistic)
     else:
-        p_value = stats.t.cdf(statistic, df)
+        p_value = special.stdtr(df, statistic)
     return effect, se, statistic, df, np.minimum(p_value, 1.0)
 
 
@@ -246,8 +251,8 @@ def analyze(
     effect, se, statistic, df, p_value = (
         float(v) for v in welch_from_moments(mean_c, var_c, arm_c.n, mean_t, var_t, arm_t.n, alternative)
     )
-    two = stats.t.ppf(1 - alpha / 2, df) * se
-    one = stats.t.ppf(1 - alpha, df) * se
+    two = -special.stdtrit(df, alpha / 2) * se
+    one = -special.stdtrit(df, alpha) * se
     ci_two_sided = (effect - two, effect + two)
     if alternative == "two-sided":
         ci = ci_two_sided
@@ -257,7 +262,7 @@ def analyze(
         ci = (-math.inf, effect + one)
 
     t_target = (effect - target_effect) / se
-    target_p = float(stats.t.cdf(t_target, df) if alternative == "smaller" else stats.t.sf(t_target, df))
+    target_p = float(special.stdtr(df, t_target) if alternative == "smaller" else special.stdtr(df, -t_target))
     target_alpha = alpha / 2 if alternative == "two-sided" else alpha
     lower_is_better = alternative == "smaller"
     significant = p_value < alpha
@@ -320,7 +325,9 @@ def _verdict(
     if target != 0:
         beyond = "below" if alternative == "smaller" else "above"
         if improves_by_target:
-            text += f" The effect is significantly {beyond} the target {target:+.4g} (one-sided p = {_fmt_p(target_p)})."
+            text += (
+                f" The effect is significantly {beyond} the target {target:+.4g} (one-sided p = {_fmt_p(target_p)})."
+            )
         else:
             text += (
                 f" It is not shown to be {beyond} the target {target:+.4g} (one-sided p = {_fmt_p(target_p)}): "
@@ -335,8 +342,9 @@ def _verdict(
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Percentile bootstrap of the difference in means. Iterating yields the interval: ``low, high = bootstrap_ci(...)``.
-    ``p_value`` is the two-sided percentile p-value ``2 min(P*(d <= 0), P*(d >= 0))`` (resolution 1 / n_boot)."""
+    """Percentile bootstrap of the difference in means; iterating yields the interval
+    (``low, high = bootstrap_ci(...)``). ``p_value`` is the two-sided percentile p-value
+    ``2 min(P*(d <= 0), P*(d >= 0))`` (resolution 1 / n_boot)."""
 
     effect: float
     ci: tuple[float, float]
@@ -399,7 +407,10 @@ def bootstrap_ci(
     p_value = max(p_value, 1.0 / n_boot)
     level = f"{1 - alpha:.0%}"
     if low > 0 or high < 0:
-        verdict = f"The bootstrap {level} interval {_interval((low, high))} excludes 0: the arms differ (effect {effect:+.4g})."
+        verdict = (
+            f"The bootstrap {level} interval {_interval((low, high))} excludes 0: the arms differ "
+            f"(effect {effect:+.4g})."
+        )
     else:
         verdict = f"The bootstrap {level} interval {_interval((low, high))} contains 0: no clear difference."
     return BootstrapResult(
@@ -493,11 +504,13 @@ def srm_test(
     expected = total * shares
     statistic = float(np.sum((observed - expected) ** 2 / expected))
     df = observed.size - 1
-    p_value = float(stats.chi2.sf(statistic, df))
+    p_value = float(special.chdtrc(df, statistic))
     flagged = p_value < threshold
     seen = " / ".join(f"{v:.1%}" for v in observed / total)
     wanted = " / ".join(f"{v:.1%}" for v in shares)
-    figures = f"observed {seen} vs configured {wanted} of {int(total):,} units (chi2 = {statistic:.3g}, p = {p_value:.2g})"
+    figures = (
+        f"observed {seen} vs configured {wanted} of {int(total):,} units (chi2 = {statistic:.3g}, p = {p_value:.2g})"
+    )
     if flagged:
         message = (
             f"Sample ratio mismatch: {figures} < {threshold:g}. The split is broken; find the cause (assignment, "

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from nextbest.errors import NextbestError
 
@@ -85,7 +85,9 @@ def _check_power(power: Any, alpha: float) -> float:
     if not 0.0 < power < 1.0:
         raise InvalidParameter(f"power must be in (0, 1), got {power:g}")
     if power <= alpha:
-        raise InvalidParameter(f"power ({power:g}) must exceed alpha ({alpha:g}): any test rejects that often by chance")
+        raise InvalidParameter(
+            f"power ({power:g}) must exceed alpha ({alpha:g}): any test rejects that often by chance"
+        )
     return power
 
 
@@ -186,24 +188,30 @@ def _solve_n(d: float, alpha: float, target: float, alternative: str, ratio: flo
         exact = low
     else:
         tail = alpha / 2.0 if alternative == "two-sided" else alpha
-        guess = (stats.norm.isf(tail) + stats.norm.ppf(target)) ** 2 * (1.0 + 1.0 / ratio) / d**2
+        guess = (special.ndtri(tail) - special.ndtri(target)) ** 2 * (1.0 + 1.0 / ratio) / d**2
+        too_many = InvalidParameter(
+            f"effect / sd = {d:.3g} is too small: more than {_MAX_N:,} units per arm would be needed"
+        )
+        if guess > _MAX_N:
+            raise too_many
         high = max(4.0, 1.5 * guess)
         while gap(high) < 0:
             low, high = high, high * 2.0
-            if high > _MAX_N:
-                raise InvalidParameter(
-                    f"effect / sd = {d:.3g} is too small: more than {_MAX_N:,} units per arm would be needed"
-                )
+            if high > 4 * _MAX_N:
+                raise too_many
         exact = float(optimize.brentq(gap, low, high, xtol=1e-9, rtol=1e-12))
 
     def reaches(n1: int) -> bool:
         return _power_arms(d, n1, _treatment_n(n1, ratio), alpha, alternative, method) >= target
 
     n1 = max(2, math.ceil(exact - 1e-9))
-    while n1 > 2 and reaches(n1 - 1):
-        n1 -= 1
-    while not reaches(n1):
-        n1 += 1
+    for _ in range(100):  # the root is within a unit or two of the integer answer
+        if n1 > 2 and reaches(n1 - 1):
+            n1 -= 1
+        elif not reaches(n1):
+            n1 += 1
+        else:
+            break
     n2 = _treatment_n(n1, ratio)
     return _Solved(exact, n1, n2, _power_arms(d, n1, n2, alpha, alternative, method))
 
@@ -242,16 +250,28 @@ class SampleSize(int):
     ratio: float
     method: str
 
-    def __new__(cls, solved: _Solved, ratio: float, method: str) -> SampleSize:
-        obj = super().__new__(cls, solved.n_control)
-        obj.n_control = solved.n_control
-        obj.n_treatment = solved.n_treatment
-        obj.total = solved.n_control + solved.n_treatment
-        obj.exact = solved.exact
-        obj.achieved_power = solved.achieved_power
+    def __new__(
+        cls,
+        n_control: int,
+        n_treatment: int | None = None,
+        exact: float | None = None,
+        achieved_power: float = math.nan,
+        ratio: float = 1.0,
+        method: str = "t",
+    ) -> SampleSize:
+        obj = super().__new__(cls, n_control)
+        obj.n_control = int(n_control)
+        obj.n_treatment = int(n_control if n_treatment is None else n_treatment)
+        obj.total = obj.n_control + obj.n_treatment
+        obj.exact = float(n_control if exact is None else exact)
+        obj.achieved_power = achieved_power
         obj.ratio = ratio
         obj.method = method
         return obj
+
+    @classmethod
+    def _from(cls, solved: _Solved, ratio: float, method: str) -> SampleSize:
+        return cls(solved.n_control, solved.n_treatment, solved.exact, solved.achieved_power, ratio, method)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -296,7 +316,7 @@ def sample_size(
     method = _check_method(method)
     solved = _solve_n(abs(effect) / sd, alpha, power, "larger" if alternative != "two-sided" else alternative, ratio,
                       method)  # fmt: skip
-    return SampleSize(solved, ratio, method)
+    return SampleSize._from(solved, ratio, method)
 
 
 def power(
@@ -380,7 +400,7 @@ def sample_size_binary(
     _, _, h = _binary_effect(baseline, lift, relative, alternative)
     _check_effect(h, alternative, name="lift")
     solved = _solve_n(abs(h), alpha, power, "larger" if alternative != "two-sided" else alternative, ratio, "normal")
-    return SampleSize(solved, ratio, "normal")
+    return SampleSize._from(solved, ratio, "normal")
 
 
 def power_binary(

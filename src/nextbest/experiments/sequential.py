@@ -212,7 +212,8 @@ class MixtureSPRT:
 
     @property
     def decision(self) -> str:
-        """"reject" (stop: the arms differ) once the always-valid p-value is <= alpha, else "continue"."""
+        """The decision so far: "reject" (stop, the arms differ) once the always-valid p-value is <= alpha,
+        else "continue"."""
         return "reject" if self.rejected else "continue"
 
     def confidence_sequence(self) -> tuple[float, float]:

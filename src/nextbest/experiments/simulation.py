@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from nextbest.experiments.analysis import _plain, welch_from_moments
 from nextbest.experiments.design import (
@@ -60,7 +60,7 @@ class SimulationResult:
 
     @property
     def decisions(self) -> np.ndarray:
-        """"reject" / "keep" per experiment."""
+        """The decision of each experiment: "reject" or "keep" (H0)."""
         return np.where(self.rejected, "reject", "keep")
 
 
@@ -307,8 +307,8 @@ def srm_detection(
     counts = rng.multinomial(n_total, served_p, size=n_experiments)
     e = n_total * expected_p
     chi2 = np.sum((counts - e) ** 2 / e, axis=1)
-    p_values = stats.chi2.sf(chi2, served_p.size - 1)
-    at_shares = float(stats.chi2.sf(np.sum((n_total * served_p - e) ** 2 / e), served_p.size - 1))
+    p_values = special.chdtrc(served_p.size - 1, chi2)
+    at_shares = float(special.chdtrc(served_p.size - 1, np.sum((n_total * served_p - e) ** 2 / e)))
     return _rate(
         p_values < threshold,
         None,
