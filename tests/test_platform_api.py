@@ -25,7 +25,7 @@ DESIGN = {"owner": "ana", "name": "category display", "alpha": 0.05, "power": 0.
           "sample_size": 64, "alternative": "two-sided"}  # fmt: skip
 HOSTILE = [
     "'; DROP TABLE experiments; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "Robert'); DELETE FROM outcomes WHERE ('1'='1",
     "<script>alert('xss')</script>",
     "<img src=x onerror=alert(1)>",
@@ -98,7 +98,13 @@ def run_api_flow(db_url: str) -> None:
     assert rest.json() == {"accepted": 28, "duplicates": 10}
 
     done = client.get(f"/api/experiments/{experiment_id}").json()
-    expected = analyze(revenues(outcomes, "original"), revenues(outcomes, "new"), alpha=0.05, target_effect=5.0)
+    expected = analyze(
+        revenues(outcomes, "original"),
+        revenues(outcomes, "new"),
+        alpha=0.05,
+        target_effect=5.0,
+        labels=("original", "new"),
+    )
     assert_result(done, expected, srm_p_value=1.0)
     assert done["progress"] == {"original": 64, "new": 64, "required_per_arm": 64, "decisions": 500,
                                 "duplicate_decisions": 4, "duplicate_outcomes": 10, "complete": True}  # fmt: skip
@@ -241,8 +247,10 @@ def test_tokens_open_only_their_own_experiment(client: TestClient) -> None:
 def test_decisions_single_list_and_duplicates(client: TestClient, experiment: tuple[int, str]) -> None:
     experiment_id, token = experiment
     url = f"/api/experiments/{experiment_id}/decisions"
-    assert client.post(url, json={"uuid": "x", "value": 1}, headers=auth(token)).json() == {"accepted": 1,
-                                                                                           "duplicates": 0}
+    assert client.post(url, json={"uuid": "x", "value": 1}, headers=auth(token)).json() == {
+        "accepted": 1,
+        "duplicates": 0,
+    }
     batch = [{"uuid": "x", "value": 0}, {"uuid": "y", "value": 0}, {"uuid": "y", "value": 1}, {"uuid": "z", "value": 1}]
     assert client.post(url, json=batch, headers=auth(token)).json() == {"accepted": 2, "duplicates": 2}
     assert client.post(url, json=batch, headers=auth(token)).json() == {"accepted": 0, "duplicates": 4}
@@ -262,8 +270,10 @@ def test_outcomes_single_list_duplicates_first_wins(client: TestClient, experime
     batch = [dict(first, revenue=99.0, arm="original"), {"uuid": "u2", "arm": "original", "decision": 0, "revenue": 0}]
     assert client.post(url, json=batch, headers=auth(token)).json() == {"accepted": 1, "duplicates": 1}
     records = client.app.state.store.outcomes(experiment_id)
-    assert [(r.uuid, r.arm, r.decision, r.revenue) for r in records] == [("u1", "new", 1, 12.5),
-                                                                      ("u2", "original", 0, 0.0)]
+    assert [(r.uuid, r.arm, r.decision, r.revenue) for r in records] == [
+        ("u1", "new", 1, 12.5),
+        ("u2", "original", 0, 0.0),
+    ]
     assert records[0].received_at.tzinfo is not None
     progress = client.get(f"/api/experiments/{experiment_id}").json()["progress"]
     assert (progress["original"], progress["new"], progress["duplicate_outcomes"]) == (1, 1, 1)
@@ -295,7 +305,13 @@ def test_result_appears_when_both_arms_reach_the_sample_size(client: TestClient,
     client.post(url, json=extra_new + original[-1:], headers=auth(token))
     done = client.get(f"/api/experiments/{experiment_id}").json()
     # the designed horizon: the first 64 outcomes of each arm; SRM on all counts (64 vs 164: a broken split)
-    expected = analyze(revenues(original, "original"), revenues(new_only, "new"), alpha=0.05, target_effect=5.0)
+    expected = analyze(
+        revenues(original, "original"),
+        revenues(new_only, "new"),
+        alpha=0.05,
+        target_effect=5.0,
+        labels=("original", "new"),
+    )
     assert_result(done, expected, srm_p_value=srm_test([64, 164], [0.5, 0.5]).p_value)
     result = done["result"]
     assert result["n_original"] == 64 and result["n_new"] == 64 and result["srm_flagged"] is True

@@ -227,4 +227,7 @@ def create_app(db_url: str, *, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(build_api_router())
     app.include_router(build_health_router())
+    from nextbest.platform.pages import pages_router  # web pages: templates + /api/design
+
+    app.include_router(pages_router)
     return app

@@ -338,7 +338,14 @@ def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray
         "n_new": int(treatment.size),
     }
     try:
-        analysis = analyze(control, treatment, alpha=row.alpha, alternative=row.alternative, target_effect=row.effect)
+        analysis = analyze(
+            control,
+            treatment,
+            alpha=row.alpha,
+            alternative=row.alternative,
+            target_effect=row.effect,
+            labels=("original", "new"),
+        )
     except (NextbestError, ValueError) as error:
         return Result(
             verdict=f"cannot analyze: {error}", effect=None, ci=(None, None), p_value=None,

@@ -1,0 +1,556 @@
+"""Server-rendered web pages of the experiment platform (Jinja2 templates, inline CSS, a little inline JS).
+
+Routes of :data:`pages_router` (``app.include_router(pages_router)`` in ``create_app``):
+
+- ``GET /`` — every experiment: design, progress per arm, status and verdict.
+- ``GET /experiments/new`` — the create form; its inline script asks ``GET /api/design`` for the required sample
+  size as the parameters change and shows why an incoherent design would be refused.
+- ``POST /experiments/new`` — creates the experiment through the Store and shows its token once (never again);
+  an invalid or incoherent design re-renders the form with the explanation (422).
+- ``GET /experiments/{id}`` — configuration, progress, verdict and two server-side plots (PNG, matplotlib Agg):
+  the cumulative effect with its interval over the outcomes in arrival order, and revenue per arm.
+- ``GET /api/design`` — JSON: required sample size per arm, achieved power, coherence and the message of
+  :func:`nextbest.experiments.validate_design` (no token needed: it records nothing).
+
+Every user-supplied text reaches the page through Jinja2 autoescaping; every response carries a Content Security
+Policy whose scripts must bear the response's nonce. Figures come from :func:`cumulative_effect`,
+:func:`cumulative_effect_png` and :func:`revenue_distribution_png`, which the tests call as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+import secrets
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nextbest.errors import NextbestError
+from nextbest.platform.schemas import ARMS, ExperimentIn, ExperimentOut, ExperimentSummary, Result
+from nextbest.platform.store import DesignRejected, Store, UnknownExperiment
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+#: Points of the cumulative-effect curve.
+PLOT_CHECKPOINTS = 50
+#: At most this many outcomes per arm (the first ones, in arrival order) feed the plots of one page.
+MAX_PLOT_PER_ARM = 1_000_000
+#: Fixed colour of each arm, the same in the bars and in both figures.
+ARM_COLORS: dict[str, str] = {"original": "#4C78A8", "new": "#E8871E"}
+FORM_FIELDS = ("owner", "name", "alpha", "power", "effect", "sd", "alternative", "sample_size")
+DEFAULT_FORM: dict[str, str] = {
+    "owner": "",
+    "name": "",
+    "alpha": "0.05",
+    "power": "0.8",
+    "effect": "0.7",
+    "sd": "15",
+    "alternative": "two-sided",
+    "sample_size": "",
+}
+ALTERNATIVE_LABELS: dict[str, str] = {
+    "two-sided": "two-sided (new ≠ original)",
+    "larger": "one-sided: new > original",
+    "smaller": "one-sided: new < original (lower is better)",
+}
+_MAX_DESIGN_N = 10**9
+_ID_MAX = 2**31 - 1
+
+pages_router = APIRouter()
+#: matplotlib's font caches are shared between threads: figures are drawn one at a time.
+_DRAWING = threading.Lock()
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def fmt_count(value: Any) -> str:
+    """An integer with thousands separators ('7,210'); None as 'n/a'."""
+    return "n/a" if _missing(value) else f"{value:,.0f}"
+
+
+def fmt_num(value: Any, digits: int = 4) -> str:
+    """A number with ``digits`` significant digits ('0.7', '1.234'); None or non-finite as 'n/a' or '±∞'."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "+∞" if value > 0 else "−∞"
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    return f"{value:,.{digits}g}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def fmt_signed(value: Any, digits: int = 4) -> str:
+    """A signed number ('+0.7', '−1.25'), for effects."""
+    if _missing(value):
+        return fmt_num(value)
+    text = fmt_num(abs(value), digits)
+    return ("−" if value < 0 else "+") + text
+
+
+def fmt_p(value: Any) -> str:
+    """A p-value: '0.0123', '< 0.0001'; None as 'n/a'."""
+    if _missing(value):
+        return "n/a"
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def fmt_interval(bounds: Any) -> str:
+    """A confidence interval '[+0.12, +1.8]' (infinite bounds of one-sided intervals shown as ±∞)."""
+    low, high = bounds
+    low = -math.inf if low is None and high is not None else low
+    high = math.inf if high is None and low is not None else high
+    return f"[{fmt_signed(low)}, {fmt_signed(high)}]"
+
+
+def fmt_level(alpha: float) -> str:
+    """The confidence level of ``alpha`` as a percentage ('95%', '99.5%')."""
+    return f"{100 * (1 - alpha):.4g}%"
+
+
+def fmt_time(moment: datetime) -> str:
+    """A UTC timestamp to the minute ('2024-05-01 12:34 UTC')."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(count=fmt_count, num=fmt_num, signed=fmt_signed, p=fmt_p, interval=fmt_interval,
+                       level=fmt_level, time=fmt_time)  # fmt: skip
+    env.globals.update(arm_colors=ARM_COLORS, alternatives=ALTERNATIVE_LABELS)
+    return env
+
+
+TEMPLATES = _env()
+
+
+def render(
+    request: Request, name: str, status_code: int = 200, *, no_store: bool = False, **context: Any
+) -> HTMLResponse:
+    """Render template ``name`` with a fresh script nonce, under a strict Content Security Policy."""
+    nonce = secrets.token_urlsafe(16)
+    html = TEMPLATES.get_template(name).render(request=request, nonce=nonce, **context)
+    headers = {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:; "
+            "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    if no_store:
+        headers["Cache-Control"] = "no-store"
+    return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+# ------------------------------------------------------------------------------------------------ design check
+
+
+class DesignOut(BaseModel):
+    """Live design check: ``sample_size`` is the required size per arm; ``achieved_power`` the power of the given
+    ``given_sample_size`` (the required one when none was given); ``message`` explains an incoherent design."""
+
+    sample_size: int
+    total: int
+    given_sample_size: int
+    achieved_power: float
+    coherent: bool
+    message: str
+    minimum_detectable_effect: float
+
+
+def design_check(
+    effect: Any, sd: Any, alpha: Any = 0.05, power: Any = 0.8, alternative: Any = "two-sided", sample_size: Any = None
+) -> DesignOut:
+    """Required sample size per arm and coherence of a design (as the platform checks it on creation).
+
+    ``sample_size`` None or empty: the required size is used. Invalid parameters raise InvalidParameter (a
+    NextbestError) with a one-line message naming the parameter."""
+    from nextbest.experiments import InvalidParameter, validate_design
+    from nextbest.experiments import sample_size as required_size
+
+    for name, value in (("effect", effect), ("sd", sd), ("alpha", alpha), ("power", power)):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise InvalidParameter(f"{name} is required")
+    given: Any = sample_size
+    if given is None or (isinstance(given, str) and not given.strip()):
+        given = int(required_size(effect, sd, alpha, power, alternative))
+    else:
+        try:
+            number = float(given)
+        except (TypeError, ValueError):
+            raise InvalidParameter(f"sample_size must be a whole number of units per arm, got {given!r}") from None
+        if math.isfinite(number) and number > _MAX_DESIGN_N:
+            raise InvalidParameter(f"sample_size must be at most {_MAX_DESIGN_N:,} per arm")
+        given = number
+    check = validate_design(alpha, power, effect, sd, given, alternative)
+    return DesignOut(
+        sample_size=check.required_sample_size,
+        total=check.required_sample_size + check.required_n_treatment,
+        given_sample_size=check.sample_size,
+        achieved_power=check.achieved_power,
+        coherent=check.coherent,
+        message=check.message,
+        minimum_detectable_effect=check.minimum_detectable_effect,
+    )
+
+
+QueryText = Annotated[str | None, Query(max_length=40)]
+
+
+@pages_router.get(
+    "/api/design",
+    response_model=DesignOut,
+    tags=["design"],
+    responses={422: {"description": "a parameter is missing or out of range (detail names it)"}},
+)
+def design_endpoint(
+    effect: QueryText = None,
+    sd: QueryText = None,
+    alpha: QueryText = "0.05",
+    power: QueryText = "0.8",
+    alternative: QueryText = "two-sided",
+    sample_size: QueryText = None,
+) -> DesignOut | JSONResponse:
+    """Required sample size per arm, achieved power and coherence of a design; records nothing, needs no token."""
+    try:
+        return design_check(effect, sd, alpha, power, alternative, sample_size)
+    except (NextbestError, ValueError, OverflowError) as error:
+        return JSONResponse({"detail": str(error)}, status_code=422)
+
+
+def _live_state(form: dict[str, str]) -> dict[str, Any]:
+    """The design panel as first rendered (the inline script keeps it up to date)."""
+    try:
+        check = design_check(form["effect"], form["sd"], form["alpha"], form["power"], form["alternative"],
+                             form["sample_size"])  # fmt: skip
+    except (NextbestError, ValueError, OverflowError) as error:
+        return {"check": None, "error": str(error)}
+    return {"check": check, "error": None}
+
+
+# ------------------------------------------------------------------------------------------------ figures
+
+
+def cumulative_effect(
+    original: Any,
+    new: Any,
+    checkpoints: int = PLOT_CHECKPOINTS,
+    level: float = 0.95,
+    sample_size: int | None = None,
+) -> dict[str, Any]:
+    """Difference in means (new − original) and its Welch ``level`` interval as outcomes arrive.
+
+    ``original`` and ``new`` are each arm's revenues in arrival order. Point ``i`` of the curve compares the first
+    ``i`` outcomes of each arm — the pairing the platform's verdict uses at ``i = sample_size`` — at up to
+    ``checkpoints`` evenly spaced ``i`` from 2 to the smaller arm's size, plus ``sample_size`` itself when reached
+    (so the curve passes through the verdict's effect and interval). Returns plain lists ``n`` (outcomes per arm),
+    ``effect``, ``low``, ``high``, and ``level``, ``sample_size``, ``per_arm`` (the smaller arm's size). These are
+    pointwise intervals: looking at them repeatedly is not a valid sequential test."""
+    from scipy import stats
+
+    control = np.asarray(original, dtype=np.float64).reshape(-1)
+    treatment = np.asarray(new, dtype=np.float64).reshape(-1)
+    per_arm = min(control.size, treatment.size)
+    curve: dict[str, Any] = {"n": [], "effect": [], "low": [], "high": [], "level": level,
+                             "sample_size": sample_size, "per_arm": per_arm}  # fmt: skip
+    if per_arm < 2:
+        return curve
+    points = np.linspace(2, per_arm, num=max(2, checkpoints)).round().astype(np.int64)
+    if sample_size is not None and 2 <= sample_size <= per_arm:
+        points = np.append(points, sample_size)
+    n = np.unique(points)
+    moments = []
+    for values in (control[:per_arm], treatment[:per_arm]):
+        centred = values - values.mean()  # sums of centred values keep the variances accurate
+        s1 = np.cumsum(centred)[n - 1]
+        s2 = np.cumsum(centred**2)[n - 1]
+        mean = s1 / n
+        var = np.maximum(s2 - n * mean**2, 0.0) / (n - 1)
+        moments.append((values.mean() + mean, var / n))
+    (mean_c, v_c), (mean_t, v_t) = moments
+    se = np.sqrt(v_c + v_t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (v_c + v_t) ** 2 / (v_c**2 / (n - 1) + v_t**2 / (n - 1))
+        half = stats.t.ppf(0.5 + level / 2.0, df) * se
+    effect = mean_t - mean_c
+    keep = np.isfinite(half) & (se > 0)
+    curve.update(
+        n=n[keep].tolist(),
+        effect=effect[keep].tolist(),
+        low=(effect - half)[keep].tolist(),
+        high=(effect + half)[keep].tolist(),
+    )
+    return curve
+
+
+def _png(figure: Any) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return buffer.getvalue()
+
+
+def _drawn(draw: Any) -> Any:
+    """Run a figure function under the drawing lock (the page routes run in a thread pool)."""
+
+    @functools.wraps(draw)
+    def locked(*args: Any, **kwargs: Any) -> bytes:
+        with _DRAWING:
+            return draw(*args, **kwargs)
+
+    return locked
+
+
+def _axes(width: float = 8.4, height: float = 3.4) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=130)
+    figure.subplots_adjust(left=0.075, right=0.76, bottom=0.14, top=0.965)  # the legend goes on the right
+    axes = figure.add_subplot()
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.grid(True, color="#E6E8EC", linewidth=0.8)
+    axes.set_axisbelow(True)
+    axes.tick_params(colors="#4A5160", labelsize=9)
+    for spine in axes.spines.values():
+        spine.set_color("#9AA1AD")
+    return figure, axes
+
+
+@_drawn
+def cumulative_effect_png(curve: dict[str, Any], target_effect: float) -> bytes:
+    """PNG of :func:`cumulative_effect`'s curve with its band, 0 and the target effect as reference lines."""
+    figure, axes = _axes()
+    n = np.asarray(curve["n"], dtype=float)
+    effect = np.asarray(curve["effect"], dtype=float)
+    low, high = np.asarray(curve["low"], dtype=float), np.asarray(curve["high"], dtype=float)
+    level = f"{curve['level']:.0%}" if round(curve["level"] * 100) == curve["level"] * 100 else f"{curve['level']:.1%}"
+    axes.fill_between(n, low, high, color=ARM_COLORS["new"], alpha=0.18, linewidth=0, label=f"{level} interval")
+    axes.plot(n, effect, color=ARM_COLORS["new"], linewidth=2.0, marker="o", markersize=2.5,
+              label="effect (new − original)")  # fmt: skip
+    axes.axhline(0.0, color="#303540", linewidth=1.0, label="no effect (0)")
+    axes.axhline(target_effect, color="#2E8B57", linewidth=1.4, linestyle="--",
+                 label=f"target effect ({fmt_signed(target_effect)})")  # fmt: skip
+    designed = curve.get("sample_size")
+    if designed and designed <= curve["per_arm"]:
+        axes.axvline(designed, color="#7A7F8A", linewidth=1.0, linestyle=":", label=f"designed n ({designed:,})")
+    # Keep the scale on the settled part of the curve: the first, very wide intervals may leave the frame.
+    settled = slice(len(n) // 5, None)
+    values = np.concatenate([low[settled], high[settled], [0.0, target_effect]])
+    span = float(values.max() - values.min()) or 1.0
+    axes.set_ylim(values.min() - 0.08 * span, values.max() + 0.08 * span)
+    axes.set_xlim(0, float(n.max()) * 1.02)
+    axes.set_xlabel("outcomes per arm, in arrival order", fontsize=9, color="#4A5160")
+    axes.set_ylabel("difference in mean revenue", fontsize=9, color="#4A5160")
+    axes.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    return _png(figure)
+
+
+@_drawn
+def revenue_distribution_png(revenues: dict[str, Any]) -> bytes:
+    """PNG of the revenue histograms of both arms on shared bins, with each arm's mean as a dashed line.
+
+    The x range covers the central 99% of all revenues when outliers would squash the histograms."""
+    figure, axes = _axes()
+    arrays = {arm: np.asarray(revenues.get(arm, ()), dtype=float) for arm in ARMS}
+    pooled = np.concatenate(list(arrays.values()))
+    low, high = float(pooled.min()), float(pooled.max())
+    if pooled.size >= 200:
+        q_low, q_high = (float(q) for q in np.quantile(pooled, [0.005, 0.995]))
+        if (high - low) > 3 * (q_high - q_low):
+            low, high = q_low, q_high
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    bins = np.histogram_bin_edges(pooled, bins=int(np.clip(np.sqrt(pooled.size), 10, 60)), range=(low, high))
+    for arm, values in arrays.items():
+        if values.size == 0:
+            continue
+        color = ARM_COLORS[arm]
+        axes.hist(values, bins=bins, histtype="stepfilled", color=color, alpha=0.16, linewidth=0)
+        axes.hist(values, bins=bins, histtype="step", color=color, linewidth=1.4,
+                  label=f"{arm}: n = {values.size:,}, mean {fmt_num(float(values.mean()))}")  # fmt: skip
+        axes.axvline(float(values.mean()), color=color, linewidth=1.4, linestyle="--")
+    axes.set_xlim(low, high)
+    axes.set_xlabel("revenue per unit (dashed: arm mean)", fontsize=9, color="#4A5160")
+    axes.set_ylabel("units", fontsize=9, color="#4A5160")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    return _png(figure)
+
+
+def data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI for an ``<img src>``."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+
+
+def verdict_summary(experiment: ExperimentSummary, result: Result | None) -> dict[str, str]:
+    """Short label, CSS class and one plain-language sentence for the state of an experiment."""
+    if result is None:
+        return {"label": "running", "css": "running",
+                "sentence": "Collecting outcomes: the verdict appears when both arms reach the designed sample."}
+    if result.effect is None:
+        return {"label": "no verdict", "css": "neutral", "sentence": result.verdict}
+    target = fmt_signed(experiment.effect)
+    effect = fmt_signed(result.effect)
+    if result.improves_by_target:
+        return {"label": "beats the target", "css": "good",
+                "sentence": f"The new system improves on the original by at least the target effect of {target} "
+                            f"per unit (measured effect {effect})."}  # fmt: skip
+    if result.improves:
+        return {"label": "improves, target not shown", "css": "partial",
+                "sentence": f"The new system improves on the original (measured effect {effect}), but the data do "
+                            f"not show that it reaches the target effect of {target}."}  # fmt: skip
+    if result.p_value is not None and result.p_value < experiment.alpha:
+        return {"label": "worse", "css": "bad",
+                "sentence": f"The new system does worse than the original (measured effect {effect})."}
+    return {"label": "no significant difference", "css": "neutral",
+            "sentence": f"No significant difference between the new system and the original at α = "
+                        f"{experiment.alpha:g} (measured effect {effect}): the target effect of {target} is not "
+                        f"demonstrated."}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ routes
+
+
+@pages_router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def experiments_page(request: Request) -> HTMLResponse:
+    """Every experiment, newest first, with progress per arm and its status or verdict."""
+    store = _store(request)
+    rows = []
+    for summary in store.list_experiments():
+        experiment = store.get_experiment(summary.id)
+        rows.append({"experiment": experiment, "verdict": verdict_summary(experiment, experiment.result)})
+    return render(request, "index.html", rows=rows)
+
+
+@pages_router.get("/experiments/new", response_class=HTMLResponse, include_in_schema=False)
+def new_experiment_page(request: Request) -> HTMLResponse:
+    """The create form, pre-filled with the issue's example design (sd 15, effect 0.7, α 0.05, power 0.8)."""
+    form = dict(DEFAULT_FORM)
+    state = _live_state(form)
+    if state["check"] is not None:
+        form["sample_size"] = str(state["check"].sample_size)
+    return render(request, "new.html", form=form, errors=[], follow=True, **state)
+
+
+def _form_values(raw: Any) -> dict[str, str]:
+    """The form's text fields (files or absent fields become empty strings)."""
+    values = {}
+    for name in FORM_FIELDS:
+        value = raw.get(name) if raw is not None else None
+        values[name] = value if isinstance(value, str) else ""
+    return values
+
+
+def _validation_messages(error: ValidationError) -> list[str]:
+    messages = []
+    for item in error.errors()[:10]:
+        field = ".".join(str(part) for part in item.get("loc", ())) or "form"
+        messages.append(f"{field.replace('_', ' ')}: {item.get('msg', 'invalid')}")
+    return messages
+
+
+@pages_router.post("/experiments/new", response_class=HTMLResponse, include_in_schema=False)
+async def create_experiment_page(request: Request) -> HTMLResponse:
+    """Create the experiment from the form; show its id and token once, or the form again with the reason (422)."""
+    try:
+        raw = await request.form()
+    except StarletteHTTPException:
+        raw = None
+    form = _form_values(raw)
+    errors: list[str] = []
+    if raw is None:
+        errors.append("the form could not be read; send it again from this page")
+    else:
+        try:
+            spec = ExperimentIn.model_validate({key: value for key, value in form.items() if value != ""})
+        except ValidationError as error:
+            errors.extend(_validation_messages(error))
+        else:
+            try:
+                created = await run_in_threadpool(_store(request).create_experiment, spec)
+            except DesignRejected as error:
+                errors.append(f"design refused: {error}")
+            else:
+                base = str(request.base_url).rstrip("/")
+                return render(request, "created.html", 201, no_store=True, created=created, spec=spec, base=base)
+    follow = form["sample_size"] == ""
+    return render(request, "new.html", 422, form=form, errors=errors, follow=follow, **_live_state(form))
+
+
+def _parse_id(raw: str) -> int | None:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 1 <= value <= _ID_MAX else None
+
+
+def _not_found(request: Request, raw_id: str) -> HTMLResponse:
+    return render(request, "not_found.html", 404, requested=raw_id)
+
+
+def experiment_figures(store: Store, experiment: ExperimentOut) -> dict[str, Any]:
+    """The two figures of an experiment page as data URIs (None when no outcome has arrived yet)."""
+    revenues = store.revenues(experiment.id, limit_per_arm=MAX_PLOT_PER_ARM)
+    plotted = {arm: int(values.size) for arm, values in revenues.items()}
+    figures: dict[str, Any] = {"cumulative": None, "distribution": None, "plotted": plotted, "curve_points": 0,
+                               "truncated": any(size >= MAX_PLOT_PER_ARM for size in plotted.values())}  # fmt: skip
+    if not any(plotted.values()):
+        return figures
+    curve = cumulative_effect(revenues["original"], revenues["new"], level=1.0 - experiment.alpha,
+                              sample_size=experiment.sample_size)  # fmt: skip
+    if curve["n"]:
+        figures.update(cumulative=data_uri(cumulative_effect_png(curve, experiment.effect)),
+                       curve_points=len(curve["n"]), per_arm=curve["per_arm"])  # fmt: skip
+    figures["distribution"] = data_uri(revenue_distribution_png(revenues))
+    return figures
+
+
+@pages_router.get("/experiments/{experiment_id}", response_class=HTMLResponse, include_in_schema=False)
+def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:
+    """Configuration, progress per arm, the verdict when complete, and the two figures."""
+    number = _parse_id(experiment_id)
+    if number is None:
+        return _not_found(request, experiment_id)
+    store = _store(request)
+    try:
+        experiment = store.get_experiment(number)
+    except UnknownExperiment:
+        return _not_found(request, experiment_id)
+    figures = experiment_figures(store, experiment)
+    design = _live_state({"effect": str(experiment.effect), "sd": str(experiment.sd), "alpha": str(experiment.alpha),
+                          "power": str(experiment.power), "alternative": experiment.alternative,
+                          "sample_size": str(experiment.sample_size)})  # fmt: skip
+    base = str(request.base_url).rstrip("/")
+    return render(request, "experiment.html", experiment=experiment, result=experiment.result,
+                  verdict=verdict_summary(experiment, experiment.result), figures=figures,
+                  check=design["check"], base=base)  # fmt: skip
