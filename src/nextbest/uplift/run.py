@@ -1,0 +1,175 @@
+"""The whole uplift comparison on one randomized experiment → the ``uplift.json`` structure.
+
+Split: stratified train/test (``test_size``); TRAIN is split again into a fit part and a validation part
+(``validation_size``). Every method is fitted on the fit part; the share of customers to treat
+("treat the top-k% by predicted uplift") is chosen by the IPW value on validation, turned into a score
+cutoff, and only then applied to TEST. Nothing is chosen on test. All reported metrics are on TEST.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats
+
+from nextbest.uplift.data import Experiment, split_experiment
+from nextbest.uplift.learners import make_learners
+from nextbest.uplift.metrics import (
+    bootstrap_indices,
+    bootstrap_mean,
+    curve_on_grid,
+    ipw_contributions,
+    policy_value,
+    policy_value_curve,
+    qini_auc_score,
+    qini_curve,
+    top_share_policy,
+    uplift_auc_score,
+)
+
+SHARES = [round(s, 2) for s in np.linspace(0.0, 1.0, 21)]
+
+
+def dataset_summary(experiment: Experiment, level: float = 0.95) -> dict:
+    """Rows, arms, mean outcome per arm and the average treatment effect with a Welch normal interval."""
+    y, t = experiment.y, experiment.t.astype(bool)
+    y1, y0 = y[t], y[~t]
+    ate = float(y1.mean() - y0.mean())
+    se = float(np.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0)))
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    return {
+        "source": experiment.source,
+        "treatment_col": experiment.treatment_col,
+        "treatment": experiment.treatment,
+        "control": experiment.control,
+        "outcome": experiment.outcome,
+        "binary_outcome": experiment.binary_outcome,
+        "features": experiment.features,
+        "encoded_features": list(experiment.X.columns),
+        "rows": int(len(y)),
+        "dropped_other_treatments": experiment.dropped_other_treatments,
+        "dropped_missing_outcome": experiment.dropped_missing_outcome,
+        "treated": int(t.sum()),
+        "control_rows": int((~t).sum()),
+        "propensity": experiment.propensity,
+        "mean_outcome": {"treated": float(y1.mean()), "control": float(y0.mean())},
+        "outcome_sd": float(y.std(ddof=1)),
+        "ate": {"estimate": ate, "ci": [ate - z * se, ate + z * se], "se": se},
+    }
+
+
+def choose_share(y, t, scores, propensity: float, shares=SHARES) -> tuple[float, float, float]:
+    """The share maximizing the IPW value on validation → (share, validation value, score cutoff)."""
+    values = policy_value_curve(y, t, scores, propensity, shares)
+    best = int(np.argmax(values))
+    share = float(shares[best])
+    ordered = np.sort(np.asarray(scores, float))[::-1]
+    k = int(round(share * ordered.size))
+    if k == 0:
+        cutoff = float("inf")
+    elif k >= ordered.size:
+        cutoff = float("-inf")
+    else:
+        cutoff = float(ordered[k - 1])
+    return share, float(values[best]), cutoff
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def run_uplift(
+    experiment: Experiment,
+    *,
+    seed: int = 0,
+    bootstrap: int = 1000,
+    test_size: float = 0.3,
+    validation_size: float = 0.3,
+    base: str = "lgbm",
+    level: float = 0.95,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Fit every method, choose its targeting share on validation, score it on test. Returns a JSON-able dict."""
+    started = time.perf_counter()
+    train_idx, test_idx = split_experiment(experiment, test_size, seed)
+    train, test = experiment.subset(train_idx), experiment.subset(test_idx)
+    fit_rel, val_rel = split_experiment(train, validation_size, seed + 1)
+    fit, val = train.subset(fit_rel), train.subset(val_rel)
+    p = experiment.propensity
+
+    boot = bootstrap_indices(len(test.y), bootstrap, seed + 2)
+    treat_all_terms = ipw_contributions(test.y, test.t, np.ones(len(test.y), bool), p)
+    treat_none_terms = ipw_contributions(test.y, test.t, np.zeros(len(test.y), bool), p)
+    treat_all = bootstrap_mean(treat_all_terms, boot, level)
+    treat_none = bootstrap_mean(treat_none_terms, boot, level)
+
+    methods: dict[str, dict] = {}
+    learners = make_learners(p, experiment.binary_outcome, base, seed)
+    for name, learner in learners.items():
+        tick = time.perf_counter()
+        learner.fit(fit.X, fit.y, fit.t)
+        val_scores = learner.predict_uplift(val.X)
+        test_scores = learner.predict_uplift(test.X)
+        share, val_value, cutoff = choose_share(val.y, val.t, val_scores, p)
+        treat = test_scores >= cutoff
+        terms = ipw_contributions(test.y, test.t, treat, p)
+        value = bootstrap_mean(terms, boot, level)
+        value.update(treated_share=float(treat.mean()), validation_share=share, validation_value=val_value,
+                     score_cutoff=_finite(cutoff))  # fmt: skip
+        qx, qy = qini_curve(test.y, test_scores, test.t)
+        q_share, q_value = curve_on_grid(qx, qy)
+        methods[name] = {
+            "qini_coefficient": qini_auc_score(test.y, test_scores, test.t),
+            "auuc": uplift_auc_score(test.y, test_scores, test.t),
+            "policy_value": value,
+            "treat_all": treat_all,
+            "treat_none": treat_none,
+            "vs_treat_none": bootstrap_mean(terms - treat_none_terms, boot, level),
+            "vs_treat_all": bootstrap_mean(terms - treat_all_terms, boot, level),
+            "is_uplift_method": name != "response_model",
+            "curves": {
+                "qini": {"share": q_share, "value": q_value},
+                "policy_value": {"share": SHARES, "value": policy_value_curve(test.y, test.t, test_scores, p, SHARES)},
+            },
+            "fit_seconds": time.perf_counter() - tick,
+        }
+        if progress is not None:
+            progress(name)
+
+    uplift_names = [n for n, m in methods.items() if m["is_uplift_method"]]
+    best = max(uplift_names, key=lambda n: methods[n]["policy_value"]["validation_value"])
+    best_low = methods[best]["policy_value"]["ci"][0]
+    return {
+        "dataset": dataset_summary(experiment, level),
+        "split": {
+            "test_size": test_size,
+            "validation_size_of_train": validation_size,
+            "fit_rows": int(len(fit.y)),
+            "validation_rows": int(len(val.y)),
+            "test_rows": int(len(test.y)),
+            "stratified_by": "arm x (outcome > 0)",
+        },
+        "settings": {"seed": seed, "bootstrap": bootstrap, "base_learner": base, "level": level,
+                     "shares_grid": SHARES, "propensity": p,
+                     "policy_value": "IPW on test: mean(Y*1[T=pi(x)]/P(T=pi(x))), percentile bootstrap over test rows",
+                     "threshold": "share maximizing IPW value on the validation part of train, applied as a score "
+                                  "cutoff on test"},  # fmt: skip
+        "treat_all": treat_all,
+        "treat_none": treat_none,
+        "methods": methods,
+        "best_uplift_method": {
+            "name": best,
+            "chosen_by": "validation IPW value (train only)",
+            "policy_value": methods[best]["policy_value"],
+            "ci_low_above_treat_none": bool(best_low > treat_none["estimate"]),
+            "ci_low_above_treat_none_ci_high": bool(best_low > treat_none["ci"][1]),
+            "vs_treat_none": methods[best]["vs_treat_none"],
+            "vs_treat_all": methods[best]["vs_treat_all"],
+        },
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+__all__ = ["run_uplift", "dataset_summary", "choose_share", "policy_value", "top_share_policy"]
