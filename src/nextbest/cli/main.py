@@ -9,6 +9,7 @@ import typer
 from nextbest.cli.ab import ab_app
 from nextbest.cli.crm import crm_app
 from nextbest.cli.platform import platform_app
+from nextbest.cli.uplift import uplift_app
 from nextbest.errors import NextbestError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(crm_app, name="crm")
 app.add_typer(ab_app, name="ab")
 app.add_typer(platform_app, name="platform")
+app.add_typer(uplift_app, name="uplift")
 
 
 def main() -> None:
