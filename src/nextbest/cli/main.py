@@ -9,6 +9,8 @@ import typer
 from nextbest.cli.ab import ab_app
 from nextbest.cli.crm import crm_app
 from nextbest.cli.platform import platform_app
+from nextbest.cli.shop import shop_app
+from nextbest.cli.target import target_app
 from nextbest.cli.uplift import uplift_app
 from nextbest.errors import NextbestError
 
@@ -20,6 +22,8 @@ app = typer.Typer(
 app.add_typer(crm_app, name="crm")
 app.add_typer(ab_app, name="ab")
 app.add_typer(platform_app, name="platform")
+app.add_typer(shop_app, name="shop")
+app.add_typer(target_app, name="target")
 app.add_typer(uplift_app, name="uplift")
 
 

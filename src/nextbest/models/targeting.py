@@ -1,0 +1,300 @@
+"""Targeting models for the new category: features, calibrated P(buy) models, and the show/don't-show rule.
+
+**One feature builder.** ``build_features`` (platform messages) and ``features_from_frame`` (the store's
+DataFrame) both end in ``_assemble``: the only place that decides which columns, in which order and type,
+a model sees. Training (``train_targeting``) and the real-time Kafka stream must both call one of these two
+functions, never rebuild features themselves; ``FEATURES(n_categories, n_u)`` gives the column order.
+
+**Models** (``MODELS``): ``logreg`` (scaled scikit-learn logistic regression, sigmoid-calibrated by
+``CalibratedClassifierCV`` on cross-validated scores, the calibration folded into the coefficients: see
+``fold_platt``), ``gbm`` (LightGBM, isotonic-calibrated), ``scratch-logreg`` (the from-scratch
+estimator of ``nextbest.models.scratch`` when present, sigmoid-calibrated) and ``age-sex`` (the original
+system, reproduced as the control: show to men younger than 35; its P(buy) is the training buy rate of its
+two cells).
+
+**Decision rule.** Showing the category to a customer with purchase probability ``p`` is worth
+``p * gain_if_buy - cost_of_slot`` (the business's economics, written with the data). The threshold ``t``
+(show iff ``P(buy) >= t``) maximizes the realized value ``sum 1[p_hat >= t] (y * gain_if_buy - cost_of_slot)``
+on a validation split carved from the training data, never on the test split.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.errors import NextbestError
+
+MODELS = ("scratch-logreg", "logreg", "gbm", "age-sex")
+DEMOGRAPHIC = ["age", "man", "woman"]
+
+
+def FEATURES(n_categories: int = 100, n_u: int = 10) -> list[str]:  # noqa: N802 - a constant-like helper
+    """The model's input columns, in order: age, man, woman, cat0..cat{n-1}, u0..u{m-1}."""
+    return DEMOGRAPHIC + [f"cat{j}" for j in range(n_categories)] + [f"u{j}" for j in range(n_u)]
+
+
+def _assemble(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+    """THE feature step: select ``features`` in order as float64; missing columns are an error."""
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise NextbestError(f"missing feature columns: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    out = frame.loc[:, list(features)].astype(np.float64)
+    gaps = out.columns[out.isna().any()].tolist()
+    if gaps:
+        raise NextbestError(f"missing feature values in columns {gaps[:5]}{' ...' if len(gaps) > 5 else ''}")
+    return out.reset_index(drop=True)
+
+
+def features_from_frame(frame: pd.DataFrame, features: Sequence[str] | None = None) -> pd.DataFrame:
+    """Features from the store's DataFrame (uuid, age, man, woman, cat*, u*, ...)."""
+    return _assemble(frame, features or FEATURES())
+
+
+def build_features(
+    demographic_records: Sequence[dict[str, Any]],
+    historic_records: Sequence[dict[str, Any]],
+    features: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Features from platform messages, in the order of ``demographic_records`` (joined on ``uuid``).
+
+    ``{"uuid", "age", "man", "woman"}`` and ``{"uuid", "products": {"cat17": 0, ..., "u4": 0, ...}}``.
+    A product flag absent from a historic message is an error (the schema carries every flag).
+    """
+    products = {}
+    for record in historic_records:
+        if "uuid" not in record or not isinstance(record.get("products"), dict):
+            raise NextbestError("a historic message needs 'uuid' and a 'products' object")
+        products[record["uuid"]] = record["products"]
+    rows = []
+    for record in demographic_records:
+        missing = [key for key in ("uuid", *DEMOGRAPHIC) if key not in record]
+        if missing:
+            raise NextbestError(f"demographic message lacks {missing}")
+        if record["uuid"] not in products:
+            raise NextbestError(f"no historic message for uuid {record['uuid']}")
+        rows.append({**products[record["uuid"]], **{key: record[key] for key in ("uuid", *DEMOGRAPHIC)}})
+    return _assemble(pd.DataFrame(rows), features or FEATURES())
+
+
+class AgeSexRule:
+    """The original system: show to men younger than ``max_age``; P(buy) = training buy rate of the cell."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, max_age: int = 35) -> None:
+        self.max_age = max_age
+
+    def cell(self, X: pd.DataFrame) -> np.ndarray:
+        return ((X["man"].to_numpy() == 1) & (X["age"].to_numpy() < self.max_age)).astype(int)
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> AgeSexRule:
+        cell = self.cell(X)
+        y = np.asarray(y, dtype=float)
+        self.rates_ = np.array([y[cell == c].mean() if np.any(cell == c) else y.mean() for c in (0, 1)])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = self.rates_[self.cell(X)]
+        return np.column_stack([1 - p, p])
+
+
+def _estimator(kind: str, seed: int) -> Any:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "logreg":
+        base = Pipeline([("scale", StandardScaler()), ("logreg", LogisticRegression(max_iter=2000))])
+        return CalibratedClassifierCV(base, method="sigmoid", cv=3, ensemble=False)
+    if kind == "gbm":
+        from lightgbm import LGBMClassifier
+
+        base = LGBMClassifier(
+            n_estimators=300, learning_rate=0.05, num_leaves=15, min_child_samples=200, random_state=seed, verbose=-1
+        )
+        return CalibratedClassifierCV(base, method="isotonic", cv=3)
+    if kind == "scratch-logreg":
+        if importlib.util.find_spec("nextbest.models.scratch") is None:
+            raise NextbestError("model 'scratch-logreg' needs nextbest.models.scratch, which is not installed yet")
+        try:
+            from nextbest.models.scratch import ScratchLogisticRegression
+        except ImportError as error:
+            raise NextbestError(f"model 'scratch-logreg' is unavailable: {error}") from error
+        base = Pipeline([("scale", StandardScaler()), ("logreg", ScratchLogisticRegression())])
+        return CalibratedClassifierCV(base, method="sigmoid", cv=3)
+    if kind == "age-sex":
+        return AgeSexRule()
+    raise NextbestError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+
+
+def fold_platt(calibrated: Any) -> Any:
+    """Fold a fitted sigmoid (Platt) calibration of a scaled logistic regression into its coefficients.
+
+    ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` fits the sigmoid ``1 / (1 + exp(a f + b))``
+    on cross-validated decision values ``f = w.x + c`` and refits the pipeline on all rows. The composition is
+    again a logistic regression, ``coef = -a w``, ``intercept = -(a c + b)``: the returned plain
+    ``Pipeline(StandardScaler, LogisticRegression)`` gives the calibrated probabilities exactly and exports
+    natively to ONNX and PMML.
+    """
+    import copy
+
+    (member,) = calibrated.calibrated_classifiers_
+    (calibrator,) = member.calibrators
+    pipeline = copy.deepcopy(member.estimator)
+    logreg = pipeline[-1]
+    a, b = float(calibrator.a_), float(calibrator.b_)
+    logreg.coef_ = -a * logreg.coef_
+    logreg.intercept_ = -(a * logreg.intercept_ + b)
+    return pipeline
+
+
+def choose_threshold(p: np.ndarray, y: np.ndarray, gain_if_buy: float, cost_of_slot: float) -> tuple[float, float]:
+    """Threshold maximizing ``sum 1[p >= t] (y * gain - cost)`` over candidate thresholds (validation data).
+
+    Returns ``(threshold, value per customer)``; ``inf`` (show to nobody) when no threshold is worth it.
+    """
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(-p, kind="stable")
+    p_sorted, gains = p[order], y[order] * gain_if_buy - cost_of_slot
+    cumulative = np.cumsum(gains)
+    # a threshold can only cut between distinct probabilities: keep the last index of each tie group
+    last_of_group = np.r_[p_sorted[1:] != p_sorted[:-1], True]
+    candidates = np.flatnonzero(last_of_group)
+    if candidates.size == 0 or cumulative[candidates].max() <= 0:
+        return float("inf"), 0.0
+    best = candidates[np.argmax(cumulative[candidates])]
+    return float(p_sorted[best]), float(cumulative[best] / len(p))
+
+
+@dataclass
+class TargetingModel:
+    """A trained P(buy) model with its decision threshold and the world it was trained in."""
+
+    kind: str
+    estimator: Any
+    threshold: float
+    features: list[str]
+    economics: dict[str, float]
+    world: dict[str, Any]
+    data_dir: str
+    validation: dict[str, float] = field(default_factory=dict)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """P(buy) for each row of a feature frame (from ``build_features`` / ``features_from_frame``)."""
+        return np.asarray(self.estimator.predict_proba(X[self.features]))[:, 1]
+
+    def decide(self, X: pd.DataFrame) -> np.ndarray:
+        """1 = show the new category, 0 = don't. The age/sex control applies its rule directly."""
+        if self.kind == "age-sex":
+            return self.estimator.cell(X).astype(np.int8)
+        return (self.predict_proba(X) >= self.threshold).astype(np.int8)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            pickle.dump(self, handle)
+
+    @staticmethod
+    def load(path: Path) -> TargetingModel:
+        path = Path(path)
+        if not path.is_file():
+            raise NextbestError(f"model file {path} not found")
+        try:
+            with path.open("rb") as handle:
+                model = pickle.load(handle)
+        except Exception as error:  # noqa: BLE001 - any unpickling failure is a bad file
+            raise NextbestError(f"{path} is not a nextbest targeting model: {error}") from error
+        if not isinstance(model, TargetingModel):
+            raise NextbestError(f"{path} is not a nextbest targeting model")
+        return model
+
+
+def _read_split(directory: Path, name: str) -> pd.DataFrame:
+    path = Path(directory) / f"{name}.parquet"
+    if not path.is_file():
+        raise NextbestError(f"{path} not found: generate the data with `nextbest shop generate --out {directory}`")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises many kinds
+        raise NextbestError(f"cannot read {path}: {error}") from error
+    if "bought" not in frame.columns:
+        raise NextbestError(f"{path} has no 'bought' column")
+    return frame
+
+
+def train_targeting(data_dir: Path, kind: str, seed: int = 0, validation_fraction: float = 0.2) -> TargetingModel:
+    """Fit ``kind`` on the training split minus a validation share, then choose the threshold on validation."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from nextbest.sim.shop import load_world_meta
+
+    if kind not in MODELS:
+        raise NextbestError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    estimator = _estimator(kind, seed)
+    meta = load_world_meta(data_dir)
+    world, economics = meta["world"], meta["economics"]
+    features = FEATURES(world["n_categories"], world["n_u"])
+    train = _read_split(data_dir, "train")
+    rng = np.random.default_rng([seed, 7])
+    is_val = rng.random(len(train)) < validation_fraction
+    X, y = features_from_frame(train, features), train["bought"].to_numpy()
+    if len(np.unique(y[~is_val])) < 2:
+        raise NextbestError("the training split needs buyers and non-buyers")
+    estimator.fit(X[~is_val].reset_index(drop=True), y[~is_val])
+    if kind == "logreg":
+        estimator = fold_platt(estimator)
+    model = TargetingModel(kind, estimator, float("inf"), features, economics, world, str(Path(data_dir).resolve()))
+    p_val = model.predict_proba(X[is_val].reset_index(drop=True))
+    threshold, value = choose_threshold(p_val, y[is_val], economics["gain_if_buy"], economics["cost_of_slot"])
+    model.threshold = threshold
+    model.validation = {
+        "rows": int(is_val.sum()),
+        "value_vs_show_none_realized": value,
+        "auc": float(roc_auc_score(y[is_val], p_val)),
+        "log_loss": float(log_loss(y[is_val], np.clip(p_val, 1e-12, 1 - 1e-12))),
+    }
+    return model
+
+
+def evaluate_targeting(model: TargetingModel, data_dir: Path | None = None) -> dict[str, Any]:
+    """Ground-truth value per customer in the model's world, plus AUC and log-loss on the test split."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from nextbest.sim.shop import world_from_config
+
+    world = world_from_config(model.world)
+    population = world.frame(world.evaluation_customers)
+    decisions = model.decide(features_from_frame(population, model.features))
+    value = world.expected_revenue(decisions)
+    none, everyone = world.expected_revenue("none"), world.expected_revenue("all")
+    original, oracle = world.expected_revenue("original"), world.expected_revenue("oracle")
+    test = _read_split(Path(data_dir or model.data_dir), "test")
+    p_test = model.predict_proba(features_from_frame(test, model.features))
+    y_test = test["bought"].to_numpy()
+    return {
+        "model": model.kind,
+        "threshold": model.threshold if np.isfinite(model.threshold) else None,
+        "value_per_customer": value,
+        "vs_original": value - original,
+        "vs_show_none": value - none,
+        "vs_show_all": value - everyone,
+        "oracle_vs_original": oracle - original,
+        "original_vs_show_none": original - none,
+        "share_shown": float(np.mean(decisions)),
+        "auc": float(roc_auc_score(y_test, p_test)),
+        "log_loss": float(log_loss(y_test, np.clip(p_test, 1e-12, 1 - 1e-12))),
+        "test_rows": len(test),
+        "evaluation_customers": len(population),
+        "validation": model.validation,
+    }

@@ -1,0 +1,85 @@
+"""Shop world: exact message schema, reproducibility by seed, calibration targets, exact expected revenue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nextbest.errors import NextbestError
+from nextbest.sim.shop import World, world_from_config
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World(0, eval_customers=100_000)
+
+
+def test_message_schema_is_exact(world: World) -> None:
+    demographic, historic = world.messages(world.sample(50))
+    assert len(demographic) == len(historic) == 50
+    for demo, hist in zip(demographic, historic):
+        assert list(demo) == ["uuid", "age", "man", "woman"]
+        assert all(type(value) is int for value in demo.values())
+        assert demo["man"] + demo["woman"] == 1 and 18 <= demo["age"] <= 80
+        assert set(hist) == {"uuid", "products"} and hist["uuid"] == demo["uuid"]
+        expected = [f"cat{j}" for j in range(100)] + [f"u{j}" for j in range(10)]
+        assert list(hist["products"]) == expected
+        assert all(type(value) is int and value in (0, 1) for value in hist["products"].values())
+
+
+def test_same_seed_same_data_other_seed_other_data() -> None:
+    a, b, c = World(5).training_set(2000), World(5).training_set(2000), World(6).training_set(2000)
+    assert a[0].equals(b[0]) and a[1].equals(b[1])
+    assert not a[0].equals(c[0])
+    rebuilt = world_from_config(World(5).config.to_dict())
+    assert rebuilt.training_set(2000)[0].equals(a[0])
+
+
+def test_categories_are_correlated(world: World) -> None:
+    cats = world.sample(20_000).cats.astype(float)
+    corr = np.corrcoef(cats.T)
+    off = corr[np.triu_indices_from(corr, 1)]
+    assert np.nanmean(off) > 0.02 and np.nanmax(off) > 0.2
+
+
+def test_calibration_targets(world: World) -> None:
+    summary = world.summary()
+    assert summary["original_vs_show_none"] == pytest.approx(-0.3, abs=0.05)
+    assert summary["oracle_vs_original"] > 0.7
+    assert summary["show_all"] < summary["show_none"]
+
+
+def test_calibration_holds_for_another_seed() -> None:
+    summary = World(11, eval_customers=100_000).summary()
+    assert summary["original_vs_show_none"] == pytest.approx(-0.3, abs=0.05)
+    assert summary["oracle_vs_original"] > 0.7
+
+
+def test_expected_revenue_matches_monte_carlo(world: World) -> None:
+    customers = world.evaluation_customers
+    decisions = world.original_policy(customers)
+    # revenue sd is about 15 $: pool 10 simulated sessions per customer (1e6 sessions), SE ~ 0.015 $
+    draws = [world.simulate_revenue(customers, decisions, stream=100 + k) for k in range(10)]
+    sampled = np.concatenate(draws)
+    assert 13 < sampled.std() < 18
+    exact = world.expected_revenue(decisions)
+    assert abs(sampled.mean() - exact) < 4 * sampled.std() / np.sqrt(sampled.size)
+    assert world.expected_revenue("original") == exact
+    assert world.expected_revenue(world.original_policy) == exact
+
+
+def test_training_set_layout(world: World) -> None:
+    train, test = world.training_set(5000)
+    assert len(train) + len(test) == 5000 and 0.1 < len(test) / 5000 < 0.3
+    assert list(train.columns[:4]) == ["uuid", "age", "man", "woman"] and train.columns[-1] == "bought"
+    assert set(train["bought"].unique()) == {0, 1}
+    assert not set(train["uuid"]) & set(test["uuid"])
+
+
+def test_bad_inputs(world: World) -> None:
+    with pytest.raises(NextbestError):
+        world.expected_revenue(np.ones(3))
+    with pytest.raises(NextbestError):
+        world.expected_revenue("sometimes")
+    with pytest.raises(NextbestError):
+        world.expected_revenue(np.full(len(world.evaluation_customers), 0.5))
