@@ -15,8 +15,8 @@ Contract (SB3 VecEnv; the spaces are those of `CRMFunnelEnv`):
                        first observation of its next episode and `infos[i]["terminal_observation"]`
                        the last observation of the ended one.
     infos[i]           "business_reward" and "cost" of the week in money (unscaled), "lead" (pool row
-                       of the slot's current episode), "TimeLimit.truncated": the episode ended at the
-                       simulator's horizon without subscription or drop-out (SB3 then bootstraps).
+                       of the episode the week belonged to), "TimeLimit.truncated": the episode ended
+                       at the simulator's horizon without subscription or drop-out (SB3 then bootstraps).
 
 All slots share one simulator, one generator and one pool, so `get_attr`, `set_attr` and
 `env_method` act on the vector env itself (the same value for every index), and nothing is
