@@ -17,11 +17,14 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[all]"
 	touch $(STAMP)
 
-# Services the tests use for real: Debian's Chromium (browser tests) and PostgreSQL (platform tests).
+# Services the tests use for real: Debian's Chromium (browser tests), PostgreSQL (platform tests) and a Java
+# runtime (the PMML converter and evaluator).
 $(SYSTEM):
-	@if ! command -v chromium >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		echo "installing Debian packages: chromium postgresql"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql >/dev/null; \
+	@if ! command -v chromium >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| ! command -v java >/dev/null 2>&1; then \
+		echo "installing Debian packages: chromium postgresql default-jre-headless"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium postgresql default-jre-headless >/dev/null; \
 	fi
 	@mkdir -p $(VENV) && touch $(SYSTEM)
 
@@ -29,6 +32,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/nextbest crm demo --out $(DEMO_OUT)
+	$(VENV)/bin/nextbest target demo --out $(DEMO_OUT)/targeting
 
 test: $(STAMP) $(SYSTEM)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,63 +12,89 @@ import pytest
 
 from nextbest.errors import NextbestError
 from nextbest.models.export import export_model, export_onnx, export_pmml
-from nextbest.models.targeting import TargetingModel, features_from_frame, train_targeting
+from nextbest.models.targeting import FEATURES, TargetingModel, features_from_frame, train_targeting
 from nextbest.sim.shop import World, write_world_data
+
+MODELS = ("logreg", "gbm")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TargetingModel, pd.DataFrame, Path]:
+def world_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("export")
     write_world_data(World(8, eval_customers=10_000), directory, customers=25_000)
-    model = train_targeting(directory, "logreg")
-    rows = features_from_frame(World(9).frame(World(9).sample(10_000)), model.features)
-    return model, rows, directory
+    return directory
 
 
-def test_onnx_parity(trained: tuple[TargetingModel, pd.DataFrame, Path], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    world = World(9)
+    return features_from_frame(world.frame(world.sample(10_000)), FEATURES(world.config.n_categories, world.config.n_u))
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def model(request: pytest.FixtureRequest, world_dir: Path) -> TargetingModel:
+    if request.param == "gbm":
+        pytest.importorskip("lightgbm")
+    return train_targeting(world_dir, request.param)
+
+
+def test_folded_calibration_equals_the_calibrated_model(world_dir: Path, rows: pd.DataFrame) -> None:
+    """The exported plain models carry the Platt calibration exactly (folded into coefficients / trees)."""
+    pytest.importorskip("lightgbm")
+    from sklearn.calibration import CalibratedClassifierCV
+
+    from nextbest.models import targeting
+
+    train = pd.read_parquet(world_dir / "train.parquet")
+    X, y = features_from_frame(train, list(rows.columns)), train["bought"].to_numpy()
+    for kind, fold in (("logreg", targeting.fold_platt), ("gbm", targeting.fold_platt_lightgbm)):
+        calibrated = targeting._estimator(kind, seed=0).fit(X, y)
+        assert isinstance(calibrated, CalibratedClassifierCV)
+        folded = fold(calibrated)
+        assert not isinstance(folded, CalibratedClassifierCV)
+        np.testing.assert_allclose(
+            folded.predict_proba(rows)[:, 1], calibrated.predict_proba(rows)[:, 1], rtol=0, atol=1e-12
+        )
+
+
+def test_onnx_parity(model: TargetingModel, rows: pd.DataFrame, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
-    model, rows, _ = trained
-    result = export_onnx(model, tmp_path / "model.onnx")
-    assert result.threshold == model.threshold and result.features == model.features
+    result = export_model(model, tmp_path / "model.onnx", "onnx")
+    sidecar = json.loads(result.sidecar.read_text())
+    assert sidecar["threshold"] == model.threshold and sidecar["features"] == model.features
+    assert sidecar["model"] == model.kind and sidecar["format"] == "onnx"
     session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
-    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"features": rows.to_numpy()})))
+    (declared,) = session.get_inputs()
+    assert declared.name == sidecar["onnx_input"] and declared.type == f"tensor({_onnx_type(sidecar)})"
+    inputs = {declared.name: rows.to_numpy().astype(sidecar["input_dtype"])}
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, inputs)))
     scored = np.asarray(outputs["probabilities"])[:, 1]
     assert len(scored) == 10_000
     np.testing.assert_allclose(scored, model.predict_proba(rows), rtol=0, atol=1e-6)
 
 
-def test_pmml_parity(trained: tuple[TargetingModel, pd.DataFrame, Path], tmp_path: Path) -> None:
+def _onnx_type(sidecar: dict) -> str:
+    return {"float32": "float", "float64": "double"}[sidecar["input_dtype"]]
+
+
+def test_pmml_parity(model: TargetingModel, rows: pd.DataFrame, tmp_path: Path) -> None:
     jpmml = pytest.importorskip("jpmml_evaluator")
     if shutil.which("java") is None:
         pytest.skip("Java is not installed")
-    model, rows, _ = trained
     result = export_model(model, tmp_path / "model.pmml", "pmml")
+    assert json.loads(result.sidecar.read_text())["format"] == "pmml"
     evaluator = jpmml.make_evaluator(str(result.path)).verify()
     scored = evaluator.evaluateAll(rows)["probability(1)"].to_numpy(dtype=float)
     assert len(scored) == 10_000
     np.testing.assert_allclose(scored, model.predict_proba(rows), rtol=0, atol=1e-6)
 
 
-def test_unsupported_models_end_with_a_clear_message(
-    trained: tuple[TargetingModel, pd.DataFrame, Path], tmp_path: Path
-) -> None:
-    _, _, directory = trained
-    control = train_targeting(directory, "age-sex")
+def test_unsupported_models_end_with_a_clear_message(world_dir: Path, tmp_path: Path) -> None:
+    control = train_targeting(world_dir, "age-sex")
     with pytest.raises(NextbestError, match="'age-sex' cannot be exported to ONNX"):
         export_onnx(control, tmp_path / "x.onnx")
     with pytest.raises(NextbestError, match="'age-sex' cannot be exported to PMML"):
         export_pmml(control, tmp_path / "x.pmml")
     with pytest.raises(NextbestError, match="unknown export format"):
         export_model(control, tmp_path / "x.bin", "tflite")
-
-
-def test_gbm_export_is_refused_with_the_reason(
-    trained: tuple[TargetingModel, pd.DataFrame, Path], tmp_path: Path
-) -> None:
-    pytest.importorskip("lightgbm")
-    model, _, _ = trained
-    gbm = TargetingModel("gbm", object(), 0.1, model.features, model.economics, model.world, model.data_dir)
-    with pytest.raises(NextbestError, match="onnxmltools"):
-        export_onnx(gbm, tmp_path / "g.onnx")
-    with pytest.raises(NextbestError, match="CalibratedClassifierCV"):
-        export_pmml(gbm, tmp_path / "g.pmml")
+    assert not list(tmp_path.iterdir())

@@ -108,6 +108,12 @@ def test_train_evaluate_cli_end_to_end(
     assert figures["logreg"]["auc"] > 0.7 and figures["logreg"]["oracle_vs_original"] > 0.7
     loaded = TargetingModel.load(tmp_path / "logreg.pkl")
     assert loaded.kind == "logreg" and np.isfinite(loaded.threshold)
+    code, stdout, err = run(capsys, monkeypatch, "target", "export", "--model", str(tmp_path / "gbm.pkl"),
+                            "--out", str(tmp_path / "serve" / "gbm.onnx"))
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "serve" / "gbm.onnx.json").read_text())
+    assert sidecar["threshold"] == figures["gbm"]["threshold"] and sidecar["input_dtype"] == "float32"
+    assert json.loads(stdout)["features"] == len(sidecar["features"]) == len(loaded.features)
 
 
 def test_shop_generate_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,6 +135,9 @@ def test_shop_generate_cli(tmp_path: Path, capsys: pytest.CaptureFixture, monkey
         ["target", "evaluate", "--model", "{tmp}/missing.pkl", "--out", "{tmp}/e.json"],
         ["target", "evaluate", "--model", "{data}/world.json", "--out", "{tmp}/e.json"],
         ["shop", "generate", "--customers", "5", "--out", "{tmp}/d"],
+        ["target", "export", "--model", "{tmp}/missing.pkl", "--out", "{tmp}/m.onnx"],
+        ["target", "export", "--model", "{tmp}/missing.pkl", "--out", "{tmp}/m.onnx", "--format", "tflite"],
+        ["target", "report", "--evaluation", "{tmp}/missing.json", "--out", "{tmp}/r.html"],
     ],
 )
 def test_bad_inputs_exit_2(

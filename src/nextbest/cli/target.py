@@ -46,3 +46,69 @@ def evaluate(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
     typer.echo(json.dumps(figures, indent=2))
+
+
+@target_app.command("export")
+def export(
+    model: Path = typer.Option(..., "--model", help="Model file written by `nextbest target train`."),
+    out: Path = typer.Option(..., "--out", help="File to write: model.onnx or model.pmml."),
+    fmt: str | None = typer.Option(None, "--format", help="onnx | pmml (default: from the --out suffix)."),
+) -> None:
+    """Export for serving (logreg, gbm): the model file plus `<out>.json` with the threshold and feature order."""
+    from nextbest.errors import NextbestError
+    from nextbest.models.export import EXPORTERS, export_model
+    from nextbest.models.targeting import TargetingModel
+
+    fmt = (fmt or out.suffix.lstrip(".")).lower()
+    if fmt not in EXPORTERS:
+        raise NextbestError(f"--format {fmt or '(none)'!r}: choose onnx or pmml, or end --out with .onnx / .pmml")
+    result = export_model(TargetingModel.load(model), out, fmt)
+    shown = {key: value for key, value in result.as_json().items() if key != "features"}
+    shown["features"] = len(result.features)
+    typer.echo(json.dumps({"out": str(result.path), "sidecar": str(result.sidecar), **shown}))
+
+
+@target_app.command("report")
+def report(
+    evaluations: list[Path] = typer.Option(
+        ..., "--evaluation", help="JSON from `nextbest target evaluate` (repeat the option for each model)."
+    ),
+    out: Path = typer.Option(..., "--out", help="HTML file to write (its JSON summary and figures go next to it)."),
+    uplift: Path | None = typer.Option(None, "--uplift", help="Folder written by `nextbest uplift run`."),
+) -> None:
+    """One self-contained HTML report: models' comparison table, value-per-customer chart, Qini curves."""
+    from nextbest.report.targeting import write_targeting_report
+
+    written = write_targeting_report(evaluations, uplift, out)
+    typer.echo(f"report written to {written} (summary {written.with_name(written.stem + '.json')})")
+
+
+@target_app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/targeting"), "--out", help="Folder for data, models, figures and report."),
+    customers: int = typer.Option(500_000, "--customers", help="Store customers in the world's training set."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the world, the models and the bootstrap."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates of the uplift intervals."),
+) -> None:
+    """The whole targeting job: shop world, every model trained and scored in ground truth, the best one exported
+    to ONNX and PMML, uplift on Hillstrom, and the HTML report."""
+    from nextbest.cli.shop import generate
+    from nextbest.cli.uplift import run as uplift_run
+
+    data = out / "data"
+    generate(customers=customers, seed=seed, out=data, test_fraction=0.2)
+    figures = {}
+    for kind in ("age-sex", "logreg", "gbm", "scratch-logreg"):
+        typer.echo(f"training {kind} ...")
+        train(data=data, model=kind, out=out / "models" / f"{kind}.pkl", seed=seed)
+        evaluate(model=out / "models" / f"{kind}.pkl", out=out / "eval" / f"{kind}.json", data=None)
+        figures[kind] = json.loads((out / "eval" / f"{kind}.json").read_text())
+    best = max(("logreg", "gbm"), key=lambda k: figures[k]["value_per_customer"])  # the exportable models
+    for fmt in ("onnx", "pmml"):
+        export(model=out / "models" / f"{best}.pkl", out=out / "export" / f"{best}.{fmt}", fmt=fmt)
+    uplift_run(
+        data="hillstrom", out=out / "uplift", treatment_col=None, treatment=None, control=None, outcome=None,
+        features=None, seed=seed, bootstrap=bootstrap, test_size=0.3, base="lgbm",
+    )  # fmt: skip
+    evaluations = [out / "eval" / f"{kind}.json" for kind in figures]
+    report(evaluations=evaluations, out=out / "report.html", uplift=out / "uplift")

@@ -1,21 +1,22 @@
-"""Export a trained targeting model for serving: ONNX (skl2onnx) and PMML (sklearn2pmml, needs Java).
+"""Export a trained targeting model for serving: ONNX (skl2onnx, onnxmltools) and PMML (sklearn2pmml, needs Java).
 
-Both formats carry the whole fitted pipeline (scaling, classifier, probability calibration), with the
-inputs named as ``FEATURES`` (age, man, woman, cat0.., u0..) and P(buy) as the output; the decision
-threshold is not part of the file and is returned alongside (``ExportResult.threshold``).
+Both formats carry the whole fitted model (scaling, classifier, probability calibration), with the inputs
+named as ``FEATURES`` (age, man, woman, cat0.., u0..) and P(buy) as the output. The decision threshold is
+not part of the file: ``export_model`` writes it, with the feature order and the ONNX input type, to a
+sidecar ``<file>.json`` (``ExportResult.as_json``) that a server reads next to the model.
 
 Supported: ``logreg`` (a plain ``StandardScaler + LogisticRegression`` pipeline, its Platt calibration
-folded into the coefficients) to ONNX and PMML, double precision in ONNX so that scores match
-scikit-learn to 1e-6. Not supported, each with a clear ``NextbestError``: ``gbm`` (ONNX of LightGBM needs
-``onnxmltools``, not installed here; PMML of the isotonic ``CalibratedClassifierCV`` is refused by the
-installed JPMML-SkLearn for scikit-learn 1.9.1), ``age-sex`` (a rule, not a pipeline) and
-``scratch-logreg`` (not an estimator the converters know).
+folded into the coefficients; double precision in ONNX) and ``gbm`` (a plain ``LGBMClassifier``, its
+Platt calibration folded into the trees; ONNX input float32, exact for these integer-valued features).
+Scores match scikit-learn / LightGBM to 1e-6 (tests). Not supported, each with a clear ``NextbestError``:
+``age-sex`` (a rule, not a fitted pipeline) and ``scratch-logreg`` (an estimator the converters do not know).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,18 +39,36 @@ class ExportResult:
     format: str
     threshold: float
     features: list[str]
+    model: str
+    input_dtype: str = "float64"
+
+    @property
+    def sidecar(self) -> Path:
+        return self.path.with_name(self.path.name + ".json")
+
+    def as_json(self) -> dict:
+        """What a server needs besides the file: show iff P(buy) >= threshold (null: never show)."""
+        return {
+            "file": self.path.name,
+            "format": self.format,
+            "model": self.model,
+            "threshold": self.threshold if np.isfinite(self.threshold) else None,
+            "features": self.features,
+            "onnx_input": ONNX_INPUT if self.format == "onnx" else None,
+            "input_dtype": self.input_dtype,
+        }
 
 
 def _check_supported(model: TargetingModel, fmt: str) -> None:
-    supported = {"onnx": ("logreg",), "pmml": ("logreg",)}
-    if model.kind == "gbm" and fmt == "onnx" and importlib.util.find_spec("onnxmltools") is not None:
-        return
+    supported = {"onnx": ("logreg", "gbm"), "pmml": ("logreg", "gbm")}
+    if model.kind == "gbm" and fmt == "onnx" and importlib.util.find_spec("onnxmltools") is None:
+        raise NextbestError("LightGBM to ONNX needs onnxmltools: pip install 'nextbest[export]'")
     if model.kind not in supported[fmt]:
         hints = {
-            ("gbm", "onnx"): " (LightGBM to ONNX needs onnxmltools, not installed)",
-            ("gbm", "pmml"): " (JPMML-SkLearn does not convert CalibratedClassifierCV for this scikit-learn)",
+            "age-sex": " (a rule on age and sex, not a fitted pipeline)",
+            "scratch-logreg": " (the from-scratch estimator is unknown to the converters)",
         }
-        hint = hints.get((model.kind, fmt), "")
+        hint = hints.get(model.kind, "")
         raise NextbestError(
             f"model {model.kind!r} cannot be exported to {fmt.upper()}{hint}; supported: {', '.join(supported[fmt])}"
         )
@@ -59,9 +78,9 @@ def export_onnx(model: TargetingModel, path: Path) -> ExportResult:
     """Write the model as ONNX; input ``features`` is a double tensor [n, len(features)], output probabilities."""
     _check_supported(model, "onnx")
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
-    if model.kind == "gbm":  # pragma: no cover - only with onnxmltools installed
+    if model.kind == "gbm":
         from lightgbm import LGBMClassifier
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
         from skl2onnx import update_registered_converter
@@ -74,19 +93,22 @@ def export_onnx(model: TargetingModel, path: Path) -> ExportResult:
             convert_lightgbm,
             options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
         )
+    # onnxmltools' LightGBM trees take and give float32 (exact for this data: integer-valued features)
+    tensor_type = FloatTensorType if model.kind == "gbm" else DoubleTensorType
     try:
         onx = convert_sklearn(
             model.estimator,
-            initial_types=[(ONNX_INPUT, DoubleTensorType([None, len(model.features)]))],
+            initial_types=[(ONNX_INPUT, tensor_type([None, len(model.features)]))],
             options={"zipmap": False},
-            target_opset=17,
+            target_opset={"": 17, "ai.onnx.ml": 3},
         )
     except Exception as error:  # noqa: BLE001 - converter errors are many
         raise NextbestError(f"ONNX conversion of {model.kind!r} failed: {error}") from error
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(onx.SerializeToString())
-    return ExportResult(path, "onnx", model.threshold, list(model.features))
+    dtype = "float32" if tensor_type is FloatTensorType else "float64"
+    return ExportResult(path, "onnx", model.threshold, list(model.features), model.kind, dtype)
 
 
 #: Newest scikit-learn release the bundled JPMML-SkLearn converter (1.9.41) accepts.
@@ -133,13 +155,16 @@ def export_pmml(model: TargetingModel, path: Path) -> ExportResult:
             sklearn2pmml(pipeline, str(path))
     except Exception as error:  # noqa: BLE001 - the Java converter reports through a generic error
         raise NextbestError(f"PMML conversion of {model.kind!r} failed: {error}") from error
-    return ExportResult(path, "pmml", model.threshold, list(model.features))
+    return ExportResult(path, "pmml", model.threshold, list(model.features), model.kind)
+
+
+EXPORTERS = {"onnx": export_onnx, "pmml": export_pmml}
 
 
 def export_model(model: TargetingModel, path: Path, fmt: str) -> ExportResult:
-    """Export to ``fmt`` in {"onnx", "pmml"}."""
-    if fmt == "onnx":
-        return export_onnx(model, path)
-    if fmt == "pmml":
-        return export_pmml(model, path)
-    raise NextbestError(f"unknown export format {fmt!r}; use onnx or pmml")
+    """Export to ``fmt`` in {"onnx", "pmml"} and write the sidecar ``<path>.json`` (threshold, features)."""
+    if fmt not in EXPORTERS:
+        raise NextbestError(f"unknown export format {fmt!r}; use onnx or pmml")
+    result = EXPORTERS[fmt](model, path)
+    result.sidecar.write_text(json.dumps(result.as_json(), indent=2) + "\n")
+    return result

@@ -7,7 +7,8 @@ functions, never rebuild features themselves; ``FEATURES(n_categories, n_u)`` gi
 
 **Models** (``MODELS``): ``logreg`` (scaled scikit-learn logistic regression, sigmoid-calibrated by
 ``CalibratedClassifierCV`` on cross-validated scores, the calibration folded into the coefficients: see
-``fold_platt``), ``gbm`` (LightGBM, isotonic-calibrated), ``scratch-logreg`` (the from-scratch
+``fold_platt``), ``gbm`` (LightGBM, sigmoid-calibrated on its raw margin, the calibration folded into the trees: see
+``fold_platt_lightgbm``), ``scratch-logreg`` (the from-scratch
 estimator of ``nextbest.models.scratch`` when present, sigmoid-calibrated) and ``age-sex`` (the original
 system, reproduced as the control: show to men younger than 35; its P(buy) is the training buy rate of its
 two cells).
@@ -121,7 +122,7 @@ def _estimator(kind: str, seed: int) -> Any:
         base = LGBMClassifier(
             n_estimators=300, learning_rate=0.05, num_leaves=15, min_child_samples=200, random_state=seed, verbose=-1
         )
-        return CalibratedClassifierCV(base, method="isotonic", cv=3)
+        return CalibratedClassifierCV(base, method="sigmoid", cv=3, ensemble=False)
     if kind == "scratch-logreg":
         if importlib.util.find_spec("nextbest.models.scratch") is None:
             raise NextbestError("model 'scratch-logreg' needs nextbest.models.scratch, which is not installed yet")
@@ -136,6 +137,15 @@ def _estimator(kind: str, seed: int) -> Any:
     raise NextbestError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
 
 
+def _platt_member(calibrated: Any) -> tuple[Any, float, float]:
+    """The refit estimator (a copy) and the sigmoid ``(a, b)`` of a ``CalibratedClassifierCV(ensemble=False)``."""
+    import copy
+
+    (member,) = calibrated.calibrated_classifiers_
+    (calibrator,) = member.calibrators
+    return copy.deepcopy(member.estimator), float(calibrator.a_), float(calibrator.b_)
+
+
 def fold_platt(calibrated: Any) -> Any:
     """Fold a fitted sigmoid (Platt) calibration of a scaled logistic regression into its coefficients.
 
@@ -145,16 +155,37 @@ def fold_platt(calibrated: Any) -> Any:
     ``Pipeline(StandardScaler, LogisticRegression)`` gives the calibrated probabilities exactly and exports
     natively to ONNX and PMML.
     """
-    import copy
-
-    (member,) = calibrated.calibrated_classifiers_
-    (calibrator,) = member.calibrators
-    pipeline = copy.deepcopy(member.estimator)
+    pipeline, a, b = _platt_member(calibrated)
     logreg = pipeline[-1]
-    a, b = float(calibrator.a_), float(calibrator.b_)
     logreg.coef_ = -a * logreg.coef_
     logreg.intercept_ = -(a * logreg.intercept_ + b)
     return pipeline
+
+
+def fold_platt_lightgbm(calibrated: Any) -> Any:
+    """Fold a fitted sigmoid (Platt) calibration of a LightGBM classifier into its trees.
+
+    The calibrated probability is ``sigmoid(-(a f + b))`` with ``f`` the raw margin, the sum of one leaf value
+    per tree. Multiplying every leaf value by ``-a`` and adding ``-b`` to the leaves of the first tree gives a
+    booster whose margin is ``-(a f + b)``: the returned plain ``LGBMClassifier`` gives the calibrated
+    probabilities (to float rounding) and exports natively to ONNX (onnxmltools) and PMML.
+    """
+    import lightgbm
+
+    classifier, a, b = _platt_member(calibrated)
+    lines, tree = [], -1
+    for line in classifier.booster_.model_to_string().splitlines():
+        if line.startswith("Tree="):
+            tree = int(line.removeprefix("Tree="))
+        elif line.startswith("leaf_value="):
+            leaves = np.array(line.removeprefix("leaf_value=").split(), dtype=np.float64)
+            leaves = -a * leaves - (b if tree == 0 else 0.0)
+            line = "leaf_value=" + " ".join(repr(float(v)) for v in leaves)
+        elif line.startswith("tree_sizes="):
+            continue  # byte sizes of the tree blocks, no longer true; LightGBM parses without them
+        lines.append(line)
+    classifier._Booster = lightgbm.Booster(model_str="\n".join(lines) + "\n")
+    return classifier
 
 
 def choose_threshold(p: np.ndarray, y: np.ndarray, gain_if_buy: float, cost_of_slot: float) -> tuple[float, float]:
@@ -254,6 +285,8 @@ def train_targeting(data_dir: Path, kind: str, seed: int = 0, validation_fractio
     estimator.fit(X[~is_val].reset_index(drop=True), y[~is_val])
     if kind == "logreg":
         estimator = fold_platt(estimator)
+    elif kind == "gbm":
+        estimator = fold_platt_lightgbm(estimator)
     model = TargetingModel(kind, estimator, float("inf"), features, economics, world, str(Path(data_dir).resolve()))
     p_val = model.predict_proba(X[is_val].reset_index(drop=True))
     threshold, value = choose_threshold(p_val, y[is_val], economics["gain_if_buy"], economics["cost_of_slot"])
