@@ -61,7 +61,7 @@ def test_feature_builder_rejects_incomplete_messages() -> None:
     with pytest.raises(NextbestError, match="no historic message"):
         build_features(demographic, historic[:2])
     del historic[0]["products"]["cat17"]
-    with pytest.raises(NextbestError, match="missing feature values.*cat17"):
+    with pytest.raises(NextbestError, match="lacks products.*cat17"):
         build_features(demographic, historic)
 
 

@@ -59,6 +59,22 @@ def features_from_frame(frame: pd.DataFrame, features: Sequence[str] | None = No
     return _assemble(frame, features or FEATURES())
 
 
+def assemble_rows(demographic: np.ndarray, flags: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """THE feature step for messages: ``[age, man, woman] + product flags`` in ``features`` order, float64.
+
+    ``demographic`` is [n, 3] (age, man, woman); ``flags`` is [n, len(features) - 3], its columns already in the
+    order of ``features[3:]`` (the decoder of the stream reads the flags by name in that order). The row layout
+    is the one ``features_from_frame`` gives for the same customers (a test asserts it).
+    """
+    if list(features[: len(DEMOGRAPHIC)]) != DEMOGRAPHIC:
+        raise NextbestError(f"features must start with {DEMOGRAPHIC}, got {list(features[:3])}")
+    demographic, flags = np.asarray(demographic), np.asarray(flags)
+    if demographic.shape[1:] != (len(DEMOGRAPHIC),) or flags.shape != (len(demographic), len(features) - 3):
+        expected = f"[n, 3] and [n, {len(features) - 3}]"
+        raise NextbestError(f"expected {expected} arrays, got {demographic.shape} and {flags.shape}")
+    return np.hstack([demographic.astype(np.float64), flags.astype(np.float64)])
+
+
 def build_features(
     demographic_records: Sequence[dict[str, Any]],
     historic_records: Sequence[dict[str, Any]],
@@ -69,20 +85,26 @@ def build_features(
     ``{"uuid", "age", "man", "woman"}`` and ``{"uuid", "products": {"cat17": 0, ..., "u4": 0, ...}}``.
     A product flag absent from a historic message is an error (the schema carries every flag).
     """
+    features = list(features or FEATURES())
     products = {}
     for record in historic_records:
         if "uuid" not in record or not isinstance(record.get("products"), dict):
             raise NextbestError("a historic message needs 'uuid' and a 'products' object")
         products[record["uuid"]] = record["products"]
-    rows = []
+    demographic, flags = [], []
     for record in demographic_records:
         missing = [key for key in ("uuid", *DEMOGRAPHIC) if key not in record]
         if missing:
             raise NextbestError(f"demographic message lacks {missing}")
         if record["uuid"] not in products:
             raise NextbestError(f"no historic message for uuid {record['uuid']}")
-        rows.append({**products[record["uuid"]], **{key: record[key] for key in ("uuid", *DEMOGRAPHIC)}})
-    return _assemble(pd.DataFrame(rows), features or FEATURES())
+        absent = [name for name in features[3:] if name not in products[record["uuid"]]]
+        if absent:
+            raise NextbestError(f"historic message of uuid {record['uuid']} lacks products {absent[:5]}")
+        demographic.append([record[key] for key in DEMOGRAPHIC])
+        flags.append([products[record["uuid"]][name] for name in features[3:]])
+    rows = assemble_rows(np.array(demographic).reshape(-1, 3), np.array(flags).reshape(-1, len(features) - 3), features)
+    return pd.DataFrame(rows, columns=features)
 
 
 class AgeSexRule:

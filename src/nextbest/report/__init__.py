@@ -2,6 +2,8 @@
 
     nextbest.report.figures   one function per figure: takes the plain dict from a JSON output, writes a PNG
     nextbest.report.crm       write_crm_report(run_dir, eval_dir, out): one self-contained HTML file (+ JSON)
+    nextbest.report.targeting write_targeting_report(evaluations, uplift_dir, out): targeting + uplift HTML (+ JSON)
+    nextbest.report.html      the HTML building blocks both reports share
 
 Names are imported lazily so that `import nextbest.report` does not load matplotlib.
 """
@@ -12,6 +14,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "write_crm_report": "nextbest.report.crm",
+    "write_targeting_report": "nextbest.report.targeting",
     "training_curves": "nextbest.report.figures",
     "action_flow": "nextbest.report.figures",
     "calibration_chart": "nextbest.report.figures",

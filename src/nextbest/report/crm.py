@@ -10,19 +10,33 @@ every figure with the JSON it was drawn from, and the headline numbers.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from nextbest.errors import NextbestError
 from nextbest.report import figures as fg
 from nextbest.report.figures import fmt_count, fmt_factor, fmt_money, fmt_pct
+from nextbest.report.html import (
+    FigureRef,
+    Raw,
+    bullets,
+    ci_bounds,
+    draw_all,
+    escape,
+    figure,
+    guard,
+    note,
+    num,
+    page,
+    paragraph,
+    read_json,
+    status,
+    table,
+    with_ci,
+)
 
 #: Policies whose action flow the report shows (those present in the evaluation).
 FLOW_POLICIES = ("learned", "logged", "rule")
@@ -80,20 +94,6 @@ class ReportInputs:
     paths: dict[str, Path] = field(default_factory=dict)
 
 
-def _read_json(path: Path, hint: str) -> dict:
-    if not path.is_file():
-        raise NextbestError(f"{path}: not found; {hint}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise NextbestError(f"{path}: cannot be read ({error})") from error
-    except json.JSONDecodeError as error:
-        raise NextbestError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
-    if not isinstance(data, dict):
-        raise NextbestError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
-
-
 def load_inputs(run_dir: Path, eval_dir: Path) -> ReportInputs:
     """Read and check the report's inputs; a missing or malformed file is a NextbestError naming it."""
     run_dir, eval_dir = Path(run_dir), Path(eval_dir)
@@ -104,8 +104,8 @@ def load_inputs(run_dir: Path, eval_dir: Path) -> ReportInputs:
         "final": run_dir / "training_metrics_final.json",
         "evaluation": eval_dir / "evaluation.json",
     }
-    data = {key: _read_json(path, train_hint) for key, path in paths.items() if key != "evaluation"}
-    evaluation = _read_json(paths["evaluation"], f"run `nextbest crm evaluate --run {run_dir} --out {eval_dir}` first")
+    data = {key: read_json(path, train_hint) for key, path in paths.items() if key != "evaluation"}
+    evaluation = read_json(paths["evaluation"], f"run `nextbest crm evaluate --run {run_dir} --out {eval_dir}` first")
     _check_evaluation(evaluation, paths["evaluation"])
     return ReportInputs(run_dir, eval_dir, data["run"], data["curves"], data["final"], evaluation, paths)
 
@@ -125,26 +125,6 @@ def _check_evaluation(evaluation: dict, path: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # figures
 # ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FigureRef:
-    """A drawn figure and the JSON (file and key) its data came from."""
-
-    name: str
-    title: str
-    png: Path
-    source: Path
-    key: str
-
-    def as_json(self) -> dict:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "png": str(self.png),
-            "source": str(self.source),
-            "key": self.key,
-        }
 
 
 def draw_figures(inputs: ReportInputs, folder: Path) -> dict[str, FigureRef]:
@@ -190,12 +170,7 @@ def draw_figures(inputs: ReportInputs, folder: Path) -> dict[str, FigureRef]:
                 lambda p: fg.sensitivity_chart(ev["sensitivity"], p),
             )
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    drawn = {}
-    for name, title, source, key, draw in jobs:
-        png = _guard(source, key, lambda d=draw, n=name: d(folder / f"{n}.png"))
-        drawn[name] = FigureRef(name, title, png, source, key)
-    return drawn
+    return draw_all(jobs, folder)
 
 
 def _flow_policies(ev: dict) -> list[str]:
@@ -203,64 +178,8 @@ def _flow_policies(ev: dict) -> list[str]:
     return [name for name in FLOW_POLICIES if isinstance(flows.get(name), dict)]
 
 
-def _guard(source: Path, key: str, work: Callable):
-    """Run `work`; a malformed input section becomes a NextbestError naming the file and key."""
-    try:
-        return work()
-    except NextbestError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        where = f"{source}" + (f" ({key})" if key else "")
-        raise NextbestError(f"{where}: malformed input ({type(error).__name__}: {error})") from error
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# HTML helpers
-# ----------------------------------------------------------------------------------------------------------------
-
-
-class Raw(str):
-    """HTML that is already safe (not escaped again by the table helper)."""
-
-
-def _e(value: object) -> str:
-    return value if isinstance(value, Raw) else html.escape(str(value))
-
-
-def _table(headers: list[str], rows: list[list[object]], css: str = "") -> Raw:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return Raw(f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
-
-
-def _with_ci(value: float | None, ci: list | None, fmt: Callable) -> Raw:
-    low, high = (list(ci or [None, None]) + [None, None])[:2]
-    band = f'<span class="ci">[{_e(fmt(low))}, {_e(fmt(high))}]</span>' if low is not None or high is not None else ""
-    return Raw(f"{_e(fmt(value))} {band}".strip())
-
-
-def _figure(ref: FigureRef | None, caption: str = "") -> str:
-    if ref is None:
-        return ""
-    data = base64.b64encode(ref.png.read_bytes()).decode("ascii")
-    source = f"{ref.source.name}" + (f" → {ref.key}" if ref.key else "")
-    text = f"{_e(caption)} " if caption else ""
-    return (
-        f'<figure><img alt="{_e(ref.title)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{text}Data: <code>{_e(source)}</code>.</figcaption></figure>"
-    )
-
-
-def _note(text: str, kind: str = "note") -> str:
-    return f'<p class="{kind}">{_e(text)}</p>'
-
-
 def _missing_section(key: str) -> str:
-    return _note(f"Not in evaluation.json ('{key}' is missing): this part of the evaluation was not run.")
-
-
-def _num(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+    return note(f"Not in evaluation.json ('{key}' is missing): this part of the evaluation was not run.")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -270,13 +189,13 @@ def _num(value: object) -> float | None:
 
 def _summary(inputs: ReportInputs) -> str:
     ev = inputs.evaluation
-    parts = [f"<p class='headline'>{_e(_headline_sentence(ev))}</p>"]
-    parts += [f"<p>{_e(line)}</p>" for line in _headline_details(ev)]
+    parts = [f"<p class='headline'>{escape(_headline_sentence(ev))}</p>"]
+    parts += [paragraph(line) for line in _headline_details(ev)]
     calibration = ev.get("simulator_calibration") or {}
-    fraction = _num(calibration.get("within_ci_fraction"))
+    fraction = num(calibration.get("within_ci_fraction"))
     if fraction is not None and fraction < CALIBRATION_PASS:
         parts.append(
-            _note(
+            note(
                 f"Warning: the simulator reproduces only {fmt_pct(fraction)} of the funnel steps of the test period "
                 "within their 95% interval (see Simulator calibration). Read every number in this report as a "
                 "comparison of policies inside the simulator, not as a forecast of real results.",
@@ -296,7 +215,7 @@ def _headline_sentence(ev: dict) -> str:
         return fmt_pct(entry.get("subscription_rate"))
 
     learned = policies.get("learned") or {}
-    low, high = (list(learned.get("subscription_rate_ci") or [None, None]) + [None, None])[:2]
+    low, high = ci_bounds(learned.get("subscription_rate_ci"))
     text = (
         f"In the simulator, the learned policy subscribes {rate('learned')} of test leads "
         f"(95% interval {fmt_pct(low)} to {fmt_pct(high)}), against {rate('random')} for random actions "
@@ -333,15 +252,15 @@ def _headline_details(ev: dict) -> list[str]:
 
 
 def _ci_text(ci: list | None, fmt: Callable) -> str:
-    low, high = (list(ci or [None, None]) + [None, None])[:2]
+    low, high = ci_bounds(ci)
     return f"[{fmt(low)}, {fmt(high)}]"
 
 
 def _factor_reading(ci: list | None) -> str:
-    low, high = (list(ci or [None, None]) + [None, None])[:2]
-    if _num(high) is not None and high < 1:
+    low, high = ci_bounds(ci)
+    if num(high) is not None and high < 1:
         return "the learned policy subscribes clearly fewer leads (the whole interval is below 1)"
-    if _num(low) is not None and low > 1:
+    if num(low) is not None and low > 1:
         return "the learned policy subscribes clearly more leads (the whole interval is above 1)"
     return "no clear difference (the interval contains 1, or is not defined)"
 
@@ -353,13 +272,12 @@ def _targets_table(targets: dict | None) -> str:
     for name, entry in targets.items():
         label, fmt = _TARGET_LABELS.get(name, (name.replace("_", " "), _generic))
         met = bool(entry.get("met"))
-        status = Raw('<span class="met">met</span>' if met else '<span class="unmet">not met</span>')
-        rows.append([label, fmt(entry.get("value")), _target_text(entry.get("target"), fmt), status])
-    return _table(["target", "value", "required", "status"], rows, "targets")
+        rows.append([label, fmt(entry.get("value")), _target_text(entry.get("target"), fmt), status(met)])
+    return table(["target", "value", "required", "status"], rows, "targets")
 
 
 def _generic(value: object) -> str:
-    number = _num(value)
+    number = num(value)
     return "n/a" if number is None else f"{number:,.4g}"
 
 
@@ -375,7 +293,7 @@ def _metrics(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     policies = inputs.evaluation["policies"]
     headers = ["policy", *(label for label, _ in fg.METRIC_FORMATS.values())]
     rows = [
-        [name, *(_with_ci(entry.get(m), entry.get(f"{m}_ci"), fmt) for m, (_, fmt) in fg.METRIC_FORMATS.items())]
+        [name, *(with_ci(entry.get(m), entry.get(f"{m}_ci"), fmt) for m, (_, fmt) in fg.METRIC_FORMATS.items())]
         for name, entry in policies.items()
     ]
     intro = (
@@ -383,7 +301,7 @@ def _metrics(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         "(the simulator is refitted on resampled train leads and run on resampled test leads). "
         "ROI = (value of subscriptions − spend) ÷ spend; n/a = not defined (no subscription, no spend)."
     )
-    return "\n".join([f"<p>{_e(intro)}</p>", _table(headers, rows, "metrics"), _figure(figs.get("policy_comparison"))])
+    return "\n".join([paragraph(intro), table(headers, rows, "metrics"), figure(figs.get("policy_comparison"))])
 
 
 def _improvement(inputs: ReportInputs) -> str:
@@ -405,7 +323,7 @@ def _improvement(inputs: ReportInputs) -> str:
     if not rows:
         return _missing_section("improvement_vs_random")
     intro = "Factor = learned policy's subscription rate ÷ the baseline's; above 1 means more subscriptions."
-    return f"<p>{_e(intro)}</p>" + _table(["baseline", "metric", "factor", "95% interval", "reading"], rows)
+    return paragraph(intro) + table(["baseline", "metric", "factor", "95% interval", "reading"], rows)
 
 
 def _segments(inputs: ReportInputs) -> str:
@@ -413,11 +331,11 @@ def _segments(inputs: ReportInputs) -> str:
     if segments is None:
         return _missing_section("top_segments")
     if not segments:
-        return _note("No segment had enough lead-episodes to be ranked.")
+        return note("No segment had enough lead-episodes to be ranked.")
     rows = []
     for rank, seg in enumerate(segments[:3], start=1):
         plans = "<br>".join(
-            f"{_e(' → '.join(s.get('sequence', [])))} <span class='ci'>({_e(fmt_pct(s.get('share')))})</span>"
+            f"{escape(' → '.join(s.get('sequence', [])))} <span class='ci'>({escape(fmt_pct(s.get('share')))})</span>"
             for s in seg.get("action_sequences", [])
         )
         rows.append(
@@ -426,7 +344,7 @@ def _segments(inputs: ReportInputs) -> str:
                 seg.get("education"),
                 seg.get("country"),
                 seg.get("stage"),
-                _with_ci(seg.get("value_per_lead"), seg.get("value_ci"), fmt_money),
+                with_ci(seg.get("value_per_lead"), seg.get("value_ci"), fmt_money),
                 fmt_count(seg.get("episodes")),
                 Raw(plans or "n/a"),
             ]
@@ -437,18 +355,18 @@ def _segments(inputs: ReportInputs) -> str:
         "the learned policy's most frequent plans in the segment (trailing waits collapsed)."
     )
     headers = ["#", "education", "country", "stage", "value per lead [95% CI]", "lead-episodes", "learned actions"]
-    return f"<p>{_e(intro)}</p>" + _table(headers, rows)
+    return paragraph(intro) + table(headers, rows)
 
 
 _FINAL_FORMATS: dict[str, tuple[str, Callable]] = {
     "agent": ("agent", str),
     "episodes": ("episodes trained", fmt_count),
-    "wall_seconds": ("wall-clock time", lambda v: "n/a" if _num(v) is None else f"{v:,.1f} s"),
+    "wall_seconds": ("wall-clock time", lambda v: "n/a" if num(v) is None else f"{v:,.1f} s"),
     "q_table_states": ("Q-table states", fmt_count),
     "max_abs_delta_q_last_10k": ("max |ΔQ| over the last 10k episodes", _generic),
     "policy_change_pct_last_10k": (
         "greedy-policy change over the last 10k episodes",
-        lambda v: "n/a" if _num(v) is None else f"{v:.2f}%",
+        lambda v: "n/a" if num(v) is None else f"{v:.2f}%",
     ),
     "epsilon_final": ("final exploration rate ε", _generic),
 }
@@ -461,14 +379,14 @@ def _training(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         rows.append([label, "n/a" if value is None else fmt(value)])
     settings = inputs.run.get("settings") or {}
     setting_rows = [[key.replace("_", " "), _setting_text(key, value)] for key, value in settings.items()]
-    parts = ["<h3>Technical metrics</h3>", _table(["metric", "value"], rows)]
+    parts = ["<h3>Technical metrics</h3>", table(["metric", "value"], rows)]
     if setting_rows:
-        parts += ["<h3>Training settings</h3>", _table(["setting", "value"], setting_rows)]
+        parts += ["<h3>Training settings</h3>", table(["setting", "value"], setting_rows)]
     caption = (
         "Mean business value per episode (subscription value − spend) while training, exploration ε, "
         "states visited and the largest Q-value change per window (Q-learning only)."
     )
-    parts.append(_figure(figs.get("training_curves"), caption))
+    parts.append(figure(figs.get("training_curves"), caption))
     return "\n".join(parts)
 
 
@@ -481,7 +399,7 @@ _SETTING_FORMATS: dict[str, Callable] = {
 
 def _setting_text(key: str, value: object) -> str:
     fmt = _SETTING_FORMATS.get(key)
-    return fmt(value) if fmt is not None and _num(value) is not None else _plain(value)
+    return fmt(value) if fmt is not None and num(value) is not None else _plain(value)
 
 
 def _plain(value: object) -> str:
@@ -500,20 +418,20 @@ def _flows(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         return _missing_section("action_flows")
     names = _flow_policies(inputs.evaluation)
     if not names:
-        return _note("No action flow of the learned, logged or rule policy in evaluation.json.")
+        return note("No action flow of the learned, logged or rule policy in evaluation.json.")
     intro = (
         "Which action each policy takes week after week on the simulated test leads. Each column is a week; "
         "node and band heights are proportional to the number of lead-episodes; episodes that subscribe or "
         "drop out early leave through the lane at the top; the right column shows how episodes ended."
     )
-    parts = [f"<p>{_e(intro)}</p>"]
+    parts = [paragraph(intro)]
     for name in names:
         flow = flows[name]
         outcomes = flow.get("outcomes") or {}
         total = max(int(flow.get("episodes") or sum(outcomes.values()) or 1), 1)
         ends = ", ".join(f"{k} {fmt_count(v)} ({fmt_pct(v / total)})" for k, v in outcomes.items())
-        parts.append(f"<h3>{_e(name)} policy</h3><p>Outcomes: {_e(ends or 'n/a')}.</p>")
-        parts.append(_figure(figs.get(f"action_flow_{name}")))
+        parts.append(f"<h3>{escape(name)} policy</h3><p>Outcomes: {escape(ends or 'n/a')}.</p>")
+        parts.append(figure(figs.get(f"action_flow_{name}")))
     return "\n".join(parts)
 
 
@@ -528,11 +446,11 @@ def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
             fmt_pct(s.get("simulated")),
             fmt_pct(s.get("actual")),
             _ci_text(s.get("ci"), fmt_pct),
-            Raw('<span class="met">inside</span>' if s.get("within") else '<span class="unmet">outside</span>'),
+            status(bool(s.get("within")), "inside", "outside"),
         ]
         for s in steps
     ]
-    fraction = _num(cal.get("within_ci_fraction"))
+    fraction = num(cal.get("within_ci_fraction"))
     inside = sum(bool(s.get("within")) for s in steps)
     verdict = "passes" if fraction is not None and fraction >= CALIBRATION_PASS else "fails"
     intro = (
@@ -552,11 +470,11 @@ def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     )
     return "\n".join(
         [
-            f"<p>{_e(intro)}</p>",
-            _note(summary, "warning" if verdict == "fails" else "note"),
-            f"<p>{_e(plain)}</p>",
-            _table(["step", "simulated", "actual (test)", "95% interval", "actual vs interval"], rows),
-            _figure(figs.get("calibration")),
+            paragraph(intro),
+            note(summary, "warning" if verdict == "fails" else "note"),
+            paragraph(plain),
+            table(["step", "simulated", "actual (test)", "95% interval", "actual vs interval"], rows),
+            figure(figs.get("calibration")),
         ]
     )
 
@@ -579,7 +497,7 @@ def _sensitivity(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         "untestable assumption."
     )
     headers = ["assumed call-offer rate", "policy", *(label for label, _ in fg.METRIC_FORMATS.values())]
-    return "\n".join([f"<p>{_e(intro)}</p>", _table(headers, rows), _figure(figs.get("sensitivity"))])
+    return "\n".join([paragraph(intro), table(headers, rows), figure(figs.get("sensitivity"))])
 
 
 def _settings(inputs: ReportInputs) -> str:
@@ -609,7 +527,7 @@ def _settings(inputs: ReportInputs) -> str:
         ["run folder", str(inputs.run_dir)],
         ["evaluation folder", str(inputs.eval_dir)],
     ]
-    return _table(["setting", "value"], rows)
+    return table(["setting", "value"], rows)
 
 
 def _limitations() -> str:
@@ -636,34 +554,13 @@ def _limitations() -> str:
         "how many.",
         "Before acting on a policy, test it online (A/B test) against the current process.",
     ]
-    items = "".join(f"<li>{_e(t)}</li>" for t in reading)
-    limits_html = "".join(f"<li>{_e(t)}</li>" for t in limits)
     more = "The simulator's model, data and assumptions are described in <code>docs/crm_funnel.md</code>."
-    return f"<h3>How to read this</h3><ul>{items}</ul><h3>Limitations</h3><ul>{limits_html}</ul><p>{more}</p>"
+    return f"<h3>How to read this</h3>{bullets(reading)}<h3>Limitations</h3>{bullets(limits)}<p>{more}</p>"
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # page
 # ----------------------------------------------------------------------------------------------------------------
-
-_CSS = """
-body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#222;margin:0;background:#f6f7f9}
-main{max-width:1180px;margin:0 auto;padding:24px 32px 64px;background:#fff}
-h1{font-size:1.7em;margin-bottom:4px}h2{border-bottom:2px solid #e3e6ea;padding-bottom:4px;margin-top:40px}
-h3{margin-top:24px}p{line-height:1.5}.sub{color:#666;margin-top:0}
-nav{font-size:.92em;margin:12px 0 8px}nav a{margin-right:14px;color:#1f5fa8;text-decoration:none}
-table{border-collapse:collapse;margin:12px 0;font-size:.92em}
-th,td{border:1px solid #dde1e6;padding:5px 9px;text-align:left;vertical-align:top}
-th{background:#eef1f5}tbody tr:nth-child(even){background:#fafbfc}
-.ci{color:#666;font-size:.88em;white-space:nowrap}
-.met{color:#fff;background:#2c8a3b;padding:1px 7px;border-radius:9px;white-space:nowrap}
-.unmet{color:#fff;background:#c62828;padding:1px 7px;border-radius:9px;white-space:nowrap}
-.headline{font-size:1.12em;font-weight:600}
-.warning{background:#fff4e5;border-left:4px solid #e07b39;padding:8px 12px}
-.note{background:#eef4fb;border-left:4px solid #1f5fa8;padding:8px 12px}
-figure{margin:16px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{color:#555;font-size:.88em}code{background:#f0f2f5;padding:0 3px}
-"""
 
 
 def render_html(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
@@ -681,21 +578,13 @@ def render_html(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         "settings": (ev_path, "settings", lambda: _settings(inputs)),
         "limitations": (ev_path, "", _limitations),
     }
-    body = []
+    sections = []
     for anchor, title in _SECTIONS:
         source, key, render = renderers[anchor]
-        body.append(f'<section id="{anchor}"><h2>{_e(title)}</h2>\n{_guard(source, key, render)}</section>')
-    nav = "".join(f'<a href="#{anchor}">{_e(title)}</a>' for anchor, title in _SECTIONS)
+        sections.append((anchor, title, guard(source, key, render)))
     agent = (inputs.run.get("settings") or {}).get("agent", inputs.final.get("agent", "?"))
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>nextbest CRM report</title><style>{_CSS}</style></head><body><main>"
-        "<h1>CRM next-best-action report</h1>"
-        f'<p class="sub">Agent {_e(agent)} · run {_e(inputs.run_dir)} · evaluation {_e(inputs.eval_dir)} · '
-        f"generated {_e(stamp)}</p><nav>{nav}</nav>\n" + "\n".join(body) + "</main></body></html>\n"
-    )
+    subtitle = f"Agent {agent} · run {inputs.run_dir} · evaluation {inputs.eval_dir}"
+    return page("CRM next-best-action report", subtitle, sections)
 
 
 def headline(inputs: ReportInputs) -> dict:
@@ -717,7 +606,7 @@ def headline(inputs: ReportInputs) -> dict:
         "targets_total": len(targets),
         "targets": targets,
         "within_ci_fraction": calibration.get("within_ci_fraction"),
-        "calibration_passes": (_num(calibration.get("within_ci_fraction")) or 0.0) >= CALIBRATION_PASS
+        "calibration_passes": (num(calibration.get("within_ci_fraction")) or 0.0) >= CALIBRATION_PASS
         if calibration
         else None,
     }
