@@ -57,3 +57,40 @@ def funnel(prepared_crm: PreparedCRM):
     journeys = journeys_from_frame(prepared_crm.train)
     country, education = sim.model.encode_leads(journeys.country, journeys.education)
     return sim, country, education
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """Bootstrap servers of a memory-storage Tansu broker with the pipeline's topics (4 partitions each)."""
+    pytest.importorskip("confluent_kafka")
+    from nextbest.errors import NextbestError
+    from nextbest.stream import Broker
+
+    try:
+        broker = Broker(storage="memory").start()
+    except NextbestError as error:
+        pytest.skip(f"Tansu broker unavailable: {error}")
+    try:
+        broker.create_topics(partitions=4)
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture()
+def start_durable_broker(tmp_path_factory: pytest.TempPathFactory):
+    """A function that starts a durable (S3 on SeaweedFS) Tansu broker; every broker it started stops at teardown."""
+    pytest.importorskip("confluent_kafka")
+    pytest.importorskip("botocore")
+    from nextbest.stream import Broker
+
+    started: list[Broker] = []
+
+    def start(**options) -> Broker:
+        broker = Broker(storage="durable", data_dir=tmp_path_factory.mktemp("durable-broker"), **options)
+        started.append(broker)
+        return broker.start()
+
+    yield start
+    for broker in started:
+        broker.stop()

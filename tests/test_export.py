@@ -89,12 +89,24 @@ def test_pmml_parity(model: TargetingModel, rows: pd.DataFrame, tmp_path: Path) 
     np.testing.assert_allclose(scored, model.predict_proba(rows), rtol=0, atol=1e-6)
 
 
-def test_unsupported_models_end_with_a_clear_message(world_dir: Path, tmp_path: Path) -> None:
+def test_the_original_rule_exports_as_its_decisions(world_dir: Path, rows: pd.DataFrame, tmp_path: Path) -> None:
+    """age-sex goes out as a tree whose output is the rule's decision: served decisions equal the rule's."""
+    ort = pytest.importorskip("onnxruntime")
     control = train_targeting(world_dir, "age-sex")
-    with pytest.raises(NextbestError, match="'age-sex' cannot be exported to ONNX"):
-        export_onnx(control, tmp_path / "x.onnx")
-    with pytest.raises(NextbestError, match="'age-sex' cannot be exported to PMML"):
-        export_pmml(control, tmp_path / "x.pmml")
+    result = export_model(control, tmp_path / "original.onnx", "onnx")
+    assert json.loads(result.sidecar.read_text())["threshold"] == 0.5
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    scored = session.run(["probabilities"], {"features": rows.to_numpy(dtype=np.float32)})[0][:, 1]
+    np.testing.assert_array_equal((scored >= 0.5).astype(np.int8), control.decide(rows))
+    assert 0.05 < control.decide(rows).mean() < 0.5
+
+
+def test_unsupported_models_end_with_a_clear_message(world_dir: Path, tmp_path: Path) -> None:
+    scratch = train_targeting(world_dir, "scratch-logreg")
+    with pytest.raises(NextbestError, match="'scratch-logreg' cannot be exported to ONNX"):
+        export_onnx(scratch, tmp_path / "x.onnx")
+    with pytest.raises(NextbestError, match="'scratch-logreg' cannot be exported to PMML"):
+        export_pmml(scratch, tmp_path / "x.pmml")
     with pytest.raises(NextbestError, match="unknown export format"):
-        export_model(control, tmp_path / "x.bin", "tflite")
+        export_model(scratch, tmp_path / "x.bin", "tflite")
     assert not list(tmp_path.iterdir())

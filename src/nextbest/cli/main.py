@@ -7,9 +7,11 @@ import sys
 import typer
 
 from nextbest.cli.ab import ab_app
+from nextbest.cli.broker import broker_app
 from nextbest.cli.crm import crm_app
 from nextbest.cli.platform import platform_app
 from nextbest.cli.shop import shop_app
+from nextbest.cli.stream import stream_app
 from nextbest.cli.target import target_app
 from nextbest.cli.uplift import uplift_app
 from nextbest.errors import NextbestError
@@ -25,6 +27,8 @@ app.add_typer(platform_app, name="platform")
 app.add_typer(shop_app, name="shop")
 app.add_typer(target_app, name="target")
 app.add_typer(uplift_app, name="uplift")
+app.add_typer(broker_app, name="broker")
+app.add_typer(stream_app, name="stream")
 
 
 def main() -> None:

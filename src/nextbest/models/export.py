@@ -8,8 +8,10 @@ sidecar ``<file>.json`` (``ExportResult.as_json``) that a server reads next to t
 Supported: ``logreg`` (a plain ``StandardScaler + LogisticRegression`` pipeline, its Platt calibration
 folded into the coefficients; double precision in ONNX) and ``gbm`` (a plain ``LGBMClassifier``, its
 Platt calibration folded into the trees; ONNX input float32, exact for these integer-valued features).
-Scores match scikit-learn / LightGBM to 1e-6 (tests). Not supported, each with a clear ``NextbestError``:
-``age-sex`` (a rule, not a fitted pipeline) and ``scratch-logreg`` (an estimator the converters do not know).
+Scores match scikit-learn / LightGBM to 1e-6 (tests). ``age-sex``, the original system, is exported as a
+depth-2 tree whose output is the rule's decision (threshold 0.5: ``rule_as_tree``), so that the original can
+pose as the new system in an A/B test. Not supported, with a clear ``NextbestError``: ``scratch-logreg``
+(an estimator the converters do not know).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from nextbest.errors import NextbestError
 from nextbest.models.targeting import TargetingModel
@@ -60,18 +64,41 @@ class ExportResult:
 
 
 def _check_supported(model: TargetingModel, fmt: str) -> None:
-    supported = {"onnx": ("logreg", "gbm"), "pmml": ("logreg", "gbm")}
+    supported = {"onnx": ("logreg", "gbm", "age-sex"), "pmml": ("logreg", "gbm", "age-sex")}
     if model.kind == "gbm" and fmt == "onnx" and importlib.util.find_spec("onnxmltools") is None:
         raise NextbestError("LightGBM to ONNX needs onnxmltools: pip install 'nextbest[export]'")
     if model.kind not in supported[fmt]:
-        hints = {
-            "age-sex": " (a rule on age and sex, not a fitted pipeline)",
-            "scratch-logreg": " (the from-scratch estimator is unknown to the converters)",
-        }
+        hints = {"scratch-logreg": " (the from-scratch estimator is unknown to the converters)"}
         hint = hints.get(model.kind, "")
         raise NextbestError(
             f"model {model.kind!r} cannot be exported to {fmt.upper()}{hint}; supported: {', '.join(supported[fmt])}"
         )
+
+
+def rule_as_tree(model: TargetingModel) -> Any:
+    """The age/sex rule as a fitted depth-2 decision tree on the full feature vector, for the converters.
+
+    Its "probability" is the rule's decision (1 = show to a man younger than ``max_age``), so the exported
+    threshold is 0.5: a server can run the original system through the same pipeline as a learned model.
+    """
+    from sklearn.tree import DecisionTreeClassifier
+
+    rule = model.estimator
+    grid = pd.DataFrame(0.0, index=range(242), columns=model.features)
+    grid["age"] = np.tile(np.arange(121, dtype=float), 2)
+    grid["man"] = np.repeat([0.0, 1.0], 121)
+    grid["woman"] = 1.0 - grid["man"]
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0).fit(grid.to_numpy(), rule.cell(grid))
+    if not np.array_equal(tree.predict(grid.to_numpy()), rule.cell(grid)):
+        raise NextbestError("the age/sex rule could not be written as a tree")
+    return tree
+
+
+def _exportable(model: TargetingModel) -> tuple[Any, float]:
+    """The estimator the converters see and the threshold that goes with it."""
+    if model.kind == "age-sex":
+        return rule_as_tree(model), 0.5
+    return model.estimator, model.threshold
 
 
 def export_onnx(model: TargetingModel, path: Path) -> ExportResult:
@@ -93,11 +120,12 @@ def export_onnx(model: TargetingModel, path: Path) -> ExportResult:
             convert_lightgbm,
             options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
         )
-    # onnxmltools' LightGBM trees take and give float32 (exact for this data: integer-valued features)
-    tensor_type = FloatTensorType if model.kind == "gbm" else DoubleTensorType
+    # ONNX tree ensembles take and give float32 (exact for this data: integer-valued features)
+    tensor_type = FloatTensorType if model.kind in ("gbm", "age-sex") else DoubleTensorType
+    estimator, threshold = _exportable(model)
     try:
         onx = convert_sklearn(
-            model.estimator,
+            estimator,
             initial_types=[(ONNX_INPUT, tensor_type([None, len(model.features)]))],
             options={"zipmap": False},
             target_opset={"": 17, "ai.onnx.ml": 3},
@@ -108,7 +136,7 @@ def export_onnx(model: TargetingModel, path: Path) -> ExportResult:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(onx.SerializeToString())
     dtype = "float32" if tensor_type is FloatTensorType else "float64"
-    return ExportResult(path, "onnx", model.threshold, list(model.features), model.kind, dtype)
+    return ExportResult(path, "onnx", threshold, list(model.features), model.kind, dtype)
 
 
 #: Newest scikit-learn release the bundled JPMML-SkLearn converter (1.9.41) accepts.
@@ -145,7 +173,8 @@ def export_pmml(model: TargetingModel, path: Path) -> ExportResult:
     from sklearn2pmml import sklearn2pmml
     from sklearn2pmml.pipeline import PMMLPipeline
 
-    pipeline = PMMLPipeline([("classifier", model.estimator)])
+    estimator, threshold = _exportable(model)
+    pipeline = PMMLPipeline([("classifier", estimator)])
     pipeline.active_fields = np.array(model.features)
     pipeline.target_fields = np.array([PMML_TARGET])
     path = Path(path)
@@ -155,7 +184,7 @@ def export_pmml(model: TargetingModel, path: Path) -> ExportResult:
             sklearn2pmml(pipeline, str(path))
     except Exception as error:  # noqa: BLE001 - the Java converter reports through a generic error
         raise NextbestError(f"PMML conversion of {model.kind!r} failed: {error}") from error
-    return ExportResult(path, "pmml", model.threshold, list(model.features), model.kind)
+    return ExportResult(path, "pmml", threshold, list(model.features), model.kind)
 
 
 EXPORTERS = {"onnx": export_onnx, "pmml": export_pmml}

@@ -1,0 +1,268 @@
+"""The decision worker: join the two input topics by uuid, score with the exported model, write the decision.
+
+    topic_demographic ─┐                          ┌─> topic_student_prediction  {"uuid": 1, "value": 1, "token": "…"}
+                       ├─ decode ─ join ─ score ──┤      (key: the uuid)
+    topic_historic ────┘    │        │            └─> topic_dead_letter  original bytes, headers reason/topic/
+                            └────────┴──────────────> partition/offset (invalid input; a half whose twin never came)
+
+Guarantees:
+* **Nothing is lost.** An input offset is committed only after everything it produced (the decision, or its
+  dead-letter entry) is acknowledged by the broker (``OffsetTracker``). A crash replays the rest; every joined
+  customer still gets a decision. Replays can repeat a decision: the value is a deterministic function of the
+  two halves, and consumers keep the first decision per uuid (idempotent downstream).
+* **Bad input never stops the worker.** Each invalid message goes to the dead-letter topic with its reason
+  (``nextbest.stream.messages``) and is counted; broker errors are logged and retried.
+* **Co-partitioned join.** Both input topics are keyed by uuid with the same partition count; the range
+  assignor gives partition i of both topics to the same worker, so 2+ workers in one group can share the work.
+  On a rebalance the waiting halves of revoked partitions are forgotten (uncommitted: their new owner re-reads).
+
+Features come from ``nextbest.models.targeting.assemble_rows``, the step the model was trained with; scoring is
+by the exported file (``nextbest.models.serving.ExportedModel``: ONNX or PMML) in micro-batches.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nextbest.models.serving import ExportedModel
+from nextbest.models.targeting import assemble_rows
+from nextbest.stream import topics
+from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket
+from nextbest.stream.messages import MessageDecoder, Rejected
+
+
+@dataclass
+class WorkerConfig:
+    """Settings of one decision worker (a process; run several with the same ``group_id`` to scale out)."""
+
+    bootstrap_servers: str
+    model: Path
+    token: str
+    group_id: str = "nextbest-decisions"
+    join_ttl: float = 60.0
+    max_waiting: int = 1_000_000
+    batch_size: int = 2000
+    poll_timeout: float = 0.005
+    commit_interval: float = 0.2
+    metrics_file: Path | None = None
+    metrics_interval: float = 1.0
+    max_bytes: int = 64 * 1024
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    producer_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def _consumer_settings(config: WorkerConfig) -> dict[str, Any]:
+    from nextbest.stream.broker import consumer_config
+
+    return consumer_config(
+        config.bootstrap_servers,
+        config.group_id,
+        **{
+            "partition.assignment.strategy": "range",
+            "fetch.wait.max.ms": 10,
+            "max.partition.fetch.bytes": 4 * 1024 * 1024,
+            **config.consumer_overrides,
+        },
+    )
+
+
+def _producer_settings(config: WorkerConfig) -> dict[str, Any]:
+    from nextbest.stream.broker import producer_config
+
+    return producer_config(
+        config.bootstrap_servers,
+        **{"linger.ms": 2, "batch.num.messages": 10_000, "queue.buffering.max.messages": 1_000_000,
+           **config.producer_overrides},
+    )  # fmt: skip
+
+
+class DecisionWorker:
+    """One consumer + one producer + the join state; ``run()`` loops until ``stop()`` or SIGTERM/SIGINT."""
+
+    def __init__(self, config: WorkerConfig, log: Callable[[str], None] = print) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.config = config
+        self.log = log
+        self.model = ExportedModel.load(config.model)
+        self.decoder = MessageDecoder(self.model.features[3:], max_bytes=config.max_bytes)
+        self.buffer = JoinBuffer(ttl=config.join_ttl, max_waiting=config.max_waiting)
+        self.tracker = OffsetTracker()
+        self.counts: Counter[str] = Counter()
+        self.dead_letter_reasons: Counter[str] = Counter()
+        self._token_json = json.dumps(config.token)
+        self._running = False
+        self._retry: list[tuple[str, bytes, bytes | None, list | None, Callable]] = []
+        self.consumer = Consumer(_consumer_settings(config))
+        self.producer = Producer(_producer_settings(config))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, max_seconds: float | None = None) -> Counter[str]:
+        """Consume, join, decide, commit until stopped; returns the counters."""
+        self._install_signals()
+        self.consumer.subscribe([topics.DEMOGRAPHIC, topics.HISTORIC], on_revoke=self._on_revoke)
+        self._running = True
+        started = last_commit = last_metrics = time.monotonic()
+        try:
+            while self._running:
+                self._step()
+                now = time.monotonic()
+                if now - last_commit >= self.config.commit_interval:
+                    self._commit()
+                    last_commit = now
+                if now - last_metrics >= self.config.metrics_interval:
+                    self._write_metrics()
+                    last_metrics = now
+                if max_seconds is not None and now - started >= max_seconds:
+                    break
+        finally:
+            self._shutdown()
+        return self.counts
+
+    def stop(self) -> None:
+        self._running = False
+
+    def _install_signals(self) -> None:
+        try:
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
+        except ValueError:  # not the main thread (tests): stop() is called directly
+            pass
+
+    def _step(self) -> None:
+        messages = self.consumer.consume(num_messages=self.config.batch_size, timeout=self.config.poll_timeout)
+        now = time.monotonic()
+        pairs: list[Pair] = []
+        for message in messages:
+            pair = self._take(message, now)
+            if pair is not None:
+                pairs.append(pair)
+        for waiting in self.buffer.expire(now):
+            self.counts["expired"] += 1
+            reason = f"no twin within the join TTL ({self.config.join_ttl:g} s)"
+            self._dead_letter(waiting.raw, None, waiting.ticket, reason)
+        if pairs:
+            self._decide(pairs)
+        self._flush_retries()
+        self.producer.poll(0)
+
+    def _take(self, message: Any, now: float) -> Pair | None:
+        if message.error():
+            self.counts["consume_errors"] += 1
+            self.log(f"consume error: {message.error()}")
+            return None
+        ticket = Ticket(message.topic(), message.partition(), message.offset())
+        self.tracker.consumed(ticket)
+        self.counts["consumed"] += 1
+        raw = message.value()
+        kind = "demographic" if ticket.topic == topics.DEMOGRAPHIC else "historic"
+        half = self.decoder.demographic(raw) if kind == "demographic" else self.decoder.historic(raw)
+        if isinstance(half, Rejected):
+            self._dead_letter(raw, message.key(), ticket, half.reason)
+            return None
+        joined = self.buffer.add(kind, half.uuid, half, ticket, now, raw)
+        if isinstance(joined, Pair):
+            return joined
+        if joined == "repeat":
+            self.counts["repeats"] += 1
+            self.tracker.done(ticket)
+        return None
+
+    # ------------------------------------------------------------------ outputs
+    def _decide(self, pairs: list[Pair]) -> None:
+        demographic = np.array([p.demographic.values for p in pairs], dtype=np.float64)
+        flags = np.frombuffer(b"".join(p.historic.flags for p in pairs), dtype=np.uint8).reshape(len(pairs), -1)
+        decisions = self.model.decide(assemble_rows(demographic, flags, self.model.features))
+        for pair, value in zip(pairs, decisions.tolist()):
+            payload = f'{{"uuid": {pair.uuid}, "value": {value}, "token": {self._token_json}}}'.encode()
+            tickets = pair.tickets
+            self._produce(topics.PREDICTION, payload, str(pair.uuid).encode(), None,
+                          lambda error, _msg, t=tickets: self._acked(error, t, "decided"))  # fmt: skip
+
+    def _dead_letter(self, raw: bytes | None, key: bytes | None, ticket: Ticket, reason: str) -> None:
+        self.dead_letter_reasons[reason.split(":")[0]] += 1
+        headers = [("reason", reason.encode()), ("topic", ticket.topic.encode()),
+                   ("partition", str(ticket.partition).encode()), ("offset", str(ticket.offset).encode())]  # fmt: skip
+        self._produce(topics.DEAD_LETTER, raw or b"", key, headers,
+                      lambda error, _msg, t=(ticket,): self._acked(error, t, "dead_lettered"))  # fmt: skip
+
+    def _produce(self, topic: str, value: bytes, key: bytes | None, headers: list | None, callback: Callable) -> None:
+        try:
+            self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=callback)
+        except BufferError:
+            self.producer.poll(0.05)
+            self._retry.append((topic, value, key, headers, callback))
+            return
+        except Exception as error:  # noqa: BLE001 - e.g. KafkaException while the broker restarts
+            self.counts["produce_errors"] += 1
+            self.log(f"produce failed ({error}); retrying")
+            self._retry.append((topic, value, key, headers, callback))
+
+    def _acked(self, error: Any, tickets: tuple[Ticket, ...], outcome: str) -> None:
+        if error is not None:
+            self.counts["delivery_errors"] += 1
+            self.log(f"delivery failed ({error}); the input offsets stay uncommitted")
+            return
+        self.counts[outcome] += 1
+        for ticket in tickets:
+            self.tracker.done(ticket)
+
+    def _flush_retries(self) -> None:
+        retries, self._retry = self._retry, []
+        for topic, value, key, headers, callback in retries:
+            self._produce(topic, value, key, headers, callback)
+
+    # ------------------------------------------------------------------ offsets, rebalances, metrics
+    def _commit(self, wait: bool = False) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.tracker.committable().items()]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=not wait)
+            self.counts["commits"] += 1
+        except KafkaException as error:
+            self.log(f"commit failed ({error}); will retry")
+
+    def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        self.producer.flush(10)
+        self._commit(wait=True)
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self.counts["dropped_on_revoke"] += self.buffer.drop_partitions(revoked)
+        self.tracker.forget(revoked)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            **dict(self.counts),
+            "waiting": len(self.buffer.waiting),
+            "pending_offsets": self.tracker.pending(),
+            "dead_letter_reasons": dict(self.dead_letter_reasons),
+        }
+
+    def _write_metrics(self) -> None:
+        if self.config.metrics_file is not None:
+            path = Path(self.config.metrics_file)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(self.metrics()))
+            tmp.replace(path)
+
+    def _shutdown(self) -> None:
+        self.producer.flush(10)
+        self._flush_retries()
+        self.producer.flush(10)
+        self._commit(wait=True)
+        try:
+            self.consumer.close()
+        finally:
+            self._write_metrics()
+
