@@ -85,25 +85,40 @@ def test_harmless_extras_are_accepted(messages: tuple[list[dict], list[dict], pd
 def test_join_pairs_in_either_order_and_answers_repeats() -> None:
     buffer = JoinBuffer(ttl=10.0)
     t = [Ticket("d", 0, 0), Ticket("h", 0, 0), Ticket("h", 0, 1), Ticket("d", 0, 1), Ticket("d", 0, 2)]
-    assert buffer.add("demographic", 1, "D1", t[0], 0.0, b"") is None
-    pair = buffer.add("historic", 1, "H1", t[1], 1.0, b"")
+    assert buffer.add("demographic", 1, "D1", t[0], 0.0, 0.0, b"") is None
+    pair = buffer.add("historic", 1, "H1", t[1], 1.0, 1.0, b"")
     assert isinstance(pair, Pair) and (pair.demographic, pair.historic, pair.tickets) == ("D1", "H1", (t[0], t[1]))
-    assert buffer.add("historic", 2, "H2", t[2], 2.0, b"") is None
-    assert buffer.add("historic", 2, "H2 again", t[2], 2.5, b"") == "repeat"
-    pair = buffer.add("demographic", 2, "D2", t[3], 3.0, b"")
+    assert buffer.add("historic", 2, "H2", t[2], 2.0, 2.0, b"") is None
+    assert buffer.add("historic", 2, "H2 again", t[2], 2.5, 2.5, b"") == "repeat"
+    pair = buffer.add("demographic", 2, "D2", t[3], 3.0, 3.0, b"")
     assert isinstance(pair, Pair) and (pair.demographic, pair.historic) == ("D2", "H2")
-    assert buffer.add("demographic", 1, "D1 replayed", t[4], 4.0, b"") == "repeat"
+    assert buffer.add("demographic", 1, "D1 replayed", t[4], 4.0, 4.0, b"") == "repeat"
     assert not buffer.waiting
 
 
-def test_join_expires_and_bounds_waiting_halves() -> None:
-    buffer = JoinBuffer(ttl=5.0, max_waiting=2)
+def test_join_expires_on_the_twin_streams_event_time() -> None:
+    """A backlog read at full speed expires nothing: only the twin stream's progress (or its silence) does."""
+    buffer = JoinBuffer(ttl=5.0, idle=1.0)
+    buffer.observe("demographic", 0, 100.0, now=0.0)
+    buffer.add("demographic", 1, "D1", Ticket("d", 0, 0), 100.0, 0.0, b"")
+    buffer.observe("historic", 0, 50.0, now=10.0)  # historic lags 50 s behind: still on its way
+    assert buffer.expire(10.5) == [] and 1 in buffer.waiting
+    buffer.observe("historic", 0, 106.0, now=11.0)  # the twin stream passed D1 + ttl: D1's twin is not coming
+    assert [w.half for w in buffer.expire(11.0)] == ["D1"]
+    buffer.add("historic", 2, "H2", Ticket("h", 1, 0), 200.0, 20.0, b"")
+    assert buffer.expire(24.0) == []  # the demographic stream of partition 1 was never seen, but ttl not over
+    assert buffer.expire(25.5, caught_up=lambda kind, partition: False) == []  # twin stream still has a backlog
+    assert [w.half for w in buffer.expire(25.5, caught_up=lambda kind, partition: True)] == ["H2"]
+    buffer.add("historic", 3, "H3", Ticket("h", 1, 1), 201.0, 30.0, b"")
+    assert [w.half for w in buffer.expire(35.5)] == ["H3"]  # unknown position, silent twin stream: wall clock
+
+
+def test_join_bounds_waiting_halves() -> None:
+    buffer = JoinBuffer(ttl=100.0, max_waiting=2)
     for uuid in range(3):
-        buffer.add("demographic", uuid, uuid, Ticket("d", 0, uuid), float(uuid), b"")
-    evicted = buffer.expire(3.0)
-    assert [w.half for w in evicted] == [0] and len(buffer.waiting) == 2
-    assert [w.half for w in buffer.expire(6.5)] == [1]
-    assert buffer.drop_partitions({("d", 0)}) == 1 and not buffer.waiting
+        buffer.add("demographic", uuid, uuid, Ticket("d", 0, uuid), float(uuid), float(uuid), b"")
+    assert [w.half for w in buffer.expire(3.0)] == [0] and len(buffer.waiting) == 2
+    assert buffer.drop_partitions({("d", 0)}) == 2 and not buffer.waiting
 
 
 def test_offsets_commit_only_what_is_done() -> None:

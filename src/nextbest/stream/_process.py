@@ -74,6 +74,25 @@ def wait_until(
     raise NextbestError(f"{what} not ready after {timeout:.0f} s: {log_tail(log_path)}")
 
 
+def launch(
+    command: Sequence[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    what: str,
+    env: Mapping[str, str] | None = None,
+    stop_timeout: float = 10.0,
+) -> subprocess.Popen:
+    """`spawn`, then `wait_until` ``ready``; a process that does not become ready is stopped before the error."""
+    process = spawn(command, log_path, env=env)
+    try:
+        wait_until(ready, process, timeout, what, log_path)
+    except BaseException:
+        stop(process, timeout=stop_timeout)
+        raise
+    return process
+
+
 def stop(process: subprocess.Popen | None, timeout: float = 10.0, signum: int = signal.SIGTERM) -> None:
     """Send ``signum`` to the process group, then SIGKILL it if it is still alive after ``timeout`` seconds."""
     if process is None or process.poll() is not None:

@@ -2,10 +2,10 @@
 may be committed.
 
 ``JoinBuffer`` pairs a customer's demographic and historic halves by uuid, whichever arrives first. A half
-waits at most ``ttl`` seconds and the buffer holds at most ``max_waiting`` halves; a half that expires or is
-evicted is handed back to the caller (which dead-letters it and counts it). A half for a uuid decided
-recently (``recent`` uuids remembered) is answered at once as a repeat, so that redelivered input after a
-restart or a rebalance does not wait for a twin that will not come again.
+waits at most ``ttl`` seconds (event time: see ``JoinBuffer``) and the buffer holds at most ``max_waiting``
+halves; a half that expires or is evicted is handed back to the caller (which dead-letters it and counts
+it). A half for a uuid decided recently (``recent`` uuids remembered) is answered at once as a repeat, so
+that redelivered input after a rebalance does not wait for a twin that will not come again.
 
 ``OffsetTracker`` implements "commit only what is done": each consumed message is a ``Ticket``; the offset
 committed for a partition is the lowest ticket not yet done (or one past the last consumed), so a crash
@@ -15,6 +15,7 @@ replays every message whose decision (or dead-letter entry) the broker had not a
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -34,7 +35,8 @@ class Waiting:
     kind: str  # "demographic" | "historic"
     half: Any
     ticket: Ticket
-    arrived: float
+    event_time: float  # the message's timestamp, seconds
+    arrived: float  # when this worker read it (monotonic clock)
     raw: bytes
 
 
@@ -48,23 +50,48 @@ class Pair:
     tickets: tuple[Ticket, Ticket]
 
 
+TWIN = {"demographic": "historic", "historic": "demographic"}
+CaughtUp = Callable[[str, int], "bool | None"]
+
+
 @dataclass
 class JoinBuffer:
-    """Pairs halves by uuid; see the module docstring for the contract."""
+    """Pairs halves by uuid; see the module docstring for the contract.
+
+    Expiry runs on event time, per partition: a half expires once its twin's stream (same partition of the other
+    topic) has shown a message more than ``ttl`` seconds younger than the half, so that a backlog read at full
+    speed (one topic racing ahead of the other) expires nothing that is still on its way. When the twin's stream
+    has been read to its end (``caught_up``, given by the consumer) or, if that is unknown, has been silent for
+    ``idle`` seconds, a half also expires ``ttl`` seconds (wall clock) after it was read.
+    """
 
     ttl: float = 60.0
     max_waiting: int = 1_000_000
     recent: int = 1_000_000
-    waiting: OrderedDict[int, Waiting] = field(default_factory=OrderedDict)
+    idle: float = 1.0
+    waiting: dict[int, Waiting] = field(default_factory=dict)
     decided: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    _queues: dict[tuple[str, int], deque[tuple[int, Waiting]]] = field(default_factory=dict)
+    _clock: dict[tuple[str, int], float] = field(default_factory=dict)
+    _last_seen: dict[tuple[str, int], float] = field(default_factory=dict)
 
-    def add(self, kind: str, uuid: int, half: Any, ticket: Ticket, now: float, raw: bytes) -> Pair | str | None:
+    def observe(self, kind: str, partition: int, event_time: float, now: float) -> None:
+        """Advance the stream clock of ``kind``'s ``partition`` (call for every message read, valid or not)."""
+        key = (kind, partition)
+        if event_time > self._clock.get(key, float("-inf")):
+            self._clock[key] = event_time
+        self._last_seen[key] = now
+
+    def add(self, kind: str, uuid: int, half: Any, ticket: Ticket, event_time: float, now: float,
+            raw: bytes) -> Pair | str | None:  # fmt: skip
         """A ``Pair`` when the twin was waiting; "repeat" for a half already waiting or decided; else None."""
         if uuid in self.decided:
             return "repeat"
         twin = self.waiting.get(uuid)
         if twin is None:
-            self.waiting[uuid] = Waiting(kind, half, ticket, now, raw)
+            waiting = Waiting(kind, half, ticket, event_time, now, raw)
+            self.waiting[uuid] = waiting
+            self._queues.setdefault((kind, ticket.partition), deque()).append((uuid, waiting))
             return None
         if twin.kind == kind:
             return "repeat"
@@ -79,15 +106,34 @@ class JoinBuffer:
         if len(self.decided) > self.recent:
             self.decided.popitem(last=False)
 
-    def expire(self, now: float) -> list[Waiting]:
-        """Remove and return the halves older than ``ttl`` and, beyond ``max_waiting``, the oldest ones."""
+    def _expired(self, waiting: Waiting, now: float, caught_up: CaughtUp) -> bool:
+        twin = (TWIN[waiting.kind], waiting.ticket.partition)
+        if self._clock.get(twin, float("-inf")) - waiting.event_time > self.ttl:
+            return True
+        if now - waiting.arrived <= self.ttl:
+            return False
+        at_end = caught_up(*twin)
+        if at_end is None:
+            return now - self._last_seen.get(twin, float("-inf")) > self.idle
+        return at_end
+
+    def expire(self, now: float, caught_up: CaughtUp = lambda kind, partition: None) -> list[Waiting]:
+        """Remove and return the halves whose twin is overdue and, beyond ``max_waiting``, the oldest ones.
+
+        ``caught_up(kind, partition)`` tells whether that stream has been read to its end (None: unknown).
+        """
         gone = []
-        while self.waiting:
-            uuid, oldest = next(iter(self.waiting.items()))
-            if now - oldest.arrived <= self.ttl and len(self.waiting) <= self.max_waiting:
-                break
-            del self.waiting[uuid]
-            gone.append(oldest)
+        for queue in self._queues.values():
+            while queue:
+                uuid, waiting = queue[0]
+                if self.waiting.get(uuid) is not waiting:
+                    queue.popleft()  # joined or dropped meanwhile
+                elif self._expired(waiting, now, caught_up) or len(self.waiting) > self.max_waiting:
+                    queue.popleft()
+                    del self.waiting[uuid]
+                    gone.append(waiting)
+                else:
+                    break
         return gone
 
     def drop_partitions(self, partitions: set[tuple[str, int]]) -> int:

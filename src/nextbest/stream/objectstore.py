@@ -120,12 +120,8 @@ class SeaweedFS(_process.Service):
         if _process.port_in_use(self.ports["s3"]):
             raise NextbestError(f"port {self.ports['s3']} on 127.0.0.1 is already in use; choose another S3 port")
         (self.directory / "data").mkdir(parents=True, exist_ok=True)
-        self.process = _process.spawn(self.command(), self.log_path)
-        try:
-            _process.wait_until(self._bucket_ready, self.process, self.start_timeout, "SeaweedFS", self.log_path)
-        except BaseException:
-            self.stop()
-            raise
+        self.process = _process.launch(self.command(), self.log_path, self._bucket_ready, self.start_timeout,
+                                       "SeaweedFS", stop_timeout=3.0)  # fmt: skip
         return self
 
     def stop(self) -> None:

@@ -102,7 +102,7 @@ class DecisionWorker:
         self._token_json = json.dumps(config.token)
         self._running = False
         self._retry: list[tuple[str, bytes, bytes | None, list | None, Callable]] = []
-        self.consumer = Consumer(_consumer_settings(config))
+        self.consumer = Consumer({**_consumer_settings(config), "on_commit": self._committed})
         self.producer = Producer(_producer_settings(config))
 
     # ------------------------------------------------------------------ the loop
@@ -146,7 +146,7 @@ class DecisionWorker:
             pair = self._take(message, now)
             if pair is not None:
                 pairs.append(pair)
-        for waiting in self.buffer.expire(now):
+        for waiting in self.buffer.expire(now, self._caught_up):
             self.counts["expired"] += 1
             reason = f"no twin within the join TTL ({self.config.join_ttl:g} s)"
             self._dead_letter(waiting.raw, None, waiting.ticket, reason)
@@ -165,11 +165,14 @@ class DecisionWorker:
         self.counts["consumed"] += 1
         raw = message.value()
         kind = "demographic" if ticket.topic == topics.DEMOGRAPHIC else "historic"
+        kind_of_time, millis = message.timestamp()
+        event_time = millis / 1000.0 if kind_of_time else time.time()
+        self.buffer.observe(kind, ticket.partition, event_time, now)
         half = self.decoder.demographic(raw) if kind == "demographic" else self.decoder.historic(raw)
         if isinstance(half, Rejected):
             self._dead_letter(raw, message.key(), ticket, half.reason)
             return None
-        joined = self.buffer.add(kind, half.uuid, half, ticket, now, raw)
+        joined = self.buffer.add(kind, half.uuid, half, ticket, event_time, now, raw)
         if isinstance(joined, Pair):
             return joined
         if joined == "repeat":
@@ -233,6 +236,26 @@ class DecisionWorker:
             self.counts["commits"] += 1
         except KafkaException as error:
             self.log(f"commit failed ({error}); will retry")
+
+    def _caught_up(self, kind: str, partition: int) -> bool | None:
+        """Whether this worker has read ``kind``'s ``partition`` to its end (None: not known yet)."""
+        from confluent_kafka import TopicPartition
+
+        where = TopicPartition(topics.DEMOGRAPHIC if kind == "demographic" else topics.HISTORIC, partition)
+        try:
+            _, high = self.consumer.get_watermark_offsets(where, cached=True)
+            (position,) = self.consumer.position([where])
+        except Exception:  # noqa: BLE001 - not assigned (any more), or no fetch yet
+            return None
+        if high < 0 or position.offset < 0:
+            return None
+        return position.offset >= high
+
+    def _committed(self, error: Any, partitions: list) -> None:
+        failed = [p for p in partitions if p.error is not None]
+        if error is not None or failed:
+            self.counts["commit_errors"] += 1
+            self.log(f"commit failed: {error or failed[0].error}")
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         self.producer.flush(10)

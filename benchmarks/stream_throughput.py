@@ -1,0 +1,214 @@
+"""Benchmark: the decision worker on a real broker (Tansu, memory storage) with the gradient-boosting model.
+
+Targets (issue 5, this 2-core machine): one worker sustains >= 20,000 decisions/s; end-to-end latency (second
+half produced -> decision received) p99 <= 50 ms at 2,000 sessions/s. Also runs a naive consumer (one message at
+a time, PMML scored per customer) and prints the throughput ratio.
+
+Steps: train LightGBM on a 100k-customer shop world and export it (ONNX for the worker, PMML for the naive
+consumer); start the broker (4 partitions); 1) pre-fill ``--customers`` customers (both halves, random order)
+and time the worker (`nextbest stream run` subprocess) from its first to its last decision; 2) with the worker
+running, produce ``--rate`` sessions/s for ``--seconds`` s and measure each customer's latency; 3) the naive
+consumer on fresh input for ``--naive-seconds`` s. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import Consumer, Producer
+
+from nextbest.models.export import export_model
+from nextbest.models.serving import ExportedModel
+from nextbest.models.targeting import assemble_rows, train_targeting
+from nextbest.sim.shop import World, write_world_data
+from nextbest.stream import topics
+from nextbest.stream.broker import Broker, consumer_config, producer_config
+from nextbest.stream.messages import DemographicHalf, MessageDecoder
+
+TARGET_DECISIONS_PER_SECOND = 20_000
+TARGET_P99_MS = 50.0
+
+
+def build_models(folder: Path) -> tuple[Path, Path]:
+    write_world_data(World(0), folder / "world", customers=100_000)
+    model = train_targeting(folder / "world", "gbm")
+    onnx = export_model(model, folder / "gbm.onnx", "onnx").path
+    pmml = export_model(model, folder / "gbm.pmml", "pmml").path
+    return onnx, pmml
+
+
+class Feed:
+    """Customers of a shop world as the two raw halves, uuids never repeating across calls."""
+
+    def __init__(self, seed: int) -> None:
+        self.world = World(seed)
+        self.stream = 100
+
+    def batch(self, n: int) -> list[tuple[bytes, bytes, bytes]]:
+        self.stream += 1
+        customers = self.world.sample(n, stream=self.stream, uuid_start=self.stream * 10_000_000)
+        demographic, historic = self.world.messages(customers)
+        return [(str(d["uuid"]).encode(), json.dumps(d).encode(), json.dumps(h).encode())
+                for d, h in zip(demographic, historic)]  # fmt: skip
+
+
+def produce_pair(producer: Producer, key: bytes, dem: bytes, his: bytes, demographic_first: bool) -> None:
+    first, second = ((topics.DEMOGRAPHIC, dem), (topics.HISTORIC, his))[:: 1 if demographic_first else -1]
+    producer.produce(first[0], first[1], key)
+    producer.produce(second[0], second[1], key)
+
+
+def prefill(bootstrap: str, feed: Feed, n: int, rng: np.random.Generator) -> float:
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 20, "queue.buffering.max.messages": 2_000_000}))
+    started = time.perf_counter()
+    for key, dem, his in feed.batch(n):
+        produce_pair(producer, key, dem, his, bool(rng.random() < 0.5))
+        producer.poll(0)
+    producer.flush(60)
+    return time.perf_counter() - started
+
+
+def reader(bootstrap: str, group: str) -> Consumer:
+    consumer = Consumer(consumer_config(bootstrap, group, **{"fetch.wait.max.ms": 5}))
+    consumer.subscribe([topics.PREDICTION])
+    return consumer
+
+
+def start_worker(bootstrap: str, model: Path, folder: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "nextbest.cli", "stream", "run", "--bootstrap-servers", bootstrap,
+               "--model", str(model), "--token", "bench", "--metrics-file", str(folder / "worker.json")]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(folder / "worker.log", "w"))  # noqa: SIM115
+
+
+def throughput(consumer: Consumer, n: int, timeout: float) -> dict:
+    """Read decisions until ``n`` distinct uuids; rate between the first and the last decision received."""
+    seen: set[int] = set()
+    first = last = None
+    deadline = time.monotonic() + timeout
+    while len(seen) < n and time.monotonic() < deadline:
+        for message in consumer.consume(10_000, 0.2):
+            if message.error() is None:
+                now = time.perf_counter()
+                first = first or now
+                last = now
+                seen.add(json.loads(message.value())["uuid"])
+    span = (last - first) if first and last and last > first else float("nan")
+    return {"decided": len(seen), "seconds": round(span, 3), "decisions_per_second": round(len(seen) / span, 1)}
+
+
+def latency(
+    bootstrap: str, consumer: Consumer, feed: Feed, rate: int, seconds: float, rng: np.random.Generator
+) -> dict:
+    """Produce ``rate`` sessions/s; latency = decision received - second half produced (per customer)."""
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 0}))
+    customers = feed.batch(int(rate * seconds))
+    sent: dict[int, float] = {}
+    received: dict[int, float] = {}
+    started = time.perf_counter()
+    for i, (key, dem, his) in enumerate(customers):
+        while time.perf_counter() < started + i / rate:
+            _drain(consumer, received, timeout=0)
+        produce_pair(producer, key, dem, his, bool(rng.random() < 0.5))
+        sent[int(key)] = time.perf_counter()
+        producer.poll(0)
+    producer.flush(30)
+    deadline = time.monotonic() + 30
+    while len(received) < len(sent) and time.monotonic() < deadline:
+        _drain(consumer, received, timeout=0.1)
+    waits = np.array([received[u] - sent[u] for u in sent if u in received]) * 1000
+    achieved = len(customers) / (time.perf_counter() - started)
+    return {"sessions": len(sent), "decided": len(waits), "offered_rate": rate, "achieved_rate": round(achieved, 1),
+            "p50_ms": round(float(np.percentile(waits, 50)), 2), "p99_ms": round(float(np.percentile(waits, 99)), 2),
+            "max_ms": round(float(waits.max()), 2)}  # fmt: skip
+
+
+def _drain(consumer: Consumer, received: dict[int, float], timeout: float) -> None:
+    for message in consumer.consume(1000, timeout):
+        if message.error() is None:
+            uuid = json.loads(message.value())["uuid"]
+            received.setdefault(uuid, time.perf_counter())
+
+
+def naive(bootstrap: str, pmml: Path, seconds: float) -> dict:
+    """One message at a time: poll, json.loads, join in a dict, score the pair alone with PMML, produce, flush."""
+    model = ExportedModel.load(pmml)
+    decoder = MessageDecoder(model.features[3:])
+    consumer = Consumer(consumer_config(bootstrap, "naive"))
+    consumer.subscribe([topics.DEMOGRAPHIC, topics.HISTORIC])
+    producer = Producer(producer_config(bootstrap, **{"linger.ms": 0}))
+    waiting: dict[int, object] = {}
+    decided = 0
+    started = None
+    while started is None or time.perf_counter() - started < seconds:
+        message = consumer.poll(1.0)
+        if message is None or message.error():
+            continue
+        started = started or time.perf_counter()
+        is_demographic = message.topic() == topics.DEMOGRAPHIC
+        half = decoder.demographic(message.value()) if is_demographic else decoder.historic(message.value())
+        twin = waiting.pop(half.uuid, None)
+        if twin is None:
+            waiting[half.uuid] = half
+            continue
+        dem, his = (half, twin) if isinstance(half, DemographicHalf) else (twin, half)
+        flags = np.frombuffer(his.flags, dtype=np.uint8)[None, :]
+        value = int(model.decide(assemble_rows(np.array([dem.values]), flags, model.features))[0])
+        producer.produce("naive_predictions", json.dumps({"uuid": dem.uuid, "value": value}).encode())
+        producer.flush(10)
+        consumer.commit(message, asynchronous=False)
+        decided += 1
+    consumer.close()
+    elapsed = time.perf_counter() - started
+    return {"decided": decided, "seconds": round(elapsed, 2), "decisions_per_second": round(decided / elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--naive-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp, Broker(storage="memory") as broker:
+        folder = Path(tmp)
+        onnx, pmml = build_models(folder)
+        broker.create_topics(partitions=4)
+        bootstrap = broker.bootstrap_servers
+        feed = Feed(seed=1)
+        fill_seconds = prefill(bootstrap, feed, args.customers, rng)
+        consumer = reader(bootstrap, "bench-reader")
+        worker = start_worker(bootstrap, onnx, folder)
+        try:
+            sustained = throughput(consumer, args.customers, timeout=600)
+            timed = latency(bootstrap, consumer, feed, args.rate, args.seconds, rng)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+        metrics = json.loads((folder / "worker.json").read_text()) if (folder / "worker.json").exists() else {}
+        consumer.close()
+        prefill(bootstrap, feed, 20_000, rng)
+        slow = naive(bootstrap, pmml, args.naive_seconds)
+    print(json.dumps({
+        "benchmark": "stream_throughput", "model": "gbm (ONNX)", "partitions": 4,
+        "prefill": {"customers": args.customers, "seconds": round(fill_seconds, 2)},
+        "throughput": sustained, "latency": timed, "naive_pmml": slow,
+        "speedup_vs_naive": round(sustained["decisions_per_second"] / slow["decisions_per_second"], 1),
+        "worker_metrics": {k: v for k, v in metrics.items() if k != "dead_letter_reasons"},
+        "targets": {
+            "decisions_per_second": {"target": TARGET_DECISIONS_PER_SECOND,
+                                     "met": sustained["decisions_per_second"] >= TARGET_DECISIONS_PER_SECOND},
+            "p99_ms_at_rate": {"target": TARGET_P99_MS, "met": timed["p99_ms"] <= TARGET_P99_MS},
+        },
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

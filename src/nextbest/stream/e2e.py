@@ -1,0 +1,98 @@
+"""The online A/B experiment end to end on loopback: broker, platform, decision worker and shop traffic.
+
+* ``prepare_model(directory, kind, seed, customers)`` writes the shop world's data to ``directory/data`` unless a
+  ``world.json`` is there already, trains ``kind`` (``gbm``, ``logreg`` or ``age-sex``: the original rule posing as
+  "new") and exports it to ``directory/models/<kind>.onnx`` (+ sidecar); returns the file and the world.
+* ``Design`` is the experiment's design; its per-arm ``sample_size`` is the coherent one of
+  ``nextbest.experiments.design.sample_size`` (two-sided t-test) unless given.
+* ``run_experiment(...)`` creates a new experiment on a running platform, starts ``nextbest stream run`` with its
+  token, plays the traffic to completion, stops the worker and returns the traffic summary with the design and
+  the experiment's page address. Broker and platform are the caller's (they can serve many runs: every run has
+  its own experiment, token and uuid range, and the workers share one consumer group so that a new worker resumes
+  where the previous one stopped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nextbest.sim.shop import World, load_world_meta, world_from_config
+from nextbest.stream.services import WorkerProcess
+from nextbest.stream.traffic import PlatformClient, TrafficConfig, run_traffic
+
+
+@dataclass
+class Design:
+    """An experiment design; ``sample_size`` None → the coherent per-arm size for alpha, power, effect and sd."""
+
+    effect: float = 0.7
+    sd: float = 15.0
+    alpha: float = 0.05
+    power: float = 0.8
+    alternative: str = "two-sided"
+    sample_size: int | None = None
+    owner: str = "shop"
+    name: str = "new category display: targeting model vs original"
+
+    def payload(self) -> dict[str, Any]:
+        """The ``POST /api/experiments`` body."""
+        from nextbest.experiments.design import sample_size
+
+        n = self.sample_size or int(sample_size(self.effect, self.sd, self.alpha, self.power, self.alternative))
+        return {**asdict(self), "sample_size": n}
+
+
+def prepare_model(directory: Path, kind: str, seed: int = 0, customers: int = 200_000) -> tuple[Path, World]:
+    """The exported ONNX model of ``kind`` trained on the shop world in ``directory/data`` (generated if missing)."""
+    from nextbest.models.export import export_model
+    from nextbest.models.targeting import train_targeting
+    from nextbest.sim.shop import write_world_data
+
+    data = Path(directory) / "data"
+    if not (data / "world.json").is_file():
+        write_world_data(World(seed), data, customers)
+    world = world_from_config(load_world_meta(data)["world"])
+    path = Path(directory) / "models" / f"{kind}.onnx"
+    if not (path.is_file() and path.with_name(path.name + ".json").is_file()):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_model(train_targeting(data, kind, seed=seed), path, "onnx")
+    return path, world
+
+
+def run_experiment(
+    bootstrap_servers: str,
+    platform_url: str,
+    model: Path,
+    world: World,
+    design: Design,
+    seed: int = 0,
+    rate: float = 2000.0,
+    sessions: int | None = None,
+    log_dir: Path | None = None,
+    group_id: str = "nextbest-ab",
+    progress: Callable[[int, dict[str, Any]], None] | None = None,
+    **traffic: Any,
+) -> dict[str, Any]:
+    """One experiment from creation to verdict (see the module docstring); the summary of the run."""
+    client = PlatformClient(platform_url)
+    try:
+        created = client.create_experiment(design.payload())
+    finally:
+        client.close()
+    n = created["required_sample_size"]
+    config = TrafficConfig(
+        bootstrap_servers=bootstrap_servers, platform=platform_url, experiment=created["id"], token=created["token"],
+        sessions=sessions or 4 * n + 1000, rate=rate, seed=seed, **traffic,
+    )  # fmt: skip
+    with WorkerProcess(bootstrap_servers, model, created["token"], group_id=group_id, log_dir=log_dir):
+        summary = run_traffic(config, world, progress=progress)
+    return {
+        **summary,
+        "design": design.payload(),
+        "achieved_power": created["achieved_power"],
+        "model": str(model),
+        "page": f"{platform_url.rstrip('/')}/experiments/{created['id']}",
+    }
