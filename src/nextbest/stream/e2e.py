@@ -7,9 +7,9 @@
   ``nextbest.experiments.design.sample_size`` (two-sided t-test) unless given.
 * ``run_experiment(...)`` creates a new experiment on a running platform, starts ``nextbest stream run`` with its
   token, plays the traffic to completion, stops the worker and returns the traffic summary with the design and
-  the experiment's page address. Broker and platform are the caller's (they can serve many runs: every run has
-  its own experiment, token and uuid range, and the workers share one consumer group so that a new worker resumes
-  where the previous one stopped).
+  the experiment's page address. Broker and platform are the caller's. A platform can serve many runs (each has its
+  own experiment, token and uuid range); a broker too, but a new worker re-reads the input topics from their start
+  (committed offsets did not carry over between workers here), so a fresh broker per run keeps runs independent.
 """
 
 from __future__ import annotations

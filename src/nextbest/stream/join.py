@@ -159,9 +159,12 @@ class OffsetTracker:
 
     def consumed(self, ticket: Ticket) -> None:
         """Record a message as read and not yet done."""
-        state = self._partitions.setdefault((ticket.topic, ticket.partition), _Partition())
+        state = self._partitions.get((ticket.topic, ticket.partition))
+        if state is None:
+            state = self._partitions[(ticket.topic, ticket.partition)] = _Partition()
         state.consumed.append(ticket.offset)
-        state.last = max(state.last, ticket.offset)
+        if ticket.offset > state.last:
+            state.last = ticket.offset
 
     def done(self, ticket: Ticket) -> None:
         """Mark a message done (its decision or dead-letter entry acknowledged, or nothing left to do)."""
