@@ -33,6 +33,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/nextbest crm demo --out $(DEMO_OUT)
 	$(VENV)/bin/nextbest target demo --out $(DEMO_OUT)/targeting
+	$(VENV)/bin/nextbest demo ab --out $(DEMO_OUT)/ab
 
 test: $(STAMP) $(SYSTEM)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -76,7 +76,7 @@ def prefill(bootstrap: str, feed: Feed, n: int, rng: np.random.Generator) -> flo
 
 
 def reader(bootstrap: str, group: str) -> Consumer:
-    consumer = Consumer(consumer_config(bootstrap, group, **{"fetch.wait.max.ms": 5}))
+    consumer = Consumer(consumer_config(bootstrap, group, **{"fetch.wait.max.ms": 20}))
     consumer.subscribe([topics.PREDICTION])
     return consumer
 
@@ -113,8 +113,9 @@ def latency(
     received: dict[int, float] = {}
     started = time.perf_counter()
     for i, (key, dem, his) in enumerate(customers):
-        while time.perf_counter() < started + i / rate:
-            _drain(consumer, received, timeout=0)
+        wait = started + i / rate - time.perf_counter()
+        if wait > 0:  # block in the consumer until the next session is due (no busy loop stealing a core)
+            _drain(consumer, received, timeout=wait)
         produce_pair(producer, key, dem, his, bool(rng.random() < 0.5))
         sent[int(key)] = time.perf_counter()
         producer.poll(0)
@@ -130,7 +131,7 @@ def latency(
 
 
 def _drain(consumer: Consumer, received: dict[int, float], timeout: float) -> None:
-    for message in consumer.consume(1000, timeout):
+    for message in consumer.consume(1, timeout):
         if message.error() is None:
             uuid = json.loads(message.value())["uuid"]
             received.setdefault(uuid, time.perf_counter())

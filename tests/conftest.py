@@ -62,6 +62,17 @@ def funnel(prepared_crm: PreparedCRM):
 @pytest.fixture(scope="session")
 def kafka_broker():
     """Bootstrap servers of a memory-storage Tansu broker with the pipeline's topics (4 partitions each)."""
+    yield from _memory_broker()
+
+
+@pytest.fixture()
+def fresh_kafka_broker():
+    """Like `kafka_broker`, but a broker of the test's own: a new consumer group reads the input topics from their
+    start, so on the session's shared broker a new worker would first replay every earlier test's traffic."""
+    yield from _memory_broker()
+
+
+def _memory_broker():
     pytest.importorskip("confluent_kafka")
     from nextbest.errors import NextbestError
     from nextbest.stream import Broker

@@ -9,6 +9,7 @@ import typer
 from nextbest.cli.ab import ab_app
 from nextbest.cli.broker import broker_app
 from nextbest.cli.crm import crm_app
+from nextbest.cli.demo import demo_app
 from nextbest.cli.platform import platform_app
 from nextbest.cli.shop import shop_app
 from nextbest.cli.stream import stream_app
@@ -29,6 +30,7 @@ app.add_typer(target_app, name="target")
 app.add_typer(uplift_app, name="uplift")
 app.add_typer(broker_app, name="broker")
 app.add_typer(stream_app, name="stream")
+app.add_typer(demo_app, name="demo")
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 - ``POST /api/experiments/{id}/decisions`` and ``.../outcomes`` (``Authorization: Bearer <token>``): one item or a
   list -> 200 {accepted, duplicates}. No token -> 401, a token of another experiment or a wrong one -> 403,
   unknown experiment -> 404, malformed body -> 422, body > 8 MB or list > 200,000 items -> 413.
-- ``GET /api/experiments/{id}/assignment/{uuid}`` -> arm (deterministic, no token); ``GET /healthz``.
+- ``GET /api/experiments/{id}/assignment/{uuid}`` -> arm (deterministic, no token); ``POST .../assignments``
+  {uuids: [...]} -> the arms of many units at once, in order (same hash); ``GET /healthz``.
 
 Extending (web pages): ``app.include_router(router)`` and, inside routes, ``Depends(get_store)`` for the
 :class:`~nextbest.platform.store.Store` (also at ``app.state.store``).
@@ -31,6 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nextbest.platform.limits import MAX_BODY_BYTES, BodySizeLimit
 from nextbest.platform.schemas import (
     AssignmentOut,
+    AssignmentsIn,
+    AssignmentsOut,
     CreatedOut,
     DecisionIn,
     ErrorOut,
@@ -127,6 +130,14 @@ def build_api_router() -> APIRouter:
     def get_assignment(experiment_id: ExperimentId, uuid: Annotated[UnitId, Path()], store: StoreDep) -> AssignmentOut:
         """The arm of a unit: a deterministic hash of the experiment's salt and the uuid (no token needed)."""
         return store.assignment(experiment_id, uuid)
+
+    @router.post("/experiments/{experiment_id}/assignments", response_model=AssignmentsOut,
+                 responses={404: {"model": ErrorOut}, 413: {"model": ErrorOut}})
+    def post_assignments(experiment_id: ExperimentId, body: AssignmentsIn, store: StoreDep) -> AssignmentsOut:
+        """The arms of many units at once, in the order given (the same hash as the single-unit route; no token)."""
+        if len(body.uuids) > MAX_ITEMS:
+            raise HTTPException(413, f"at most {MAX_ITEMS:,} items per request")
+        return store.assignments(experiment_id, body.uuids)
 
     return router
 

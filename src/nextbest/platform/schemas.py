@@ -164,6 +164,19 @@ class AssignmentOut(BaseModel):
     arm: Arm
 
 
+class AssignmentsIn(BaseModel):
+    """Units whose arms are asked for at once (at most 200,000)."""
+
+    uuids: list[UnitId]
+
+
+class AssignmentsOut(BaseModel):
+    """The arms of many units, in the order of the request (the same hash as the single-unit assignment)."""
+
+    experiment_id: int
+    arms: list[Arm]
+
+
 class ErrorOut(BaseModel):
     """Error body: a one-line explanation."""
 

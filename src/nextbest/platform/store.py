@@ -21,6 +21,7 @@ from nextbest.platform.db import Decision, Experiment, Outcome, make_engine, mig
 from nextbest.platform.schemas import (
     ARMS,
     AssignmentOut,
+    AssignmentsOut,
     CreatedOut,
     DecisionIn,
     ExperimentIn,
@@ -155,6 +156,14 @@ class Store:
 
         arm = assign(uuid, self._experiment(experiment_id).salt)
         return AssignmentOut(experiment_id=experiment_id, uuid=uuid, arm=arm)
+
+    def assignments(self, experiment_id: int, uuids: Sequence[str]) -> AssignmentsOut:
+        """The arms of many units at once (``assign_many``): equal to ``assignment`` unit by unit."""
+        from nextbest.experiments import assign_many
+
+        salt = self._experiment(experiment_id).salt
+        arms = assign_many(list(uuids), salt).tolist() if uuids else []
+        return AssignmentsOut(experiment_id=experiment_id, arms=arms)
 
     # ------------------------------------------------------------------ ingestion
 
