@@ -28,7 +28,7 @@ class Ticket(NamedTuple):
     offset: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Waiting:
     """A half waiting for its twin."""
 
@@ -40,7 +40,7 @@ class Waiting:
     raw: bytes
 
 
-@dataclass
+@dataclass(slots=True)
 class Pair:
     """Both halves of one customer, with the tickets to mark done once the decision is acknowledged."""
 
@@ -144,7 +144,7 @@ class JoinBuffer:
         return len(doomed)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Partition:
     consumed: deque[int] = field(default_factory=deque)
     done: set[int] = field(default_factory=set)

@@ -45,13 +45,13 @@ class Rejected:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DemographicHalf:
     uuid: int
     values: tuple[int, int, int]  # age, man, woman
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HistoricHalf:
     uuid: int
     flags: bytes  # one byte (0 or 1) per product flag, in the model's order
