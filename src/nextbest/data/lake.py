@@ -77,6 +77,16 @@ class Lake:
             raise DataError(f"cannot write {target}: {error}") from error
         return target
 
+    def put_table(self, name: str, local: str | Path, area: str = PROCESSED) -> str:
+        """Upload a Parquet file written elsewhere (e.g. by DuckDB) as table ``name``; returns its path."""
+        target = self.path(name, area)
+        try:
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.put_file(str(local), target)
+        except OSError as error:
+            raise DataError(f"cannot write {target}: {error}") from error
+        return target
+
     def read_table(self, name: str, area: str = PROCESSED, columns: list[str] | None = None) -> pd.DataFrame:
         """Read table ``name``; a missing table is a DataError naming its path."""
         source = self.path(name, area)

@@ -1,0 +1,76 @@
+"""The session world (ground truth) and `nextbest sessions ingest` into a local lake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nextbest.cli.main import main
+from nextbest.data.lake import Lake
+from nextbest.data.pagelog import write_page_log
+from nextbest.data.taobao import PAGE_COLUMNS
+from nextbest.sim.sessions import SessionWorld, SessionWorldConfig
+
+
+@pytest.fixture(scope="module")
+def pages() -> pd.DataFrame:
+    return SessionWorld(SessionWorldConfig(seed=3)).pages(30_000)
+
+
+def test_schema_and_reproducibility(pages: pd.DataFrame) -> None:
+    assert list(pages.columns) == PAGE_COLUMNS
+    pd.testing.assert_frame_equal(pages, SessionWorld(SessionWorldConfig(seed=3)).pages(30_000))
+    per_session = pages.groupby("session_id")
+    assert per_session.done.sum().eq(1).all() and per_session.done.last().eq(1).all()
+    assert (per_session.page_id.max() == per_session.size()).all()
+    assert pages.hour.between(0, 23).all() and pages.purchase_power.between(0, 10).all()
+    assert ((pages.page_value > 0) == (pages.reward > 0)).all() and (pages.page_value >= 0).all()
+
+
+def test_the_hypotheses_hold_by_construction(pages: pd.DataFrame) -> None:
+    by_power = pages.groupby(pages.purchase_power.clip(upper=6)).done.mean()
+    assert np.all(np.diff(by_power.to_numpy()) < 0)  # richer users churn less
+    by_depth = pages[pages.page_id <= 25].groupby((pages.page_id - 1) // 5).done.mean()
+    assert np.all(np.diff(by_depth.to_numpy()) > 0)  # fatigue
+    bought = pages.page_value > 0
+    assert pages[bought].done.mean() < pages[~bought].done.mean()  # spending resets the churn clock
+    world = SessionWorld()
+    assert world.churn_probability(1, 5, 8, 0, 20) < world.churn_probability(1, 0, 0, 0, 2)
+    assert world.expected_value(5, 8) > world.expected_value(5, 0)
+
+
+def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.argv", ["nextbest", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("source", ["synthetic", "taobao", "pagelog"])
+def test_ingest_into_a_local_lake(
+    source: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra: list[str] = []
+    if source == "pagelog":
+        page = {"session_id": 5, "page_id": 1, "hour": 3, "purchase_power": 2, "clicks": [1, 0], "carts": [0, 1],
+                "favs": [0, 0], "prices": [10.0, 2.5], "purchases": [0, 1], "done": 1}  # fmt: skip
+        log = write_page_log(tmp_path / "log.csv", [page])
+        log.write_text(log.read_text() + "5;2;3;2;[1];[0];[0];[1.0,2.0];[0];1\n")
+        extra = ["--path", str(log)]
+    code, out, err = run(capsys, monkeypatch, "sessions", "ingest", "--source", source, "--lake",
+                         str(tmp_path / "lake"), "--sessions", "500", *extra)  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    table = Lake(str(tmp_path / "lake")).read_table("pages")
+    assert list(table.columns) == PAGE_COLUMNS and len(table) == summary["pages"]
+    if source == "pagelog":
+        assert summary["malformed_rows"] == 1 and summary["malformed"][0]["line"] == 3
+        assert table.page_value.tolist() == [2.5]
