@@ -74,3 +74,20 @@ def test_ingest_into_a_local_lake(
     if source == "pagelog":
         assert summary["malformed_rows"] == 1 and summary["malformed"][0]["line"] == 3
         assert table.page_value.tolist() == [2.5]
+
+
+def test_eda_from_the_lake(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    Lake(str(tmp_path / "lake")).write_table("pages", SessionWorld().pages(3_000))
+    code, out, err = run(capsys, monkeypatch, "sessions", "eda", "--lake", str(tmp_path / "lake"),
+                         "--out", str(tmp_path / "eda"))  # fmt: skip
+    assert code == 0, err
+    summary = json.loads((tmp_path / "eda" / "eda.json").read_text())
+    html = (tmp_path / "eda" / "eda.html").read_text()
+    assert html.count("data:image/png;base64,") == 7 and "fatigue" in html
+    assert len(list((tmp_path / "eda" / "figures").glob("*.png"))) == 7
+    rates = summary["churn_by_depth"]["churn_rate"]
+    assert rates[-1] > rates[0]  # fatigue, visible in the EDA of the ground-truth world
+    assert summary["churn_after_purchase"]["bought"] < summary["churn_after_purchase"]["not_bought"]
+    code, _, err = run(capsys, monkeypatch, "sessions", "eda", "--lake", str(tmp_path / "empty"),
+                       "--out", str(tmp_path / "x"))  # fmt: skip
+    assert code == 2 and "not found" in err

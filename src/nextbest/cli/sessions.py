@@ -75,3 +75,21 @@ def _synthetic(sessions: int, seed: int, lake) -> dict:
     pages = world.pages(sessions)
     written = lake.write_table("pages", pages)
     return {"sessions": sessions, "pages": len(pages), "malformed_rows": 0, "truth": world.truth(), "out": written}
+
+
+@sessions_app.command("eda")
+def eda(
+    lake: str = typer.Option(..., "--lake", help="Lake root holding processed/pages.parquet (folder or s3://)."),
+    out: Path = typer.Option(..., "--out", help="Folder for eda.json, eda.html and figures/."),
+    endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
+    key: str | None = typer.Option(None, "--key", help="S3 access key (default: AWS_ACCESS_KEY_ID)."),
+    secret: str | None = typer.Option(None, "--secret", help="S3 secret key (default: AWS_SECRET_ACCESS_KEY)."),
+) -> None:
+    """The five features and their hypotheses: churn balance, correlations, non-zero rewards, churn by hour and
+    by depth, engagement -> retention, purchase power vs session reward; PNGs, one HTML page and eda.json."""
+    from nextbest.data.lake import Lake
+    from nextbest.report.eda import write_eda
+
+    source = Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret)
+    page = write_eda(source.read_table("pages"), out, source.path("pages"))
+    typer.echo(json.dumps({"html": str(page), "json": str(out / "eda.json"), "figures": str(out / "figures")}))
