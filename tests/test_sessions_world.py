@@ -91,3 +91,17 @@ def test_eda_from_the_lake(tmp_path: Path, capsys: pytest.CaptureFixture, monkey
     code, _, err = run(capsys, monkeypatch, "sessions", "eda", "--lake", str(tmp_path / "empty"),
                        "--out", str(tmp_path / "x"))  # fmt: skip
     assert code == 2 and "not found" in err
+
+
+def test_models_scratch_matches_sklearn(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    Lake(str(tmp_path / "lake")).write_table("pages", SessionWorld().pages(8_000))
+    code, _, err = run(capsys, monkeypatch, "sessions", "models", "--lake", str(tmp_path / "lake"),
+                       "--out", str(tmp_path / "models"))  # fmt: skip
+    assert code == 0, err
+    table = json.loads((tmp_path / "models" / "models.json").read_text())
+    assert set(table["churn"]) == set(table["value"]) == {"scratch", "sklearn", "gbm"}
+    scratch, sklearn = table["churn"]["scratch"], table["churn"]["sklearn"]
+    assert abs(scratch["pr_auc"] - sklearn["pr_auc"]) < 0.01 and sklearn["pr_auc"] > table["split"]["churn_rate_test"]
+    rmse = {name: table["value"][name]["rmse"] for name in ("scratch", "sklearn")}
+    assert abs(rmse["scratch"] - rmse["sklearn"]) < 0.02 * rmse["sklearn"]

@@ -93,3 +93,36 @@ def eda(
     source = Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret)
     page = write_eda(source.read_table("pages"), out, source.path("pages"))
     typer.echo(json.dumps({"html": str(page), "json": str(out / "eda.json"), "figures": str(out / "figures")}))
+
+
+@sessions_app.command("models")
+def models(
+    lake: str = typer.Option(..., "--lake", help="Lake root holding processed/pages.parquet (folder or s3://)."),
+    out: Path = typer.Option(..., "--out", help="Folder for models.json (scratch vs scikit-learn) and models.pkl."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the session split and the models."),
+    endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
+) -> None:
+    """Churn classifier (F1, PR-AUC) and value regressor (RMSE, MAE): from-scratch gradient descent, scikit-learn
+    and LightGBM on the same session split, with fit times."""
+    import pickle
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from nextbest.data.lake import Lake
+    from nextbest.models.sessions import fit_session_models
+
+    pages = Lake(lake, endpoint_url=endpoint_url).read_table("pages")
+    fitted, table = fit_session_models(pages, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "models.json").write_text(json.dumps(table, indent=2) + "\n")
+    with (out / "models.pkl").open("wb") as handle:
+        pickle.dump(fitted, handle)
+    view = Table(title=f"scratch vs scikit-learn vs LightGBM ({table['split']['test_pages']:,} test pages)")
+    for column in ("model", "churn F1", "churn PR-AUC", "churn fit s", "value RMSE", "value MAE", "value fit s"):
+        view.add_column(column, justify="left" if column == "model" else "right")
+    for name in table["churn"]:
+        c, v = table["churn"][name], table["value"][name]
+        view.add_row(name, f"{c['f1']:.4f}", f"{c['pr_auc']:.4f}", f"{c['fit_seconds']:.2f}", f"{v['rmse']:.4f}",
+                     f"{v['mae']:.4f}", f"{v['fit_seconds']:.2f}")  # fmt: skip
+    Console().print(view)
