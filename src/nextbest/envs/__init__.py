@@ -1,6 +1,6 @@
 """Gymnasium environments wrapping the simulators of `nextbest.sim`, and their registration.
 
-`import nextbest.envs` registers "nextbest/CRMFunnel-v0", so that
+`import nextbest.envs` registers "nextbest/CRMFunnel-v0" and "nextbest/SessionRetention-v0", so that
 `gymnasium.make("nextbest/CRMFunnel-v0")` works afterwards; `gymnasium.make("nextbest.envs:nextbest/CRMFunnel-v0")`
 imports this module itself. Gymnasium 1.x no longer reads the "gymnasium.envs" entry-point group
 that pyproject.toml declares, so one of the two is needed.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import gymnasium
 
 from nextbest.envs.crm import ENV_ID, CRMFunnelEnv, default_simulator
+from nextbest.envs.sessions import ENV_ID as SESSION_ENV_ID
+from nextbest.envs.sessions import SessionRetentionEnv
 
 
 def register_envs() -> None:
@@ -21,8 +23,10 @@ def register_envs() -> None:
     """
     if ENV_ID not in gymnasium.registry:
         gymnasium.register(id=ENV_ID, entry_point="nextbest.envs.crm:CRMFunnelEnv")
+    if SESSION_ENV_ID not in gymnasium.registry:
+        gymnasium.register(id=SESSION_ENV_ID, entry_point="nextbest.envs.sessions:SessionRetentionEnv")
 
 
 register_envs()
 
-__all__ = ["ENV_ID", "CRMFunnelEnv", "default_simulator", "register_envs"]
+__all__ = ["ENV_ID", "SESSION_ENV_ID", "CRMFunnelEnv", "SessionRetentionEnv", "default_simulator", "register_envs"]

@@ -1,0 +1,109 @@
+"""A learned session simulator: what the next page shows (a strategy) -> engagement, spend, churn, page by page.
+
+Learned from a page table (``from_pages``):
+    engagement  ~ Poisson(mean engagement of the user's purchase power in the data  x  strategy.engagement)
+    spend       = bought * price(pp) * strategy.price,   bought ~ Bernoulli(min(1, E[value] / price(pp) * strategy.buy))
+                  with E[value] from the value model and price(pp) the mean non-zero page value at that power
+    done        ~ Bernoulli(churn model's P(done | hour, pp, engagement, depth, bought))
+
+The churn and value models are any fitted estimators on ``nextbest.models.sessions.page_features`` (the training
+code's feature builder). Every array has one entry per simulated session; the Gymnasium environment steps the same
+simulator with one session (``SessionState`` of size 1), the batched path with thousands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.models.sessions import page_features
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How a page strategy scales engagement, the chance of a purchase and the price paid."""
+
+    engagement: float = 1.0
+    buy: float = 1.0
+    price: float = 1.0
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "feed": Strategy(engagement=1.25, buy=0.8),
+    "mixed": Strategy(),
+    "discount": Strategy(engagement=0.9, buy=1.6, price=0.8),
+}
+
+
+@dataclass
+class SessionState:
+    """Per-session arrays: start hour, purchase power, pages seen, cumulative engagement and spend, still active."""
+
+    hour: np.ndarray
+    power: np.ndarray
+    depth: np.ndarray
+    engagement: np.ndarray
+    spend: np.ndarray
+    active: np.ndarray
+
+
+class SessionSimulator:
+    """Steps many sessions at once; see the module docstring for the model."""
+
+    def __init__(self, churn_model: Any, value_model: Any, engagement_by_power: np.ndarray, price_by_power: np.ndarray,
+                 first_pages: pd.DataFrame, strategies: dict[str, Strategy] | None = None,
+                 max_depth: int = 60) -> None:  # fmt: skip
+        self.churn_model, self.value_model = churn_model, value_model
+        self.engagement_by_power = np.asarray(engagement_by_power, dtype=float)
+        self.price_by_power = np.asarray(price_by_power, dtype=float)
+        self.first_pages = first_pages[["hour", "purchase_power"]].reset_index(drop=True)
+        self.strategies = dict(strategies or STRATEGIES)
+        self.names = list(self.strategies)
+        self._factors = np.array([[s.engagement, s.buy, s.price] for s in self.strategies.values()])
+        self.max_depth = max_depth
+
+    @classmethod
+    def from_pages(cls, pages: pd.DataFrame, churn_model: Any, value_model: Any, **options: Any) -> SessionSimulator:
+        """Learn the engagement and price tables and the start distribution from a page table."""
+        power = pages["purchase_power"].clip(0, 10).astype(int)
+        overall = pages["engagement"].mean()
+        engagement = pages.groupby(power).engagement.mean().reindex(range(11)).fillna(overall).to_numpy()
+        spent = pages[pages["page_value"] > 0]
+        fallback = spent["page_value"].mean() if len(spent) else 1.0
+        price = spent.groupby(spent["purchase_power"].clip(0, 10).astype(int)).page_value.mean()
+        price = price.reindex(range(11)).fillna(fallback).to_numpy()
+        first = pages[pages["page_id"] == 1]
+        return cls(churn_model, value_model, engagement, price, first, **options)
+
+    def reset(self, n: int, rng: np.random.Generator) -> SessionState:
+        """``n`` new sessions, their (hour, purchase power) drawn from the data's first pages."""
+        rows = self.first_pages.iloc[rng.integers(0, len(self.first_pages), n)]
+        zeros = np.zeros(n)
+        return SessionState(rows["hour"].to_numpy(dtype=int), rows["purchase_power"].to_numpy(dtype=int),
+                            zeros.astype(int), zeros.copy(), zeros.copy(), np.ones(n, dtype=bool))  # fmt: skip
+
+    def step(self, state: SessionState, actions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Show one page to every active session; returns (spend, done). Finished sessions get 0 and stay done."""
+        actions = np.asarray(actions, dtype=int)
+        n = state.hour.size
+        engagement_factor, buy_factor, price_factor = self._factors[actions].T
+        state.depth = state.depth + state.active
+        hour = (state.hour + (np.maximum(state.depth, 1) - 1) // 20) % 24
+        engagement = rng.poisson(self.engagement_by_power[state.power] * engagement_factor)
+        page = pd.DataFrame({"hour": hour, "purchase_power": state.power, "engagement": engagement,
+                             "page_id": np.maximum(state.depth, 1), "page_value": np.zeros(n)})  # fmt: skip
+        expected = np.maximum(self.value_model.predict(page_features(page, with_purchase=False)), 0.0)
+        price = self.price_by_power[state.power]
+        bought = rng.random(n) < np.minimum(1.0, expected / price * buy_factor)
+        spend = np.where(bought & state.active, price * price_factor, 0.0)
+        page["page_value"] = spend
+        churn = self.churn_model.predict_proba(page_features(page))[:, 1]
+        done = (rng.random(n) < churn) | (state.depth >= self.max_depth)
+        done &= state.active
+        state.engagement = state.engagement + engagement * state.active
+        state.spend = state.spend + spend
+        state.active = state.active & ~done
+        return spend, done
