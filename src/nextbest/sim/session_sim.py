@@ -91,13 +91,10 @@ class SessionSimulator:
         n = state.hour.size
         engagement_factor, buy_factor, price_factor = self._factors[actions].T
         state.depth = state.depth + state.active
-        hour = (state.hour + (np.maximum(state.depth, 1) - 1) // 20) % 24
         engagement = rng.poisson(self.engagement_by_power[state.power] * engagement_factor)
-        page = pd.DataFrame({"hour": hour, "purchase_power": state.power, "engagement": engagement,
-                             "page_id": np.maximum(state.depth, 1), "page_value": np.zeros(n)})  # fmt: skip
-        expected = np.maximum(self.value_model.predict(page_features(page, with_purchase=False)), 0.0)
+        page = self._page(state, np.maximum(state.depth, 1), engagement)
         price = self.price_by_power[state.power]
-        bought = rng.random(n) < np.minimum(1.0, expected / price * buy_factor)
+        bought = rng.random(n) < self._buy_probability(page, price, buy_factor)
         spend = np.where(bought & state.active, price * price_factor, 0.0)
         page["page_value"] = spend
         churn = self.churn_model.predict_proba(page_features(page))[:, 1]
@@ -107,3 +104,21 @@ class SessionSimulator:
         state.spend = state.spend + spend
         state.active = state.active & ~done
         return spend, done
+
+    def expected_spend(self, state: SessionState, action: int) -> np.ndarray:
+        """Expected spend of the next page under ``action`` at the mean engagement (no draw, state unchanged)."""
+        engagement_factor, buy_factor, price_factor = self._factors[action]
+        engagement = self.engagement_by_power[state.power] * engagement_factor
+        page = self._page(state, state.depth + 1, engagement)
+        price = self.price_by_power[state.power]
+        return self._buy_probability(page, price, buy_factor) * price * price_factor
+
+    @staticmethod
+    def _page(state: SessionState, depth: np.ndarray, engagement: np.ndarray) -> pd.DataFrame:
+        hour = (state.hour + (depth - 1) // 20) % 24
+        return pd.DataFrame({"hour": hour, "purchase_power": state.power, "engagement": engagement,
+                             "page_id": depth, "page_value": np.zeros(state.hour.size)})  # fmt: skip
+
+    def _buy_probability(self, page: pd.DataFrame, price: np.ndarray, buy_factor: np.ndarray | float) -> np.ndarray:
+        expected = np.maximum(self.value_model.predict(page_features(page, with_purchase=False)), 0.0)
+        return np.minimum(1.0, expected / price * buy_factor)
