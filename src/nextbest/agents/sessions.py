@@ -3,9 +3,12 @@
 State for the table: purchase power (0-10) x depth bucket (1-4, 5-9, 10-19, 20-39, 40+) x hour bucket
 (night 0-5, morning 6-11, afternoon 12-17, evening 18-23) = 220 states. Q-learning runs ``parallel`` sessions
 at once through ``SessionSimulator.step``; the update of each visited (state, action) uses the mean temporal-
-difference error of the sessions that visited it in that step:
+difference error of the sessions that visited it in that step, with a step size that falls with the visits
+(a running average of the targets, floored at ``alpha``, since page rewards are rare and large):
 
-    Q[s, a] += alpha * mean_i (r_i + gamma * (1 - done_i) * max_a' Q[s'_i, a'] - Q[s, a])
+    Q[s, a] += max(alpha, m / (N[s, a] + m)) * mean_i (r_i + gamma * (1 - done_i) * max_a' Q[s'_i, a'] - Q[s, a])
+
+where ``m`` sessions visited (s, a) in the step and ``N[s, a]`` counts the earlier visits.
 
 ``evaluate`` runs a policy on fresh sessions and reports mean session revenue and length with 95% intervals
 (normal approximation over independent sessions).
@@ -37,7 +40,7 @@ def state_index(state: SessionState) -> np.ndarray:
 class QLearningConfig:
     episodes: int = 200_000
     parallel: int = 2_000
-    alpha: float = 0.1
+    alpha: float = 0.01
     gamma: float = 0.99
     epsilon_start: float = 1.0
     epsilon_end: float = 0.02
@@ -50,6 +53,7 @@ def train_q(simulator: SessionSimulator, config: QLearningConfig | None = None) 
     rng = np.random.default_rng(c.seed)
     n_actions = len(simulator.names)
     q = np.zeros((N_STATES, n_actions))
+    visits = np.zeros(N_STATES * n_actions)
     rounds = max(1, c.episodes // c.parallel)
     for round_ in range(rounds):
         epsilon = c.epsilon_start + (c.epsilon_end - c.epsilon_start) * round_ / max(rounds - 1, 1)
@@ -61,17 +65,20 @@ def train_q(simulator: SessionSimulator, config: QLearningConfig | None = None) 
             actions = np.where(rng.random(c.parallel) < epsilon, rng.integers(0, n_actions, c.parallel), greedy)
             reward, done = simulator.step(state, actions, rng)
             target = reward + c.gamma * (~done) * q[state_index(state)].max(axis=1)
-            _update(q, s[active], actions[active], target[active], c.alpha, n_actions)
+            _update(q, visits, s[active], actions[active], target[active], c.alpha)
     return q
 
 
-def _update(q: np.ndarray, s: np.ndarray, a: np.ndarray, target: np.ndarray, alpha: float, n_actions: int) -> None:
-    cell = s * n_actions + a
-    td = target - q.reshape(-1)[cell]
-    sums = np.bincount(cell, weights=td, minlength=q.size)
+def _update(q: np.ndarray, visits: np.ndarray, s: np.ndarray, a: np.ndarray, target: np.ndarray,
+            alpha: float) -> None:  # fmt: skip
+    flat = q.reshape(-1)
+    cell = s * q.shape[1] + a
+    sums = np.bincount(cell, weights=target - flat[cell], minlength=q.size)
     counts = np.bincount(cell, minlength=q.size)
-    visited = counts > 0
-    q.reshape(-1)[visited] += alpha * sums[visited] / counts[visited]
+    seen = counts > 0
+    step = np.maximum(alpha, counts[seen] / (visits[seen] + counts[seen]))
+    flat[seen] += step * sums[seen] / counts[seen]
+    visits[seen] += counts[seen]
 
 
 def q_policy(q: np.ndarray) -> Policy:
