@@ -52,3 +52,10 @@ def test_strategies_change_the_outcome(simulator: SessionSimulator) -> None:
         assert (state.depth >= 1).all() and (state.depth <= simulator.max_depth).all()
     assert means["discount"][0] > means["mixed"][0]  # a discount sells more per page here
     assert means["feed"][1] > means["discount"][1]  # engaging content keeps users longer
+
+
+def test_registered_id_matches_the_module() -> None:
+    from nextbest.envs import SESSION_ENV_ID, SessionRetentionEnv
+    from nextbest.envs.sessions import ENV_ID
+
+    assert SESSION_ENV_ID == ENV_ID and gym.spec(ENV_ID).entry_point.endswith(SessionRetentionEnv.__name__)

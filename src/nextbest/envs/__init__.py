@@ -11,8 +11,10 @@ from __future__ import annotations
 import gymnasium
 
 from nextbest.envs.crm import ENV_ID, CRMFunnelEnv, default_simulator
-from nextbest.envs.sessions import ENV_ID as SESSION_ENV_ID
-from nextbest.envs.sessions import SessionRetentionEnv
+
+#: Registered by name only: importing the session environment loads scikit-learn, which `import nextbest.envs`
+#: must not need (the CRM environment works without it).
+SESSION_ENV_ID = "nextbest/SessionRetention-v0"
 
 
 def register_envs() -> None:
@@ -28,5 +30,13 @@ def register_envs() -> None:
 
 
 register_envs()
+
+
+def __getattr__(name: str) -> object:
+    if name == "SessionRetentionEnv":
+        from nextbest.envs.sessions import SessionRetentionEnv
+
+        return SessionRetentionEnv
+    raise AttributeError(f"module 'nextbest.envs' has no attribute {name!r}")
 
 __all__ = ["ENV_ID", "SESSION_ENV_ID", "CRMFunnelEnv", "SessionRetentionEnv", "default_simulator", "register_envs"]
