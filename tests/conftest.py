@@ -16,7 +16,7 @@ def prepared_crm(tmp_path_factory: pytest.TempPathFactory) -> PreparedCRM:
     try:
         prepare_crm(directory)
     except DataError as error:
-        pytest.skip(f"real SalesCRM data not on this machine: {error}")
+        pytest.fail(f"real SalesCRM data missing (expected in ../shared/data or $NEXTBEST_DATA_DIR): {error}")
     return load_prepared(directory)
 
 
@@ -73,14 +73,13 @@ def fresh_kafka_broker():
 
 
 def _memory_broker():
-    pytest.importorskip("confluent_kafka")
     from nextbest.errors import NextbestError
     from nextbest.stream import Broker
 
     try:
         broker = Broker(storage="memory").start()
     except NextbestError as error:
-        pytest.skip(f"Tansu broker unavailable: {error}")
+        pytest.fail(f"Tansu broker did not start (make test installs it with the 'stream' extra): {error}")
     try:
         broker.create_topics(partitions=4)
         yield broker.bootstrap_servers
@@ -91,8 +90,6 @@ def _memory_broker():
 @pytest.fixture()
 def start_durable_broker(tmp_path_factory: pytest.TempPathFactory):
     """A function that starts a durable (S3 on SeaweedFS) Tansu broker; every broker it started stops at teardown."""
-    pytest.importorskip("confluent_kafka")
-    pytest.importorskip("botocore")
     from nextbest.stream import Broker
 
     started: list[Broker] = []

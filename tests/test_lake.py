@@ -37,7 +37,6 @@ def test_local_lake(tmp_path: Path) -> None:
 
 @pytest.mark.s3
 def test_s3_lake_on_a_real_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("s3fs")
     from nextbest.stream.objectstore import SeaweedFS
 
     with SeaweedFS(tmp_path / "weed") as store:

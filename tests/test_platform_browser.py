@@ -65,7 +65,7 @@ def server(tmp_path: Path) -> Iterator[str]:
 def browser():
     """Debian's Chromium through Playwright (its own browser download cannot work here)."""
     if not CHROMIUM.exists():
-        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+        pytest.fail(f"Debian's Chromium is not at {CHROMIUM} (make test installs it: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -95,7 +95,7 @@ def postgres() -> Iterator[PostgresServer]:
         return
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin or PATH")
+        pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found (make test installs postgresql)")
     root = Path(tempfile.mkdtemp(prefix="nextbest-pg-"))
     as_user: tuple[str, ...] = ()
     if os.geteuid() == 0:  # the server refuses to run as root

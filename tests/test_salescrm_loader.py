@@ -29,7 +29,7 @@ def _real(filename: str) -> Path:
     try:
         return resolve_data_file("salescrm", filename)
     except DataError as error:
-        pytest.skip(f"real SalesCRM data not on this machine: {error}")
+        pytest.fail(f"real SalesCRM data missing (expected in ../shared/data or $NEXTBEST_DATA_DIR): {error}")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ def observations(funnel) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["ppo", "dqn"])
 def trained(request, funnel, tmp_path_factory) -> tuple[SB3Policy, Path, list[int]]:
-    pytest.importorskip("stable_baselines3")
     sim, country, education = funnel
     out_dir = tmp_path_factory.mktemp(request.param)
     reported: list[int] = []
@@ -73,7 +72,6 @@ def test_save_load_round_trip(trained, observations, tmp_path):
 
 @rl
 def test_same_seed_same_policy(funnel, observations):
-    pytest.importorskip("stable_baselines3")
     sim, country, education = funnel
     config = SB3Config(n_envs=2, ppo_n_steps=64, ppo_batch_size=64)
     first, second = (train_sb3("ppo", sim, country, education, 40, seed=5, config=config) for _ in range(2))
@@ -83,7 +81,6 @@ def test_same_seed_same_policy(funnel, observations):
 
 @rl
 def test_bad_inputs_raise_nextbest_errors(funnel, tmp_path):
-    pytest.importorskip("stable_baselines3")
     sim, country, education = funnel
     with pytest.raises(NextbestError, match="unknown algorithm"):
         train_sb3("a2c", sim, country, education, 10, seed=0)

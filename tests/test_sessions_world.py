@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nextbest.cli.main import main
+from cli_helpers import run
 from nextbest.data.lake import Lake
 from nextbest.data.pagelog import write_page_log
 from nextbest.data.taobao import PAGE_COLUMNS
@@ -41,17 +41,6 @@ def test_the_hypotheses_hold_by_construction(pages: pd.DataFrame) -> None:
     world = SessionWorld()
     assert world.churn_probability(1, 5, 8, 0, 20) < world.churn_probability(1, 0, 0, 0, 2)
     assert world.expected_value(5, 8) > world.expected_value(5, 0)
-
-
-def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.argv", ["nextbest", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("source", ["synthetic", "taobao", "pagelog"])

@@ -27,7 +27,7 @@ def frame() -> pd.DataFrame:
     try:
         path = resolve_data_file("salescrm", "SalesCRM - CRM.csv")
     except DataError as error:
-        pytest.skip(f"real SalesCRM data not on this machine: {error}")
+        pytest.fail(f"real SalesCRM data missing (expected in ../shared/data or $NEXTBEST_DATA_DIR): {error}")
     return load_salescrm(path).frame
 
 

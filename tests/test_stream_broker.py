@@ -7,13 +7,12 @@ import sys
 import time
 import uuid
 
+import confluent_kafka as kafka
 import pytest
 
+from nextbest.stream import ALL_TOPICS, consumer_config, create_topics, producer_config
+
 pytestmark = pytest.mark.kafka
-
-kafka = pytest.importorskip("confluent_kafka")
-
-from nextbest.stream import ALL_TOPICS, consumer_config, create_topics, producer_config  # noqa: E402
 
 
 def produce(bootstrap: str, topic: str, keys: range) -> None:

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import confluent_kafka
 import numpy as np
 import pytest
 
@@ -24,14 +25,13 @@ from nextbest.stream import topics
 from nextbest.stream.faults import FAULT_KINDS, REASON_PREFIX, corrupt
 
 pytestmark = pytest.mark.kafka
-confluent_kafka = pytest.importorskip("confluent_kafka")
+
 TOKEN = "tok-123"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[TargetingModel, Path]:
     """A gradient-boosting model trained on a small world, exported to ONNX."""
-    pytest.importorskip("lightgbm")
     folder = tmp_path_factory.mktemp("served")
     write_world_data(World(11, eval_customers=5_000), folder / "world", customers=20_000)
     model = train_targeting(folder / "world", "gbm")

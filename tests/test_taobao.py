@@ -14,7 +14,6 @@ from nextbest.data.paths import resolve_data_file
 from nextbest.data.taobao import PAGE_COLUMNS, SessionizeConfig, sessionize
 from nextbest.errors import DataError
 
-pytest.importorskip("duckdb")
 T0 = 1511539200  # 2017-11-24 16:00 UTC = 2017-11-25 00:00 in Taobao's time zone (UTC+8)
 
 

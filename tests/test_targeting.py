@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nextbest.cli.main import main
+from cli_helpers import run
 from nextbest.errors import NextbestError
 from nextbest.models.targeting import (
     FEATURES,
@@ -24,17 +23,6 @@ from nextbest.models.targeting import (
 from nextbest.sim.shop import World, write_world_data
 
 KEYS = {"value_per_customer", "vs_original", "vs_show_none", "vs_show_all", "oracle_vs_original", "auc", "log_loss"}
-
-
-def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["nextbest", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

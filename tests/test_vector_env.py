@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-pytest.importorskip("stable_baselines3")
-
-from stable_baselines3.common.monitor import Monitor  # noqa: E402
-from stable_baselines3.common.vec_env import VecEnv, VecMonitor  # noqa: E402
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from funnel_helpers import FixedWillingness
-from nextbest.envs import CRMFunnelEnv  # noqa: E402
-from nextbest.envs.vector import FunnelVecEnv, copy_rows  # noqa: E402
-from nextbest.errors import NextbestError  # noqa: E402
-from nextbest.sim import ACTIONS, FunnelSimulator  # noqa: E402
+from nextbest.envs import CRMFunnelEnv
+from nextbest.envs.vector import FunnelVecEnv, copy_rows
+from nextbest.errors import NextbestError
+from nextbest.sim import ACTIONS, FunnelSimulator
 
 pytestmark = pytest.mark.rl
 
