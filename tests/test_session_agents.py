@@ -8,7 +8,9 @@ import pytest
 from nextbest.agents.sessions import (
     N_STATES,
     QLearningConfig,
+    SessionPPOConfig,
     choices_table,
+    compare_policies,
     evaluate,
     fixed_policy,
     greedy_policy,
@@ -46,4 +48,35 @@ def test_policies_are_evaluated_with_intervals(simulator: SessionSimulator) -> N
     assert results["mixed"]["strategy_share"]["mixed"] == 1.0
     assert results["greedy"]["revenue"]["mean"] > results["mixed"]["revenue"]["mean"]
     assert evaluate(simulator, q_policy(q), sessions=500) == evaluate(simulator, q_policy(q), sessions=500)
-    assert choices_table(q, simulator.names).shape == (11, 5)
+    shares = choices_table(results["q"]["choices"], simulator.names, "discount")
+    assert shares.shape == (11, 5) and ((shares.fillna(0) >= 0) & (shares.fillna(0) <= 1)).all().all()
+    assert choices_table(results["mixed"]["choices"], simulator.names, "mixed").stack().dropna().eq(1.0).all()
+
+
+def test_ppo_trains_on_the_batched_env_and_the_verdict_compares_intervals(simulator: SessionSimulator) -> None:
+    config = SessionPPOConfig(timesteps=8_192, n_envs=64, n_steps=16, batch_size=256)
+    study = compare_policies(simulator, QLearningConfig(episodes=2_000, parallel=500), config, sessions=2_000)
+    assert {"random", "always feed", "always mixed", "always discount", "greedy one-step", "q-learning",
+            "ppo"} == set(study["policies"])  # fmt: skip
+    assert study["policies"]["ppo"]["kind"] == "agent" and study["policies"]["ppo"]["train_seconds"] > 0
+    best_fixed = study["policies"][study["best_fixed"]]["revenue"]
+    best_agent = study["policies"][study["best_agent"]]["revenue"]
+    assert study["retained_revenue"]["per_session"] == pytest.approx(best_agent["mean"] - best_fixed["mean"])
+    assert study["agent_beats_best_fixed"] == (best_agent["ci"][0] > best_fixed["ci"][1])
+    assert study["strategies"]["strategies"]["discount"]["fatigue"] > 0
+
+
+def test_vector_env_steps_one_batch_and_restarts_finished_sessions(simulator: SessionSimulator) -> None:
+    from nextbest.envs.session_vector import SessionVecEnv
+
+    env = SessionVecEnv(simulator, num_envs=32, seed=3)
+    obs = env.reset()
+    assert obs.shape == (32, 7) and obs.dtype == np.float32
+    finished = 0
+    for _ in range(40):
+        obs, rewards, dones, infos = env.step(np.full(32, 2))
+        assert rewards.shape == (32,) and (rewards >= 0).all()
+        for i in np.flatnonzero(dones):
+            assert "terminal_observation" in infos[i] and obs[i][3] == 0.0  # depth 0: a fresh session
+            finished += 1
+    assert finished > 0 and env.observation_space.contains(obs[0])

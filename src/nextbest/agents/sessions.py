@@ -1,23 +1,29 @@
-"""Policies for the session simulator: vectorized tabular Q-learning against random, fixed and greedy baselines.
+"""Policies for the session simulator: tabular Q-learning and PPO against random, fixed and greedy baselines.
 
-State for the table: purchase power (0-10) x depth bucket (1-4, 5-9, 10-19, 20-39, 40+) x hour bucket
-(night 0-5, morning 6-11, afternoon 12-17, evening 18-23) = 220 states. Q-learning runs ``parallel`` sessions
-at once through ``SessionSimulator.step``; the update of each visited (state, action) uses the mean temporal-
-difference error of the sessions that visited it in that step, with a step size that falls with the visits
-(a running average of the targets, floored at ``alpha``, since page rewards are rare and large):
+State for the table: purchase power (0-10) x depth bucket (1-4, 5-9, 10-19, 20-39, 40+) x exposure bucket
+(<0.5, 0.5-1.5, 1.5-2.5, 2.5+: how worn-out the session is by recent discounts) = 220 states. The hour is left
+out: it moves churn and spend but not which strategy is best, and every extra cell dilutes the rare rewards.
+Q-learning runs ``parallel`` sessions at once through ``SessionSimulator.step``; the update of each visited
+(state, action) uses the mean temporal-difference error of the sessions that visited it in that step, with a
+step size that falls with the visits (a running average of the targets, floored at ``alpha``, since page
+rewards are rare and large):
 
     Q[s, a] += max(alpha, m / (N[s, a] + m)) * mean_i (r_i + gamma * (1 - done_i) * max_a' Q[s'_i, a'] - Q[s, a])
 
-where ``m`` sessions visited (s, a) in the step and ``N[s, a]`` counts the earlier visits.
+where ``m`` sessions visited (s, a) in the step and ``N[s, a]`` counts the earlier visits. Learners (Q-learning
+and PPO) are rewarded with the page's expected spend given its engagement (``SessionState.last_expected_spend``,
+the same mean as the spend without the purchase coin flip); every evaluation counts the money actually spent.
 
 ``evaluate`` runs a policy on fresh sessions and reports mean session revenue and length with 95% intervals
-(normal approximation over independent sessions).
+(normal approximation over independent sessions), and the strategies it chose by purchase power and depth.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +31,8 @@ import pandas as pd
 from nextbest.sim.session_sim import SessionSimulator, SessionState
 
 DEPTH_EDGES = np.array([5, 10, 20, 40])
+DEPTH_LABELS = ["1-4", "5-9", "10-19", "20-39", "40+"]
+EXPOSURE_EDGES = np.array([0.5, 1.5, 2.5])
 N_STATES = 11 * 5 * 4
 Policy = Callable[[SessionState, np.random.Generator], np.ndarray]
 
@@ -32,8 +40,8 @@ Policy = Callable[[SessionState, np.random.Generator], np.ndarray]
 def state_index(state: SessionState) -> np.ndarray:
     """Row of the Q-table of every session."""
     depth_bucket = np.searchsorted(DEPTH_EDGES, state.depth + 1, side="right")
-    hour = (state.hour + np.maximum(state.depth, 0) // 20) % 24
-    return (np.clip(state.power, 0, 10) * 5 + depth_bucket) * 4 + hour // 6
+    exposure_bucket = np.searchsorted(EXPOSURE_EDGES, state.exposure, side="right")
+    return (np.clip(state.power, 0, 10) * 5 + depth_bucket) * 4 + exposure_bucket
 
 
 @dataclass
@@ -41,7 +49,7 @@ class QLearningConfig:
     episodes: int = 200_000
     parallel: int = 2_000
     alpha: float = 0.01
-    gamma: float = 0.99
+    gamma: float = 0.95
     epsilon_start: float = 1.0
     epsilon_end: float = 0.02
     seed: int = 0
@@ -63,7 +71,8 @@ def train_q(simulator: SessionSimulator, config: QLearningConfig | None = None) 
             s = state_index(state)
             greedy = q[s].argmax(axis=1)
             actions = np.where(rng.random(c.parallel) < epsilon, rng.integers(0, n_actions, c.parallel), greedy)
-            reward, done = simulator.step(state, actions, rng)
+            done = simulator.step(state, actions, rng)[1]
+            reward = state.last_expected_spend
             target = reward + c.gamma * (~done) * q[state_index(state)].max(axis=1)
             _update(q, visits, s[active], actions[active], target[active], c.alpha)
     return q
@@ -106,18 +115,24 @@ def greedy_policy(simulator: SessionSimulator) -> Policy:
 
 
 def evaluate(simulator: SessionSimulator, policy: Policy, sessions: int = 20_000, seed: int = 123) -> dict:
-    """Mean session revenue and length with 95% intervals, and the share of each strategy chosen."""
+    """Mean session revenue and length with 95% intervals, the share of each strategy chosen, and the pages of
+    each strategy by purchase power and depth bucket (``choices``: [power][depth bucket][strategy] counts)."""
     rng = np.random.default_rng(seed)
     state = simulator.reset(sessions, rng)
     revenue = np.zeros(sessions)
-    chosen = np.zeros(len(simulator.names))
+    n_actions = len(simulator.names)
+    choices = np.zeros((11, len(DEPTH_LABELS), n_actions), dtype=np.int64)
     while state.active.any():
         actions = policy(state, rng)
-        chosen += np.bincount(actions[state.active], minlength=len(simulator.names))
+        active = state.active
+        depth_bucket = np.searchsorted(DEPTH_EDGES, state.depth[active] + 1, side="right")
+        np.add.at(choices, (np.clip(state.power[active], 0, 10), depth_bucket, actions[active]), 1)
         revenue += simulator.step(state, actions, rng)[0]
     length = state.depth.astype(float)
+    chosen = choices.sum(axis=(0, 1))
     return {"revenue": _mean_ci(revenue), "length": _mean_ci(length),
-            "strategy_share": dict(zip(simulator.names, (chosen / chosen.sum()).round(4).tolist()))}  # fmt: skip
+            "strategy_share": dict(zip(simulator.names, (chosen / chosen.sum()).round(4).tolist())),
+            "choices": choices.tolist()}  # fmt: skip
 
 
 def _mean_ci(values: np.ndarray) -> dict:
@@ -125,9 +140,114 @@ def _mean_ci(values: np.ndarray) -> dict:
     return {"mean": mean, "ci": [mean - 1.96 * se, mean + 1.96 * se]}
 
 
-def choices_table(q: np.ndarray, names: list[str]) -> pd.DataFrame:
-    """The learned strategy by purchase power (rows) and depth bucket (columns), at evening hours."""
-    rows = {}
-    for power in range(11):
-        rows[power] = [names[int(q[(power * 5 + bucket) * 4 + 3].argmax())] for bucket in range(5)]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["1-4", "5-9", "10-19", "20-39", "40+"])
+def choices_table(choices: list | np.ndarray, names: list[str], strategy: str) -> pd.DataFrame:
+    """Share of pages shown ``strategy`` by purchase power (rows) and depth bucket (columns), from ``evaluate``'s
+    ``choices``; NaN where the policy showed no page."""
+    counts = np.asarray(choices, dtype=float)
+    total = counts.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = counts[:, :, names.index(strategy)] / total
+    return pd.DataFrame(np.where(total > 0, share, np.nan), index=range(11), columns=DEPTH_LABELS)
+
+
+@dataclass
+class SessionPPOConfig:
+    """Stable-Baselines3 PPO on ``SessionVecEnv``: ``timesteps`` pages in all, ``n_envs`` sessions per batch step,
+    rewards scaled by ``reward_scale`` for the learner (page spend is tens of dollars)."""
+
+    timesteps: int = 1_000_000
+    n_envs: int = 256
+    n_steps: int = 16
+    batch_size: int = 1024
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    ent_coef: float = 0.01
+    reward_scale: float = 0.05
+    net_arch: tuple[int, ...] = (64, 64)
+    seed: int = 0
+
+
+def train_ppo(simulator: SessionSimulator, config: SessionPPOConfig | None = None,
+              progress: Callable[[int], None] | None = None) -> Policy:  # fmt: skip
+    """PPO's greedy policy after ``config.timesteps`` pages; ``progress(pages)`` after every rollout."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from nextbest.envs.session_vector import SessionVecEnv
+
+    c = config or SessionPPOConfig()
+    torch.set_num_threads(1)
+    env = SessionVecEnv(simulator, num_envs=c.n_envs, reward_scale=c.reward_scale)
+    model = PPO("MlpPolicy", env, n_steps=c.n_steps, batch_size=c.batch_size, n_epochs=c.n_epochs,
+                learning_rate=c.learning_rate, gamma=c.gamma, ent_coef=c.ent_coef, seed=c.seed, device="cpu",
+                policy_kwargs={"net_arch": list(c.net_arch)}, verbose=0)  # fmt: skip
+
+    class Progress(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            if progress is not None:
+                progress(self.num_timesteps)
+
+    model.learn(total_timesteps=c.timesteps, callback=Progress())
+    return sb3_policy(model, simulator.max_depth)
+
+
+def sb3_policy(model: Any, max_depth: int) -> Policy:
+    """A trained SB3 model's deterministic choice for every session of a state."""
+    from nextbest.envs.sessions import observe
+
+    def choose(state: SessionState, rng: np.random.Generator) -> np.ndarray:
+        actions, _ = model.predict(observe(state, max_depth), deterministic=True)
+        return np.asarray(actions, dtype=int).reshape(-1)
+
+    choose.model = model  # type: ignore[attr-defined]
+    return choose
+
+
+def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | None = None,
+                     ppo_config: SessionPPOConfig | None = None, sessions: int = 100_000, seed: int = 123,
+                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Baselines (random, every fixed strategy, greedy one-step) and agents (Q-learning; PPO unless
+    ``ppo_config`` is None) evaluated on the same ``sessions`` fresh sessions; the best fixed strategy against the
+    best agent, with the retained revenue per session (agent - best fixed, 95% interval of the difference)."""
+    say = progress or (lambda message: None)
+    policies: dict[str, tuple[str, Policy, float | None]] = {}
+    policies["random"] = ("baseline", random_policy(len(simulator.names)), None)
+    for action, name in enumerate(simulator.names):
+        policies[f"always {name}"] = ("baseline", fixed_policy(action), None)
+    policies["greedy one-step"] = ("baseline", greedy_policy(simulator), None)
+    say("training Q-learning")
+    started = time.perf_counter()
+    q = train_q(simulator, q_config)
+    policies["q-learning"] = ("agent", q_policy(q), time.perf_counter() - started)
+    if ppo_config is not None:
+        say("training PPO")
+        started = time.perf_counter()
+        policies["ppo"] = ("agent", train_ppo(simulator, ppo_config), time.perf_counter() - started)
+    results: dict[str, Any] = {}
+    for name, (kind, policy, seconds) in policies.items():
+        say(f"evaluating {name}")
+        results[name] = {"kind": kind, "train_seconds": None if seconds is None else round(seconds, 2),
+                         **evaluate(simulator, policy, sessions=sessions, seed=seed)}  # fmt: skip
+    return {"evaluation": {"sessions": sessions, "seed": seed}, "strategies": simulator.describe(),
+            "policies": results, **verdict(results)}  # fmt: skip
+
+
+def verdict(results: dict[str, Any]) -> dict[str, Any]:
+    """The best fixed strategy and the best agent by mean revenue; whether their intervals are disjoint; the
+    retained revenue per session (difference of means, 95% interval sqrt(se_a^2 + se_f^2) * 1.96)."""
+    fixed = {k: v for k, v in results.items() if k.startswith("always ")}
+    agents = {k: v for k, v in results.items() if v["kind"] == "agent"}
+    best_fixed = max(fixed, key=lambda k: fixed[k]["revenue"]["mean"])
+    best_agent = max(agents, key=lambda k: agents[k]["revenue"]["mean"])
+    a, f = agents[best_agent]["revenue"], fixed[best_fixed]["revenue"]
+    se = np.hypot(*((r["ci"][1] - r["ci"][0]) / (2 * 1.96) for r in (a, f)))
+    difference = a["mean"] - f["mean"]
+    return {"best_fixed": best_fixed, "best_agent": best_agent,
+            "agent_beats_best_fixed": bool(a["ci"][0] > f["ci"][1]),
+            "retained_revenue": {"per_session": difference, "ci": [difference - 1.96 * se, difference + 1.96 * se],
+                                 "relative": difference / f["mean"]}}  # fmt: skip

@@ -39,4 +39,5 @@ def __getattr__(name: str) -> object:
         return SessionRetentionEnv
     raise AttributeError(f"module 'nextbest.envs' has no attribute {name!r}")
 
+
 __all__ = ["ENV_ID", "SESSION_ENV_ID", "CRMFunnelEnv", "SessionRetentionEnv", "default_simulator", "register_envs"]

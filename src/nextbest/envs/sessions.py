@@ -1,12 +1,14 @@
 """`nextbest/SessionRetention-v0`: choose what the next page shows; the learned session simulator answers.
 
     observation  [sin, cos of the hour angle, purchase power / 10, depth / max_depth,
-                  min(cumulative engagement / 100, 1), min(cumulative spend / 1000, 1)]  (float32)
+                  min(cumulative engagement / 100, 1), min(cumulative spend / 1000, 1),
+                  min(exposure to fatiguing strategies / 5, 1)]  (float32; ``observe``)
     action       index into the simulator's strategies (default: feed, mixed, discount)
     reward       the page's spend; terminated when the user churns, truncated at ``max_depth`` pages
     info         "spend", "depth", "strategy"
 
-The environment steps ``SessionSimulator.step`` with one session: the same code as the batched path.
+The environment steps ``SessionSimulator.step`` with one session: the same code as the batched path
+(``SessionVecEnv`` in ``nextbest.envs.session_vector`` for Stable-Baselines3).
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from gymnasium import spaces
 from nextbest.sim.session_sim import SessionSimulator, SessionState
 
 ENV_ID = "nextbest/SessionRetention-v0"
+OBS_DIM = 7
+
+
+def observe(state: SessionState, max_depth: int) -> np.ndarray:
+    """The (n, 7) observations of every session of ``state`` (module docstring)."""
+    angle = 2 * np.pi * state.hour / 24
+    return np.column_stack([np.sin(angle), np.cos(angle), state.power / 10, state.depth / max_depth,
+                            np.minimum(state.engagement / 100, 1.0), np.minimum(state.spend / 1000, 1.0),
+                            np.minimum(state.exposure / 5, 1.0)]).astype(np.float32)  # fmt: skip
 
 
 def default_session_simulator(sessions: int = 20_000, seed: int = 0) -> SessionSimulator:
@@ -46,13 +57,11 @@ class SessionRetentionEnv(gymnasium.Env):
     def __init__(self, simulator: SessionSimulator | None = None) -> None:
         self.simulator = simulator or default_session_simulator()
         self.action_space = spaces.Discrete(len(self.simulator.names))
-        self.observation_space = spaces.Box(low=-1.0, high=1.0, shape=(6,), dtype=np.float32)
+        self.observation_space = spaces.Box(low=-1.0, high=1.0, shape=(OBS_DIM,), dtype=np.float32)
         self._state: SessionState | None = None
 
     def _observe(self) -> np.ndarray:
-        s, angle = self._state, 2 * np.pi * self._state.hour[0] / 24
-        return np.array([np.sin(angle), np.cos(angle), s.power[0] / 10, s.depth[0] / self.simulator.max_depth,
-                         min(s.engagement[0] / 100, 1.0), min(s.spend[0] / 1000, 1.0)], dtype=np.float32)  # fmt: skip
+        return observe(self._state, self.simulator.max_depth)[0]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

@@ -50,7 +50,65 @@ def copy_rows(target: FunnelState, rows: np.ndarray, source: FunnelState) -> Non
         getattr(target, item.name)[rows] = getattr(source, item.name)
 
 
-class FunnelVecEnv(VecEnv):
+class SharedSlotsVecEnv(VecEnv):
+    """The plumbing of a VecEnv whose slots are rows of ONE simulator batch: one generator (``_rng``), one state
+    (``_state``), pending actions (``_actions``); attributes and methods are the vector env's own."""
+
+    _rng: np.random.Generator
+    _state: Any
+    _actions: np.ndarray | None
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Remember one action per slot for `step_wait`."""
+        actions = np.asarray(actions).reshape(-1)
+        if actions.shape != (self.num_envs,):
+            raise NextbestError(f"expected {self.num_envs} actions, got {actions.size}")
+        self._actions = actions.astype(np.int64)
+
+    def close(self) -> None:
+        """Nothing to release; the current episodes are dropped."""
+        self._state = None
+        self._actions = None
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Replace the env's generator by `np.random.default_rng(seed)` (all slots share it).
+
+        Takes effect for the next draw (the next `reset()` or auto-reset); returns `seed` once per slot.
+        """
+        self._rng = np.random.default_rng(seed)
+        return [seed] * self.num_envs
+
+    # ------------------------------------------------------------------ VecEnv plumbing (one shared env)
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """The vector env's attribute, once per index (the slots share it)."""
+        value = getattr(self, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the vector env; only for all slots at once, since they share it."""
+        if sorted(set(self._get_indices(indices))) != list(range(self.num_envs)):
+            raise NextbestError("the slots of this vector env share their attributes: set them for all indices")
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        """Call a method of the vector env once per index (the slots share it)."""
+        method = getattr(self, method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        """No slot is a wrapped Gymnasium env."""
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        """No images: nothing is rendered."""
+        return [None for _ in self._get_indices(None)]
+
+    def render(self, mode: str | None = None) -> np.ndarray | None:
+        """No rendering."""
+        return None
+
+
+class FunnelVecEnv(SharedSlotsVecEnv):
     """`num_envs` leads of a lead pool stepped together through one FunnelSimulator (see module docstring).
 
     Args:
@@ -118,13 +176,6 @@ class FunnelVecEnv(VecEnv):
         self.reset_infos = [{"lead": int(lead)} for lead in self._leads]
         return self.simulator.observe(self._state)
 
-    def step_async(self, actions: np.ndarray) -> None:
-        """Remember one action per slot for `step_wait`."""
-        actions = np.asarray(actions).reshape(-1)
-        if actions.shape != (self.num_envs,):
-            raise NextbestError(f"expected {self.num_envs} actions, got {actions.size}")
-        self._actions = actions.astype(np.int64)
-
     def step_wait(self) -> VecEnvStepReturn:
         """One simulator step of all slots, then the auto-reset of the slots whose episode ended."""
         state = self.state
@@ -149,45 +200,3 @@ class FunnelVecEnv(VecEnv):
             self._leads[rows] = leads
             obs[rows] = self.simulator.observe(fresh)
         return obs, rewards, dones, infos
-
-    def close(self) -> None:
-        """Nothing to release; the current episodes are dropped."""
-        self._state = None
-        self._actions = None
-
-    def seed(self, seed: int | None = None) -> Sequence[int | None]:
-        """Replace the env's generator by `np.random.default_rng(seed)` (all slots share it).
-
-        Takes effect for the next draw (the next `reset()` or auto-reset); returns `seed` once per slot.
-        """
-        self._rng = np.random.default_rng(seed)
-        return [seed] * self.num_envs
-
-    # ------------------------------------------------------------------ VecEnv plumbing (one shared env)
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The vector env's attribute, once per index (the slots share it)."""
-        value = getattr(self, attr_name)
-        return [value for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set an attribute of the vector env; only for all slots at once, since they share it."""
-        if sorted(set(self._get_indices(indices))) != list(range(self.num_envs)):
-            raise NextbestError("the slots of FunnelVecEnv share their attributes: set them for all indices")
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
-        """Call a method of the vector env once per index (the slots share it)."""
-        method = getattr(self, method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
-        """No slot is a wrapped Gymnasium env."""
-        return [False for _ in self._get_indices(indices)]
-
-    def get_images(self) -> Sequence[np.ndarray | None]:
-        """No images: the funnel has no rendering."""
-        return [None for _ in self._get_indices(None)]
-
-    def render(self, mode: str | None = None) -> np.ndarray | None:
-        """No rendering (see `CRMFunnelEnv.render` for a text line of one lead)."""
-        return None

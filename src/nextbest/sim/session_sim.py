@@ -2,9 +2,17 @@
 
 Learned from a page table (``from_pages``):
     engagement  ~ Poisson(mean engagement of the user's purchase power in the data  x  strategy.engagement)
-    spend       = bought * price(pp) * strategy.price,   bought ~ Bernoulli(min(1, E[value] / price(pp) * strategy.buy))
+    spend       = bought * price(pp) * strategy.price,   bought ~ Bernoulli(min(1, E[value] / price(pp) * buy))
                   with E[value] from the value model and price(pp) the mean non-zero page value at that power
+    buy         = 1 + (strategy.buy - 1) * (1 + strategy.power_sensitivity * (5 - pp) / 5)
+                        * exp(-strategy.fatigue * exposure)
+    exposure    <- exposure_decay * exposure + [the page's strategy fatigues]      (starts at 0)
     done        ~ Bernoulli(churn model's P(done | hour, pp, engagement, depth, bought))
+
+The logged data show no strategies, so their effects are assumptions (``STRATEGIES``, configurable): a discount
+lifts purchases more for users with little purchase power (price-sensitive) and wears off when shown page after
+page (``exposure``, a decayed count of recent fatiguing pages); engaging content keeps users scrolling but sells
+less. Engagement, prices, purchases and churn given the page come from the data through the fitted models.
 
 The churn and value models are any fitted estimators on ``nextbest.models.sessions.page_features`` (the training
 code's feature builder). Every array has one entry per simulated session; the Gymnasium environment steps the same
@@ -13,7 +21,7 @@ simulator with one session (``SessionState`` of size 1), the batched path with t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -24,23 +32,31 @@ from nextbest.models.sessions import page_features
 
 @dataclass(frozen=True)
 class Strategy:
-    """How a page strategy scales engagement, the chance of a purchase and the price paid."""
+    """How a page strategy scales engagement, the chance of a purchase and the price paid.
+
+    ``power_sensitivity`` tilts the purchase lift towards low purchase power (0: the same for everyone);
+    ``fatigue`` shrinks it with the session's exposure to fatiguing strategies (0: never wears off).
+    """
 
     engagement: float = 1.0
     buy: float = 1.0
     price: float = 1.0
+    power_sensitivity: float = 0.0
+    fatigue: float = 0.0
 
 
 STRATEGIES: dict[str, Strategy] = {
     "feed": Strategy(engagement=1.25, buy=0.8),
     "mixed": Strategy(),
-    "discount": Strategy(engagement=0.9, buy=1.6, price=0.8),
+    "discount": Strategy(engagement=0.9, buy=1.6, price=0.8, power_sensitivity=0.8, fatigue=0.5),
 }
 
 
 @dataclass
 class SessionState:
-    """Per-session arrays: start hour, purchase power, pages seen, cumulative engagement and spend, still active."""
+    """Per-session arrays: start hour, purchase power, pages seen, cumulative engagement and spend, still active,
+    the exposure to fatiguing strategies, and the expected spend of the last page given its engagement
+    (P(bought) x price: the same mean as the spend with less noise, a variance-reduced reward for learners)."""
 
     hour: np.ndarray
     power: np.ndarray
@@ -48,6 +64,8 @@ class SessionState:
     engagement: np.ndarray
     spend: np.ndarray
     active: np.ndarray
+    exposure: np.ndarray
+    last_expected_spend: np.ndarray
 
 
 class SessionSimulator:
@@ -55,7 +73,7 @@ class SessionSimulator:
 
     def __init__(self, churn_model: Any, value_model: Any, engagement_by_power: np.ndarray, price_by_power: np.ndarray,
                  first_pages: pd.DataFrame, strategies: dict[str, Strategy] | None = None,
-                 max_depth: int = 60) -> None:  # fmt: skip
+                 max_depth: int = 60, exposure_decay: float = 0.8) -> None:  # fmt: skip
         self.churn_model, self.value_model = churn_model, value_model
         self.engagement_by_power = np.asarray(engagement_by_power, dtype=float)
         self.price_by_power = np.asarray(price_by_power, dtype=float)
@@ -63,7 +81,10 @@ class SessionSimulator:
         self.strategies = dict(strategies or STRATEGIES)
         self.names = list(self.strategies)
         self._factors = np.array([[s.engagement, s.buy, s.price] for s in self.strategies.values()])
+        self._sensitivity = np.array([s.power_sensitivity for s in self.strategies.values()])
+        self._fatigue = np.array([s.fatigue for s in self.strategies.values()])
         self.max_depth = max_depth
+        self.exposure_decay = exposure_decay
 
     @classmethod
     def from_pages(cls, pages: pd.DataFrame, churn_model: Any, value_model: Any, **options: Any) -> SessionSimulator:
@@ -83,35 +104,53 @@ class SessionSimulator:
         rows = self.first_pages.iloc[rng.integers(0, len(self.first_pages), n)]
         zeros = np.zeros(n)
         return SessionState(rows["hour"].to_numpy(dtype=int), rows["purchase_power"].to_numpy(dtype=int),
-                            zeros.astype(int), zeros.copy(), zeros.copy(), np.ones(n, dtype=bool))  # fmt: skip
+                            zeros.astype(int), zeros.copy(), zeros.copy(), np.ones(n, dtype=bool),
+                            zeros.copy(), zeros.copy())  # fmt: skip
 
     def step(self, state: SessionState, actions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Show one page to every active session; returns (spend, done). Finished sessions get 0 and stay done."""
         actions = np.asarray(actions, dtype=int)
         n = state.hour.size
-        engagement_factor, buy_factor, price_factor = self._factors[actions].T
+        engagement_factor, _, price_factor = self._factors[actions].T
+        buy_factor = self.buy_factor(state, actions)
         state.depth = state.depth + state.active
         engagement = rng.poisson(self.engagement_by_power[state.power] * engagement_factor)
         page = self._page(state, np.maximum(state.depth, 1), engagement)
         price = self.price_by_power[state.power]
-        bought = rng.random(n) < self._buy_probability(page, price, buy_factor)
+        buy_probability = self._buy_probability(page, price, buy_factor)
+        bought = rng.random(n) < buy_probability
         spend = np.where(bought & state.active, price * price_factor, 0.0)
+        state.last_expected_spend = np.where(state.active, buy_probability * price * price_factor, 0.0)
         page["page_value"] = spend
         churn = self.churn_model.predict_proba(page_features(page))[:, 1]
         done = (rng.random(n) < churn) | (state.depth >= self.max_depth)
         done &= state.active
         state.engagement = state.engagement + engagement * state.active
         state.spend = state.spend + spend
+        fatiguing = (self._fatigue[actions] > 0) & state.active
+        state.exposure = np.where(state.active, self.exposure_decay * state.exposure + fatiguing, state.exposure)
         state.active = state.active & ~done
         return spend, done
 
     def expected_spend(self, state: SessionState, action: int) -> np.ndarray:
         """Expected spend of the next page under ``action`` at the mean engagement (no draw, state unchanged)."""
-        engagement_factor, buy_factor, price_factor = self._factors[action]
+        engagement_factor, _, price_factor = self._factors[action]
+        buy_factor = self.buy_factor(state, np.full(state.hour.size, action))
         engagement = self.engagement_by_power[state.power] * engagement_factor
         page = self._page(state, state.depth + 1, engagement)
         price = self.price_by_power[state.power]
         return self._buy_probability(page, price, buy_factor) * price * price_factor
+
+    def describe(self) -> dict[str, Any]:
+        """The strategies' assumed effects and the simulator's settings (for JSON next to results)."""
+        return {"strategies": {name: asdict(strategy) for name, strategy in self.strategies.items()},
+                "exposure_decay": self.exposure_decay, "max_depth": self.max_depth}  # fmt: skip
+
+    def buy_factor(self, state: SessionState, actions: np.ndarray) -> np.ndarray:
+        """The purchase-probability multiplier of each session's strategy (module docstring, ``buy``)."""
+        lift = self._factors[actions, 1] - 1
+        tilt = 1 + self._sensitivity[actions] * (5 - state.power) / 5
+        return np.maximum(0.0, 1 + lift * tilt * np.exp(-self._fatigue[actions] * state.exposure))
 
     @staticmethod
     def _page(state: SessionState, depth: np.ndarray, engagement: np.ndarray) -> pd.DataFrame:
