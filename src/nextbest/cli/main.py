@@ -11,6 +11,7 @@ from nextbest.cli.broker import broker_app
 from nextbest.cli.crm import crm_app
 from nextbest.cli.demo import demo_app
 from nextbest.cli.platform import platform_app
+from nextbest.cli.report import report_app
 from nextbest.cli.sessions import sessions_app
 from nextbest.cli.shop import shop_app
 from nextbest.cli.stream import stream_app
@@ -33,6 +34,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(stream_app, name="stream")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(demo_app, name="demo")
+app.add_typer(report_app, name="report")
 
 
 def main() -> None:

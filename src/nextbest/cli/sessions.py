@@ -126,3 +126,51 @@ def models(
         view.add_row(name, f"{c['f1']:.4f}", f"{c['pr_auc']:.4f}", f"{c['fit_seconds']:.2f}", f"{v['rmse']:.4f}",
                      f"{v['mae']:.4f}", f"{v['fit_seconds']:.2f}")  # fmt: skip
     Console().print(view)
+
+
+@sessions_app.command("pipeline")
+def pipeline(
+    source: str = typer.Option("synthetic", "--source", help="taobao (UserBehavior CSV) | pagelog | synthetic."),
+    path: str | None = typer.Option(None, "--path", help="Input file (taobao: default the shared sample)."),
+    lake: str = typer.Option("runs/sessions/lake", "--lake", help="Lake root: a folder, or s3://bucket/prefix."),
+    out: Path = typer.Option(Path("runs/sessions"), "--out", help="Run folder: pipeline.json, eda/, models/, "
+                             "agent/, report.html."),  # fmt: skip
+    sessions: int = typer.Option(20_000, "--sessions", min=1, help="synthetic: sessions to generate."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data, the split, the models and the agents."),
+    simulator_models: str = typer.Option("sklearn", "--simulator-models",
+                                         help="Which fitted churn/value pair drives the simulator: scratch | "
+                                              "sklearn | gbm."),  # fmt: skip
+    q_episodes: int = typer.Option(200_000, "--q-episodes", min=1, help="Q-learning training sessions."),
+    ppo_timesteps: int = typer.Option(1_000_000, "--ppo-timesteps", min=0, help="PPO training pages (0: no PPO)."),
+    eval_sessions: int = typer.Option(100_000, "--eval-sessions", min=1, help="Fresh sessions per policy evaluation."),
+    steps: str = typer.Option(",".join(("ingest", "features", "eda", "models", "agent", "report")), "--steps",
+                              help="Comma-separated steps to run, in order."),  # fmt: skip
+    force: bool = typer.Option(False, "--force", help="Run every step even when its inputs did not change."),
+    endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
+    key: str | None = typer.Option(None, "--key", help="S3 access key (default: AWS_ACCESS_KEY_ID)."),
+    secret: str | None = typer.Option(None, "--secret", help="S3 secret key (default: AWS_SECRET_ACCESS_KEY)."),
+) -> None:
+    """ingest -> features -> eda -> models -> agent -> report as named, resumable steps: a step whose settings and
+    inputs did not change since the run recorded in <out>/pipeline.json is skipped. Prints pipeline.json's summary."""
+    from rich.console import Console
+
+    from nextbest.pipelines.sessions import SessionPipelineConfig, run_pipeline
+
+    config = SessionPipelineConfig(source=source, lake=lake, out=out, path=path, sessions=sessions, seed=seed,
+                                   simulator_models=simulator_models, q_episodes=q_episodes,
+                                   ppo_timesteps=ppo_timesteps, eval_sessions=eval_sessions,
+                                   storage={"endpoint_url": endpoint_url, "key": key, "secret": secret})  # fmt: skip
+    console = Console(stderr=True)
+    status = console.status("starting")
+
+    def progress(step: str, state: str) -> None:
+        if state == "checking":
+            status.update(f"step {step}: running (skipped when unchanged)")
+        else:
+            console.print(f"step {step}: {state}")
+
+    with status:
+        record = run_pipeline(config, tuple(s.strip() for s in steps.split(",") if s.strip()), force, progress)
+    summary = {name: {"status": step["status"], "seconds": step.get("seconds"), "outputs": step["outputs"]}
+               for name, step in record["steps"].items()}  # fmt: skip
+    typer.echo(json.dumps({"pipeline": str(out / "pipeline.json"), "steps": summary}))

@@ -12,6 +12,7 @@ can never escape the lake's root.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -97,6 +98,20 @@ class Lake:
                 return pd.read_parquet(handle, columns=columns)
         except OSError as error:
             raise DataError(f"cannot read {source}: {error}") from error
+
+    def checksum(self, name: str, area: str = PROCESSED) -> str | None:
+        """SHA-256 of table ``name``'s bytes (None when the table does not exist)."""
+        source = self.path(name, area)
+        try:
+            if not self.fs.exists(source):
+                return None
+            digest = hashlib.sha256()
+            with self.fs.open(source, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as error:
+            raise DataError(f"cannot read {source}: {error}") from error
+        return digest.hexdigest()
 
     def tables(self, area: str = PROCESSED) -> list[str]:
         """Names of the tables in ``area``."""

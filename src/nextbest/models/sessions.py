@@ -32,6 +32,15 @@ def page_features(pages: pd.DataFrame, with_purchase: bool = True) -> np.ndarray
     return np.column_stack(columns)
 
 
+def feature_table(pages: pd.DataFrame) -> pd.DataFrame:
+    """The models' training table, one row per page: ``session_id``, ``CHURN_FEATURES``, ``done``, ``reward``."""
+    table = pd.DataFrame(page_features(pages), columns=CHURN_FEATURES)
+    table.insert(0, "session_id", pages["session_id"].to_numpy())
+    table["done"] = pages["done"].to_numpy()
+    table["reward"] = pages["reward"].to_numpy(dtype=float)
+    return table
+
+
 def split_sessions(pages: pd.DataFrame, test_fraction: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, test) of pages, split by session."""
     sessions = pages["session_id"].unique()
@@ -82,12 +91,14 @@ def _best_f1(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def fit_session_models(pages: pd.DataFrame, seed: int = 0) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Fit every churn and value model on the training sessions; return (fitted models, metrics table)."""
+    """Fit every churn and value model on the training sessions of a page table (or of its ``feature_table``);
+    return (fitted models, metrics table)."""
     from sklearn.metrics import average_precision_score, f1_score, mean_absolute_error, mean_squared_error
 
-    train, test = split_sessions(pages, seed=seed)
-    X_churn, X_value = page_features(pages), page_features(pages, with_purchase=False)
-    done, reward = pages["done"].to_numpy(), pages["reward"].to_numpy(dtype=float)
+    table_in = pages if set(CHURN_FEATURES) <= set(pages.columns) else feature_table(pages)
+    train, test = split_sessions(table_in, seed=seed)
+    X_churn, X_value = table_in[CHURN_FEATURES].to_numpy(), table_in[VALUE_FEATURES].to_numpy()
+    done, reward = table_in["done"].to_numpy(), table_in["reward"].to_numpy(dtype=float)
     fitted: dict[str, Any] = {}
     table: dict[str, dict[str, Any]] = {"churn": {}, "value": {}}
     for name, make in _churn_models(seed).items():

@@ -1,0 +1,1 @@
+"""Multi-step jobs over the whole package (data lake -> models -> agents -> reports)."""

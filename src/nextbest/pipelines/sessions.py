@@ -1,0 +1,317 @@
+"""The session-retention pipeline as named, resumable steps: ingest -> features -> eda -> models -> agent -> report.
+
+    config = SessionPipelineConfig(source="taobao", lake="runs/lake", out=Path("runs/sessions"))
+    run_pipeline(config)            # runs what changed, skips the rest; returns the run's summary
+    run_step("models", config)      # one step (what each Airflow task calls; see ``airflow_dag.py``)
+
+Every step has a key: the SHA-256 of its name, its settings and the checksums of its inputs (the source file's
+path, size and modification time for ``ingest``; the lake tables' bytes and the upstream outputs' bytes after
+that). ``<out>/pipeline.json`` records each step's key, outputs and the checksum of what it wrote. A step whose key
+is recorded and whose outputs still exist is skipped; a changed input changes its key, so it runs again and so do
+the steps that read what it wrote. ``force`` runs every step.
+
+Outputs:
+    ingest    <lake>/processed/pages.parquet      (the page table)
+    features  <lake>/processed/features.parquet   (``nextbest.models.sessions.feature_table``)
+    eda       <out>/eda/                          (eda.json, eda.html, figures/)
+    models    <out>/models/                       (models.json: scratch vs scikit-learn vs LightGBM; models.pkl)
+    agent     <out>/agent/agent.json              (Q-learning and PPO against the baselines in the learned simulator)
+    report    <out>/report.html, <out>/report.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nextbest.data.lake import Lake
+from nextbest.errors import NextbestError
+
+STEPS = ("ingest", "features", "eda", "models", "agent", "report")
+SOURCES = ("taobao", "pagelog", "synthetic")
+SIMULATOR_MODELS = ("scratch", "sklearn", "gbm")
+
+
+@dataclass
+class SessionPipelineConfig:
+    """Where the data come from and go, and the settings of every step (all part of the steps' keys)."""
+
+    source: str = "synthetic"
+    lake: str = "runs/sessions/lake"
+    out: Path = Path("runs/sessions")
+    path: str | None = None
+    sessions: int = 20_000
+    seed: int = 0
+    simulator_models: str = "sklearn"
+    q_episodes: int = 200_000
+    ppo_timesteps: int = 1_000_000
+    eval_sessions: int = 100_000
+    storage: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise NextbestError(f"source {self.source!r}: choose one of {', '.join(SOURCES)}")
+        if self.source == "pagelog" and not self.path:
+            raise NextbestError("source pagelog needs a path to the page log file")
+        if self.simulator_models not in SIMULATOR_MODELS:
+            raise NextbestError(f"simulator models {self.simulator_models!r}: choose one of "
+                                f"{', '.join(SIMULATOR_MODELS)}")  # fmt: skip
+        if min(self.sessions, self.q_episodes, self.eval_sessions) < 1 or self.ppo_timesteps < 0:
+            raise NextbestError("sessions, q_episodes and eval_sessions must be positive, ppo_timesteps >= 0")
+
+    @property
+    def lake_(self) -> Lake:
+        return Lake(self.lake, **{k: v for k, v in self.storage.items() if v})
+
+    def settings(self, step: str) -> dict[str, Any]:
+        """The settings that change what ``step`` produces."""
+        return {
+            "ingest": {"source": self.source, "path": self.path, "sessions": self.sessions, "seed": self.seed,
+                       "lake": self.lake},
+            "features": {}, "eda": {}, "models": {"seed": self.seed},
+            "agent": {"simulator_models": self.simulator_models, "q_episodes": self.q_episodes,
+                      "ppo_timesteps": self.ppo_timesteps, "eval_sessions": self.eval_sessions, "seed": self.seed},
+            "report": {},
+        }[step]  # fmt: skip
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str  # "ran" | "skipped"
+    seconds: float
+    outputs: dict[str, str]
+
+
+def run_pipeline(config: SessionPipelineConfig, steps: tuple[str, ...] = STEPS, force: bool = False,
+                 progress: Callable[[str, str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run ``steps`` in order (each skipped when its key is unchanged, unless ``force``); ``progress(step,
+    status)`` before ("running"/"checking") and after ("ran"/"skipped") each one. Returns ``pipeline.json``."""
+    unknown = [step for step in steps if step not in STEPS]
+    if unknown:
+        raise NextbestError(f"unknown step(s) {', '.join(unknown)}; the steps are {', '.join(STEPS)}")
+    for step in steps:
+        if progress:
+            progress(step, "checking")
+        result = run_step(step, config, force=force)
+        if progress:
+            progress(step, result.status)
+    return read_state(config.out)
+
+
+def run_step(name: str, config: SessionPipelineConfig, force: bool = False) -> StepResult:
+    """Run one step unless its key (settings + input checksums) matches the recorded run and its outputs exist."""
+    config.validate()
+    if name not in STEPS:
+        raise NextbestError(f"unknown step {name!r}; the steps are {', '.join(STEPS)}")
+    state = read_state(config.out)
+    key = _key(name, config, state)
+    recorded = state["steps"].get(name, {})
+    if not force and recorded.get("key") == key and _outputs_exist(recorded.get("outputs", {}), config):
+        result = StepResult(name, "skipped", 0.0, recorded["outputs"])
+        recorded["status"] = "skipped"
+    else:
+        started = time.perf_counter()
+        outputs = _RUNNERS[name](config)
+        seconds = round(time.perf_counter() - started, 2)
+        result = StepResult(name, "ran", seconds, outputs)
+        state["steps"][name] = {"key": key, "status": "ran", "seconds": seconds, "outputs": outputs,
+                                "checksum": _output_checksum(outputs, config),
+                                "settings": config.settings(name)}  # fmt: skip
+    write_state(config.out, state)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- state and keys
+def read_state(out: Path) -> dict[str, Any]:
+    """``<out>/pipeline.json`` (an empty record when absent)."""
+    path = Path(out) / "pipeline.json"
+    if not path.exists():
+        return {"steps": {}}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise NextbestError(f"{path}: not a pipeline record ({error}); delete it to start again") from error
+
+
+def write_state(out: Path, state: dict[str, Any]) -> None:
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "pipeline.json").write_text(json.dumps(state, indent=2) + "\n")
+
+
+_INPUTS = {"features": ("ingest",), "eda": ("ingest",), "models": ("features",), "agent": ("ingest", "models"),
+           "report": ("eda", "models", "agent")}  # fmt: skip
+
+
+def _key(name: str, config: SessionPipelineConfig, state: dict[str, Any]) -> str:
+    inputs: dict[str, Any] = {"settings": config.settings(name)}
+    if name == "ingest":
+        inputs["source"] = _source_fingerprint(config)
+    for upstream in _INPUTS.get(name, ()):
+        inputs[upstream] = state["steps"].get(upstream, {}).get("checksum")
+    return _sha(json.dumps({"step": name, **inputs}, sort_keys=True, default=str).encode())
+
+
+def _source_fingerprint(config: SessionPipelineConfig) -> dict[str, Any] | None:
+    if config.source == "synthetic":
+        return None
+    path = _source_path(config)
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _source_path(config: SessionPipelineConfig) -> Path:
+    from nextbest.data.paths import resolve_data_file
+
+    if config.source == "taobao":
+        return resolve_data_file("taobao", "UserBehavior_sample.csv", Path(config.path) if config.path else None)
+    path = Path(config.path or "")
+    if not path.is_file():
+        raise NextbestError(f"{path}: no such page log file")
+    return path
+
+
+def _output_checksum(outputs: dict[str, str], config: SessionPipelineConfig) -> str:
+    """Checksum of what the next steps read: the lake table (ingest, features) or the step's JSON (the rest)."""
+    if "table" in outputs:
+        return config.lake_.checksum(Path(outputs["table"]).stem) or ""
+    return _sha(Path(outputs["json"]).read_bytes())
+
+
+def _outputs_exist(outputs: dict[str, str], config: SessionPipelineConfig) -> bool:
+    lake = config.lake_
+    for label, location in outputs.items():
+        exists = lake.checksum(Path(location).stem) is not None if label == "table" else Path(location).exists()
+        if not exists:
+            return False
+    return bool(outputs)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- the steps
+def _ingest(config: SessionPipelineConfig) -> dict[str, str]:
+    """The source into the lake's page table; ``<out>/ingest/ingest.json`` holds the counts (and malformed rows)."""
+    import tempfile
+
+    lake = config.lake_
+    if config.source == "synthetic":
+        from nextbest.sim.sessions import SessionWorld, SessionWorldConfig
+
+        world = SessionWorld(SessionWorldConfig(seed=config.seed))
+        pages = world.pages(config.sessions)
+        table = lake.write_table("pages", pages)
+        summary = {"sessions": config.sessions, "pages": len(pages), "malformed_rows": 0, "truth": world.truth()}
+    elif config.source == "taobao":
+        from nextbest.data.taobao import sessionize
+
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = sessionize(_source_path(config), Path(tmp) / "pages.parquet").as_json()
+            summary.pop("out", None)
+            table = lake.put_table("pages", Path(tmp) / "pages.parquet")
+    else:
+        from nextbest.data.pagelog import read_page_log
+
+        result = read_page_log(_source_path(config))
+        table = lake.write_table("pages", result.pages)
+        summary = {"source": str(config.path), **result.summary()}
+    path = config.out / "ingest" / "ingest.json"
+    _write_json(path, {"source_kind": config.source, **summary, "table": table})
+    return {"table": table, "json": str(path)}
+
+
+def _features(config: SessionPipelineConfig) -> dict[str, str]:
+    from nextbest.models.sessions import feature_table
+
+    lake = config.lake_
+    return {"table": lake.write_table("features", feature_table(lake.read_table("pages")))}
+
+
+def _eda(config: SessionPipelineConfig) -> dict[str, str]:
+    from nextbest.report.eda import write_eda
+
+    lake = config.lake_
+    html = write_eda(lake.read_table("pages"), config.out / "eda", lake.path("pages"))
+    return {"html": str(html), "json": str(config.out / "eda" / "eda.json")}
+
+
+def _models(config: SessionPipelineConfig) -> dict[str, str]:
+    from nextbest.models.sessions import fit_session_models
+
+    fitted, table = fit_session_models(config.lake_.read_table("features"), seed=config.seed)
+    folder = config.out / "models"
+    _write_json(folder / "models.json", table)
+    with (folder / "models.pkl").open("wb") as handle:
+        pickle.dump(fitted, handle)
+    return {"json": str(folder / "models.json"), "models": str(folder / "models.pkl")}
+
+
+def _agent(config: SessionPipelineConfig) -> dict[str, str]:
+    from nextbest.agents.sessions import QLearningConfig, SessionPPOConfig, compare_policies
+    from nextbest.sim.session_sim import SessionSimulator
+
+    with (config.out / "models" / "models.pkl").open("rb") as handle:
+        fitted = pickle.load(handle)
+    name = config.simulator_models
+    simulator = SessionSimulator.from_pages(config.lake_.read_table("pages"), fitted[f"churn_{name}"],
+                                            fitted[f"value_{name}"])  # fmt: skip
+    ppo = SessionPPOConfig(timesteps=config.ppo_timesteps, seed=config.seed) if config.ppo_timesteps else None
+    study = compare_policies(simulator, QLearningConfig(episodes=config.q_episodes, seed=config.seed), ppo,
+                             sessions=config.eval_sessions)  # fmt: skip
+    study["simulator_models"] = name
+    path = config.out / "agent" / "agent.json"
+    _write_json(path, study)
+    return {"json": str(path)}
+
+
+def _report(config: SessionPipelineConfig) -> dict[str, str]:
+    from nextbest.report.sessions import write_sessions_report
+
+    html = write_sessions_report(config.out / "eda", config.out / "models", config.out / "agent" / "agent.json",
+                                 config.out / "report.html")  # fmt: skip
+    return {"html": str(html), "json": str(Path(html).with_name("report.json"))}
+
+
+_RUNNERS: dict[str, Callable[[SessionPipelineConfig], dict[str, str]]] = {
+    "ingest": _ingest, "features": _features, "eda": _eda, "models": _models, "agent": _agent, "report": _report,
+}  # fmt: skip
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def config_as_json(config: SessionPipelineConfig) -> dict[str, Any]:
+    """The configuration without secrets (for logs and Airflow params)."""
+    payload = asdict(config)
+    payload["out"] = str(config.out)
+    payload["storage"] = {k: ("***" if k in ("key", "secret") and v else v) for k, v in config.storage.items()}
+    return payload
+
+
+def default_params() -> dict[str, Any]:
+    """The DAG's params: every ``SessionPipelineConfig`` field but ``storage``, at its default."""
+    params = config_as_json(SessionPipelineConfig())
+    params.pop("storage")
+    return params
+
+
+def run_step_from_params(step: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``run_step`` with a configuration from plain params (an Airflow task's); returns the step's result."""
+    known = set(default_params())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise NextbestError(f"unknown pipeline param(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return asdict(run_step(step, SessionPipelineConfig(**params)))
