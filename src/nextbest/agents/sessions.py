@@ -55,8 +55,9 @@ class QLearningConfig:
     seed: int = 0
 
 
-def train_q(simulator: SessionSimulator, config: QLearningConfig | None = None) -> np.ndarray:
-    """The learned Q-table [N_STATES, strategies]."""
+def train_q(simulator: SessionSimulator, config: QLearningConfig | None = None,
+            progress: Callable[[int], None] | None = None) -> np.ndarray:  # fmt: skip
+    """The learned Q-table [N_STATES, strategies]; ``progress(sessions)`` after every batch of sessions."""
     c = config or QLearningConfig()
     rng = np.random.default_rng(c.seed)
     n_actions = len(simulator.names)
@@ -75,6 +76,8 @@ def train_q(simulator: SessionSimulator, config: QLearningConfig | None = None) 
             reward = state.last_expected_spend
             target = reward + c.gamma * (~done) * q[state_index(state)].max(axis=1)
             _update(q, visits, s[active], actions[active], target[active], c.alpha)
+        if progress is not None:
+            progress((round_ + 1) * c.parallel)
     return q
 
 
@@ -222,12 +225,15 @@ def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | No
     policies["greedy one-step"] = ("baseline", greedy_policy(simulator), None)
     say("training Q-learning")
     started = time.perf_counter()
-    q = train_q(simulator, q_config)
+    episodes = f"{(q_config or QLearningConfig()).episodes:,}"
+    q = train_q(simulator, q_config, lambda done: say(f"training Q-learning: {done:,}/{episodes} sessions"))
     policies["q-learning"] = ("agent", q_policy(q), time.perf_counter() - started)
     if ppo_config is not None:
         say("training PPO")
         started = time.perf_counter()
-        policies["ppo"] = ("agent", train_ppo(simulator, ppo_config), time.perf_counter() - started)
+        total = f"{ppo_config.timesteps:,}"
+        ppo = train_ppo(simulator, ppo_config, lambda pages: say(f"training PPO: {pages:,}/{total} pages"))
+        policies["ppo"] = ("agent", ppo, time.perf_counter() - started)
     results: dict[str, Any] = {}
     for name, (kind, policy, seconds) in policies.items():
         say(f"evaluating {name}")

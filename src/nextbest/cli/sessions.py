@@ -166,6 +166,8 @@ def pipeline(
     def progress(step: str, state: str) -> None:
         if state == "checking":
             status.update(f"step {step}: running (skipped when unchanged)")
+        elif state.startswith("working: "):
+            status.update(f"step {step}: {state.removeprefix('working: ')}")
         else:
             console.print(f"step {step}: {state}")
 

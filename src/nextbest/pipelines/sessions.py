@@ -95,21 +95,25 @@ class StepResult:
 def run_pipeline(config: SessionPipelineConfig, steps: tuple[str, ...] = STEPS, force: bool = False,
                  progress: Callable[[str, str], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """Run ``steps`` in order (each skipped when its key is unchanged, unless ``force``); ``progress(step,
-    status)`` before ("running"/"checking") and after ("ran"/"skipped") each one. Returns ``pipeline.json``."""
+    status)`` before ("checking") and after ("ran"/"skipped") each step, and with "working: <what>" while a long
+    step works. Returns ``pipeline.json``."""
     unknown = [step for step in steps if step not in STEPS]
     if unknown:
         raise NextbestError(f"unknown step(s) {', '.join(unknown)}; the steps are {', '.join(STEPS)}")
     for step in steps:
         if progress:
             progress(step, "checking")
-        result = run_step(step, config, force=force)
+        say = (lambda message, step=step: progress(step, f"working: {message}")) if progress else None
+        result = run_step(step, config, force=force, progress=say)
         if progress:
             progress(step, result.status)
     return read_state(config.out)
 
 
-def run_step(name: str, config: SessionPipelineConfig, force: bool = False) -> StepResult:
-    """Run one step unless its key (settings + input checksums) matches the recorded run and its outputs exist."""
+def run_step(name: str, config: SessionPipelineConfig, force: bool = False,
+             progress: Callable[[str], None] | None = None) -> StepResult:  # fmt: skip
+    """Run one step unless its key (settings + input checksums) matches the recorded run and its outputs exist;
+    ``progress(message)`` tells what a long step is doing."""
     config.validate()
     if name not in STEPS:
         raise NextbestError(f"unknown step {name!r}; the steps are {', '.join(STEPS)}")
@@ -121,7 +125,8 @@ def run_step(name: str, config: SessionPipelineConfig, force: bool = False) -> S
         recorded["status"] = "skipped"
     else:
         started = time.perf_counter()
-        outputs = _RUNNERS[name](config)
+        runner = _RUNNERS[name]
+        outputs = runner(config, progress) if name == "agent" else runner(config)
         seconds = round(time.perf_counter() - started, 2)
         result = StepResult(name, "ran", seconds, outputs)
         state["steps"][name] = {"key": key, "status": "ran", "seconds": seconds, "outputs": outputs,
@@ -257,7 +262,7 @@ def _models(config: SessionPipelineConfig) -> dict[str, str]:
     return {"json": str(folder / "models.json"), "models": str(folder / "models.pkl")}
 
 
-def _agent(config: SessionPipelineConfig) -> dict[str, str]:
+def _agent(config: SessionPipelineConfig, progress: Callable[[str], None] | None = None) -> dict[str, str]:
     from nextbest.agents.sessions import QLearningConfig, SessionPPOConfig, compare_policies
     from nextbest.sim.session_sim import SessionSimulator
 
@@ -268,7 +273,7 @@ def _agent(config: SessionPipelineConfig) -> dict[str, str]:
                                             fitted[f"value_{name}"])  # fmt: skip
     ppo = SessionPPOConfig(timesteps=config.ppo_timesteps, seed=config.seed) if config.ppo_timesteps else None
     study = compare_policies(simulator, QLearningConfig(episodes=config.q_episodes, seed=config.seed), ppo,
-                             sessions=config.eval_sessions)  # fmt: skip
+                             sessions=config.eval_sessions, progress=progress)  # fmt: skip
     study["simulator_models"] = name
     path = config.out / "agent" / "agent.json"
     _write_json(path, study)
@@ -283,7 +288,7 @@ def _report(config: SessionPipelineConfig) -> dict[str, str]:
     return {"html": str(html), "json": str(Path(html).with_name("report.json"))}
 
 
-_RUNNERS: dict[str, Callable[[SessionPipelineConfig], dict[str, str]]] = {
+_RUNNERS: dict[str, Callable[..., dict[str, str]]] = {
     "ingest": _ingest, "features": _features, "eda": _eda, "models": _models, "agent": _agent, "report": _report,
 }  # fmt: skip
 
