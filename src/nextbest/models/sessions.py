@@ -12,6 +12,7 @@ threshold that maximizes F1 on the training split, and PR-AUC (average precision
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +91,16 @@ def _best_f1(y: np.ndarray, p: np.ndarray) -> float:
     return float(thresholds[min(int(np.argmax(f1[:-1])), len(thresholds) - 1)])
 
 
+def _fit(model: Any, X: np.ndarray, y: np.ndarray) -> list[str]:
+    """Fit ``model``; the convergence warnings it raised, as text for the metrics table (not the console)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(X, y)
+    return sorted({str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)})
+
+
 def fit_session_models(pages: pd.DataFrame, seed: int = 0) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Fit every churn and value model on the training sessions of a page table (or of its ``feature_table``);
     return (fitted models, metrics table)."""
@@ -103,23 +114,23 @@ def fit_session_models(pages: pd.DataFrame, seed: int = 0) -> tuple[dict[str, An
     table: dict[str, dict[str, Any]] = {"churn": {}, "value": {}}
     for name, make in _churn_models(seed).items():
         model, started = make(), time.perf_counter()
-        model.fit(X_churn[train], done[train])
+        notes = _fit(model, X_churn[train], done[train])
         seconds = time.perf_counter() - started
         threshold = _best_f1(done[train], model.predict_proba(X_churn[train])[:, 1])
         p = model.predict_proba(X_churn[test])[:, 1]
         fitted[f"churn_{name}"] = model
         table["churn"][name] = {"f1": float(f1_score(done[test], p >= threshold)), "threshold": threshold,
                                 "pr_auc": float(average_precision_score(done[test], p)),
-                                "fit_seconds": round(seconds, 3)}  # fmt: skip
+                                "fit_seconds": round(seconds, 3), "warnings": notes}  # fmt: skip
     for name, make in _value_models(seed).items():
         model, started = make(), time.perf_counter()
-        model.fit(X_value[train], reward[train])
+        notes = _fit(model, X_value[train], reward[train])
         seconds = time.perf_counter() - started
         predicted = model.predict(X_value[test])
         fitted[f"value_{name}"] = model
         table["value"][name] = {"rmse": float(np.sqrt(mean_squared_error(reward[test], predicted))),
                                 "mae": float(mean_absolute_error(reward[test], predicted)),
-                                "fit_seconds": round(seconds, 3)}  # fmt: skip
+                                "fit_seconds": round(seconds, 3), "warnings": notes}  # fmt: skip
     table["split"] = {"train_pages": int(train.sum()), "test_pages": int(test.sum()),
                       "churn_rate_test": float(done[test].mean())}  # fmt: skip
     return fitted, table

@@ -4,11 +4,12 @@
     run_pipeline(config)            # runs what changed, skips the rest; returns the run's summary
     run_step("models", config)      # one step (what each Airflow task calls; see ``airflow_dag.py``)
 
-Every step has a key: the SHA-256 of its name, its settings and the checksums of its inputs (the source file's
-path, size and modification time for ``ingest``; the lake tables' bytes and the upstream outputs' bytes after
-that). ``<out>/pipeline.json`` records each step's key, outputs and the checksum of what it wrote. A step whose key
-is recorded and whose outputs still exist is skipped; a changed input changes its key, so it runs again and so do
-the steps that read what it wrote. ``force`` runs every step.
+Every step has a key: the SHA-256 of its name, nextbest's version, its settings and the checksums of its inputs
+(the source file's path, size and modification time for ``ingest``; the lake tables' bytes and the upstream
+outputs' bytes after that). ``<out>/pipeline.json`` records each step's key, outputs and the checksum of what it
+wrote. A step whose key is recorded and whose outputs still exist is skipped; a changed input changes its key, so
+it runs again and so do the steps that read what it wrote. ``force`` runs every step. Code changes within one
+version are not detected: use ``force`` after editing the code.
 
 Outputs:
     ingest    <lake>/processed/pages.parquet      (the page table)
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nextbest import __version__
 from nextbest.data.lake import Lake
 from nextbest.errors import NextbestError
 
@@ -158,7 +160,7 @@ _INPUTS = {"features": ("ingest",), "eda": ("ingest",), "models": ("features",),
 
 
 def _key(name: str, config: SessionPipelineConfig, state: dict[str, Any]) -> str:
-    inputs: dict[str, Any] = {"settings": config.settings(name)}
+    inputs: dict[str, Any] = {"settings": config.settings(name), "nextbest": __version__}
     if name == "ingest":
         inputs["source"] = _source_fingerprint(config)
     for upstream in _INPUTS.get(name, ()):
