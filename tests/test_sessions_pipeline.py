@@ -42,17 +42,17 @@ def test_pipeline_runs_end_to_end_on_the_taobao_sample_and_resumes(
 
     # nothing changed: every step is skipped
     assert _pipeline(capsys, monkeypatch, tmp_path, *args) == dict.fromkeys(STEPS, "skipped")
-    # an agent setting changed: only the agent and the report run again
-    statuses = _pipeline(capsys, monkeypatch, tmp_path, *args, "--q-episodes", "3000")
+    # an agent setting changed (more evaluation sessions): only the agent and the report run again
+    statuses = _pipeline(capsys, monkeypatch, tmp_path, *args, "--eval-sessions", "3000")
     assert [step for step, status in statuses.items() if status == "ran"] == ["agent", "report"]
     # a deleted output is rebuilt
     (run_dir / "eda" / "eda.html").unlink()
-    statuses = _pipeline(capsys, monkeypatch, tmp_path, *args, "--q-episodes", "3000")
+    statuses = _pipeline(capsys, monkeypatch, tmp_path, *args, "--eval-sessions", "3000")
     assert statuses["eda"] == "ran" and statuses["models"] == "skipped"
     # the source changed: everything runs again
     lines = source.read_text().splitlines()
     source.write_text("\n".join(lines[:-500]) + "\n")
-    assert _pipeline(capsys, monkeypatch, tmp_path, *args, "--q-episodes", "3000") == dict.fromkeys(STEPS, "ran")
+    assert _pipeline(capsys, monkeypatch, tmp_path, *args, "--eval-sessions", "3000") == dict.fromkeys(STEPS, "ran")
     assert json.loads((run_dir / "ingest" / "ingest.json").read_text())["rows"] == 4321 - 500
 
 
@@ -86,3 +86,25 @@ def test_params_of_the_airflow_tasks(tmp_path: Path) -> None:
     result = run_step_from_params("ingest", params)
     assert result["status"] == "ran" and result["outputs"]["table"].endswith("pages.parquet")
     assert run_step_from_params("ingest", params)["status"] == "skipped"
+
+
+@pytest.mark.s3
+def test_pipeline_on_an_s3_lake(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nextbest.data.lake import Lake
+    from nextbest.stream.objectstore import SeaweedFS
+
+    with SeaweedFS(tmp_path / "weed") as store:
+        lake = f"s3://{store.bucket}/lake"
+        args = ["sessions", "pipeline", "--source", "taobao", "--lake", lake, "--out", str(tmp_path / "run"),
+                "--steps", "ingest,features,models", "--endpoint-url", store.endpoint_url, "--key",
+                store.access_key, "--secret", store.secret_key]  # fmt: skip
+        code, out, err = run(capsys, monkeypatch, *args)
+        assert code == 0, err
+        assert {name: step["status"] for name, step in json.loads(out)["steps"].items()} == dict.fromkeys(
+            ("ingest", "features", "models"), "ran")  # fmt: skip
+        s3 = Lake(lake, endpoint_url=store.endpoint_url, key=store.access_key, secret=store.secret_key)
+        assert s3.tables() == ["features", "pages"]
+        record = json.loads((tmp_path / "run" / "pipeline.json").read_text())
+        assert record["steps"]["ingest"]["checksum"] == s3.checksum("pages")
+        code, out, err = run(capsys, monkeypatch, *args)
+        assert code == 0 and all(step["status"] == "skipped" for step in json.loads(out)["steps"].values())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,13 +23,17 @@ VALUE_FEATURES = ["hour_sin", "hour_cos", "purchase_power", "engagement", "depth
 CHURN_FEATURES = [*VALUE_FEATURES, "bought"]
 
 
-def page_features(pages: pd.DataFrame, with_purchase: bool = True) -> np.ndarray:
-    """The model inputs of each page (``CHURN_FEATURES`` or, without the purchase flag, ``VALUE_FEATURES``)."""
-    angle = 2 * np.pi * pages["hour"].to_numpy(dtype=float) / 24
-    columns = [np.sin(angle), np.cos(angle), pages["purchase_power"].to_numpy(dtype=float),
-               pages["engagement"].to_numpy(dtype=float), pages["page_id"].to_numpy(dtype=float)]  # fmt: skip
+def page_features(pages: pd.DataFrame | Mapping[str, np.ndarray], with_purchase: bool = True) -> np.ndarray:
+    """The model inputs of each page (``CHURN_FEATURES`` or, without the purchase flag, ``VALUE_FEATURES``) from a
+    page table or a mapping of its columns to arrays (the simulator's fast path)."""
+
+    def column(name: str) -> np.ndarray:
+        return np.asarray(pages[name], dtype=float)
+
+    angle = 2 * np.pi * column("hour") / 24
+    columns = [np.sin(angle), np.cos(angle), column("purchase_power"), column("engagement"), column("page_id")]
     if with_purchase:
-        columns.append((pages["page_value"].to_numpy(dtype=float) > 0).astype(float))
+        columns.append((column("page_value") > 0).astype(float))
     return np.column_stack(columns)
 
 

@@ -153,11 +153,14 @@ class SessionSimulator:
         return np.maximum(0.0, 1 + lift * tilt * np.exp(-self._fatigue[actions] * state.exposure))
 
     @staticmethod
-    def _page(state: SessionState, depth: np.ndarray, engagement: np.ndarray) -> pd.DataFrame:
+    def _page(state: SessionState, depth: np.ndarray, engagement: np.ndarray) -> dict[str, np.ndarray]:
+        """The page's columns for ``page_features`` (a dict of arrays: a DataFrame per step costs more than the
+        models)."""
         hour = (state.hour + (depth - 1) // 20) % 24
-        return pd.DataFrame({"hour": hour, "purchase_power": state.power, "engagement": engagement,
-                             "page_id": depth, "page_value": np.zeros(state.hour.size)})  # fmt: skip
+        return {"hour": hour, "purchase_power": state.power, "engagement": engagement, "page_id": depth,
+                "page_value": np.zeros(state.hour.size)}  # fmt: skip
 
-    def _buy_probability(self, page: pd.DataFrame, price: np.ndarray, buy_factor: np.ndarray | float) -> np.ndarray:
+    def _buy_probability(self, page: dict[str, np.ndarray], price: np.ndarray,
+                         buy_factor: np.ndarray | float) -> np.ndarray:  # fmt: skip
         expected = np.maximum(self.value_model.predict(page_features(page, with_purchase=False)), 0.0)
         return np.minimum(1.0, expected / price * buy_factor)
