@@ -143,14 +143,14 @@ def _mean_ci(values: np.ndarray) -> dict:
     return {"mean": mean, "ci": [mean - 1.96 * se, mean + 1.96 * se]}
 
 
-def choices_table(choices: list | np.ndarray, names: list[str], strategy: str) -> pd.DataFrame:
+def choices_table(choices: list | np.ndarray, names: list[str], strategy: str, min_pages: int = 1) -> pd.DataFrame:
     """Share of pages shown ``strategy`` by purchase power (rows) and depth bucket (columns), from ``evaluate``'s
-    ``choices``; NaN where the policy showed no page."""
+    ``choices``; NaN where the policy showed fewer than ``min_pages`` pages."""
     counts = np.asarray(choices, dtype=float)
     total = counts.sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = counts[:, :, names.index(strategy)] / total
-    return pd.DataFrame(np.where(total > 0, share, np.nan), index=range(11), columns=DEPTH_LABELS)
+    return pd.DataFrame(np.where(total >= max(min_pages, 1), share, np.nan), index=range(11), columns=DEPTH_LABELS)
 
 
 @dataclass

@@ -32,6 +32,8 @@ from nextbest.report.targeting import fmt_signed_money
 
 #: The strategy whose share the heatmap shows, by purchase power and depth.
 HEATMAP_STRATEGY = "discount"
+#: Heatmap cells with fewer evaluation pages than this are grey: a share of a handful of pages is noise.
+HEATMAP_MIN_PAGES = 50
 #: The EDA figures the report embeds: (name in eda_dir/figures, title, caption).
 EDA_FIGURES = (
     ("churn_by_depth", "Churn by page depth", "Hypothesis (fatigue): churn rises with page depth."),
@@ -191,9 +193,9 @@ def revenue_chart(agent: dict, path: str | Path) -> Path:
 
 def share_heatmap(agent: dict, names: list[str], path: str | Path, strategy: str = HEATMAP_STRATEGY) -> Path:
     """The best agent's share of `strategy` pages by purchase power (rows) and depth bucket (columns); grey where
-    it showed no page."""
+    it showed fewer than ``HEATMAP_MIN_PAGES`` pages."""
     best = agent["best_agent"]
-    shares = choices_table(agent["policies"][best]["choices"], names, strategy).to_numpy()
+    shares = choices_table(agent["policies"][best]["choices"], names, strategy, HEATMAP_MIN_PAGES).to_numpy()
     fig = fg._new_figure(6.4, 5.6)
     ax = fig.add_subplot()
     cmap = _grey_gaps("Blues")
@@ -206,7 +208,7 @@ def share_heatmap(agent: dict, names: list[str], path: str | Path, strategy: str
     ax.set_yticks(range(shares.shape[0]), [str(p) for p in range(shares.shape[0])])
     ax.set_xlabel("page depth")
     ax.set_ylabel("purchase power")
-    ax.set_title(f"{best}: share of '{strategy}' pages (grey: no page)")
+    ax.set_title(f"{best}: share of '{strategy}' pages (grey: < {HEATMAP_MIN_PAGES} pages)")
     fig.colorbar(image, ax=ax, shrink=0.8, format=FuncFormatter(lambda v, _p: f"{v:.0%}"))
     fig.tight_layout()
     return fg._save(fig, path)
@@ -333,7 +335,7 @@ def _policies(inputs: SessionsInputs, figs: dict[str, h.FigureRef]) -> str:
     heatmap = figs.get(f"{HEATMAP_STRATEGY}_share")
     caption = (
         f"Share of pages on which {agent['best_agent']} shows '{HEATMAP_STRATEGY}', by purchase power and depth "
-        "bucket over the evaluation sessions; grey cells: the agent showed no page there."
+        f"bucket over the evaluation sessions; grey cells: fewer than {HEATMAP_MIN_PAGES} pages there."
     )
     return "\n".join([
         h.paragraph(intro),
