@@ -108,3 +108,36 @@ def test_pipeline_on_an_s3_lake(tmp_path: Path, capsys: pytest.CaptureFixture, m
         assert record["steps"]["ingest"]["checksum"] == s3.checksum("pages")
         code, out, err = run(capsys, monkeypatch, *args)
         assert code == 0 and all(step["status"] == "skipped" for step in json.loads(out)["steps"].values())
+
+
+def test_custom_strategies_drive_the_agent_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strategies = tmp_path / "strategies.json"
+    strategies.write_text(json.dumps({"calm": {"engagement": 1.1}, "push": {"buy": 1.5, "price": 0.9, "fatigue": 1.0},
+                                      "flash sale": {"buy": 2.0, "price": 0.5}}))  # fmt: skip
+    steps = ("--sessions", "500", "--steps", "ingest,features,models,agent", "--strategies", str(strategies))
+    assert set(_pipeline(capsys, monkeypatch, tmp_path, *steps).values()) == {"ran"}
+    agent = json.loads((tmp_path / "run" / "agent" / "agent.json").read_text())
+    assert list(agent["strategies"]["strategies"]) == ["calm", "push", "flash sale"]
+    assert {"always calm", "always push", "always flash sale"} <= set(agent["policies"])
+    # editing the file re-runs the agent (and nothing upstream)
+    strategies.write_text(json.dumps({"calm": {}, "push": {"buy": 1.2}}))
+    statuses = _pipeline(capsys, monkeypatch, tmp_path, *steps)
+    assert statuses == {"ingest": "skipped", "features": "skipped", "models": "skipped", "agent": "ran"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "cannot read strategies"), ('{"only": {}}', "at least two strategies"),
+     ('{"a": {}, "b": {"colour": 1}}', "strategy 'b'"), ('{"a": {}, "b": {"buy": -1}}', "non-negative")],
+)  # fmt: skip
+def test_a_bad_strategies_file_exits_2_naming_it(
+    content: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strategies = tmp_path / "strategies.json"
+    strategies.write_text(content)
+    code, _, err = run(capsys, monkeypatch, "sessions", "pipeline", "--lake", str(tmp_path / "lake"), "--out",
+                       str(tmp_path / "run"), "--strategies", str(strategies))  # fmt: skip
+    assert code == 2 and message in err and "strategies.json" in err
+    assert not (tmp_path / "run" / "pipeline.json").exists()

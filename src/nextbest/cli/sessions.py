@@ -143,6 +143,9 @@ def pipeline(
     q_episodes: int = typer.Option(200_000, "--q-episodes", min=1, help="Q-learning training sessions."),
     ppo_timesteps: int = typer.Option(1_000_000, "--ppo-timesteps", min=0, help="PPO training pages (0: no PPO)."),
     eval_sessions: int = typer.Option(100_000, "--eval-sessions", min=1, help="Fresh sessions per policy evaluation."),
+    strategies: Path | None = typer.Option(None, "--strategies", help="JSON file of page strategies and their "
+                                           "assumed effects: {name: {engagement, buy, price, power_sensitivity, "
+                                           "fatigue}} (default: feed, mixed, discount)."),  # fmt: skip
     steps: str = typer.Option(",".join(("ingest", "features", "eda", "models", "agent", "report")), "--steps",
                               help="Comma-separated steps to run, in order."),  # fmt: skip
     force: bool = typer.Option(False, "--force", help="Run every step even when its inputs did not change."),
@@ -159,6 +162,7 @@ def pipeline(
     config = SessionPipelineConfig(source=source, lake=lake, out=out, path=path, sessions=sessions, seed=seed,
                                    simulator_models=simulator_models, q_episodes=q_episodes,
                                    ppo_timesteps=ppo_timesteps, eval_sessions=eval_sessions,
+                                   strategies=str(strategies) if strategies else None,
                                    storage={"endpoint_url": endpoint_url, "key": key, "secret": secret})  # fmt: skip
     console = Console(stderr=True)
     status = console.status("starting")

@@ -54,6 +54,7 @@ class SessionPipelineConfig:
     q_episodes: int = 200_000
     ppo_timesteps: int = 1_000_000
     eval_sessions: int = 100_000
+    strategies: str | None = None
     storage: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +70,15 @@ class SessionPipelineConfig:
                                 f"{', '.join(SIMULATOR_MODELS)}")  # fmt: skip
         if min(self.sessions, self.q_episodes, self.eval_sessions) < 1 or self.ppo_timesteps < 0:
             raise NextbestError("sessions, q_episodes and eval_sessions must be positive, ppo_timesteps >= 0")
+        self._strategies_json()  # a bad strategies file fails before any step runs
+
+    def _strategies_json(self) -> dict[str, Any] | None:
+        """The strategies file's content (so that editing it re-runs the agent), None for the defaults."""
+        if self.strategies is None:
+            return None
+        from nextbest.sim.session_sim import read_strategies
+
+        return {name: asdict(strategy) for name, strategy in read_strategies(self.strategies).items()}
 
     @property
     def lake_(self) -> Lake:
@@ -81,7 +91,8 @@ class SessionPipelineConfig:
                        "lake": self.lake},
             "features": {}, "eda": {}, "models": {"seed": self.seed},
             "agent": {"simulator_models": self.simulator_models, "q_episodes": self.q_episodes,
-                      "ppo_timesteps": self.ppo_timesteps, "eval_sessions": self.eval_sessions, "seed": self.seed},
+                      "ppo_timesteps": self.ppo_timesteps, "eval_sessions": self.eval_sessions, "seed": self.seed,
+                      "strategies": self._strategies_json()},
             "report": {},
         }[step]  # fmt: skip
 
@@ -266,13 +277,14 @@ def _models(config: SessionPipelineConfig) -> dict[str, str]:
 
 def _agent(config: SessionPipelineConfig, progress: Callable[[str], None] | None = None) -> dict[str, str]:
     from nextbest.agents.sessions import QLearningConfig, SessionPPOConfig, compare_policies
-    from nextbest.sim.session_sim import SessionSimulator
+    from nextbest.sim.session_sim import SessionSimulator, read_strategies
 
     with (config.out / "models" / "models.pkl").open("rb") as handle:
         fitted = pickle.load(handle)
     name = config.simulator_models
+    strategies = read_strategies(config.strategies) if config.strategies else None
     simulator = SessionSimulator.from_pages(config.lake_.read_table("pages"), fitted[f"churn_{name}"],
-                                            fitted[f"value_{name}"])  # fmt: skip
+                                            fitted[f"value_{name}"], strategies=strategies)  # fmt: skip
     ppo = SessionPPOConfig(timesteps=config.ppo_timesteps, seed=config.seed) if config.ppo_timesteps else None
     study = compare_policies(simulator, QLearningConfig(episodes=config.q_episodes, seed=config.seed), ppo,
                              sessions=config.eval_sessions, progress=progress)  # fmt: skip

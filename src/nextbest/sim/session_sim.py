@@ -21,12 +21,15 @@ simulator with one session (``SessionState`` of size 1), the batched path with t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from nextbest.errors import DataError
 from nextbest.models.sessions import page_features
 
 
@@ -50,6 +53,28 @@ STRATEGIES: dict[str, Strategy] = {
     "mixed": Strategy(),
     "discount": Strategy(engagement=0.9, buy=1.6, price=0.8, power_sensitivity=0.8, fatigue=0.5),
 }
+
+
+def read_strategies(path: str | Path) -> dict[str, Strategy]:
+    """Strategies from a JSON file ``{"name": {"engagement": 1.2, "buy": 0.8, ...}, ...}`` (omitted fields keep
+    ``Strategy``'s defaults); a clear DataError names the file and the bad entry."""
+    source = Path(path)
+    try:
+        payload = json.loads(source.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"{source}: cannot read strategies ({error})") from error
+    if not isinstance(payload, dict) or len(payload) < 2:
+        raise DataError(f"{source}: expected an object with at least two strategies, name -> effects")
+    known = {item.name for item in fields(Strategy)}
+    strategies = {}
+    for name, effects in payload.items():
+        if not isinstance(effects, dict) or set(effects) - known:
+            raise DataError(f"{source}: strategy {name!r}: expected an object with fields among {sorted(known)}")
+        bad = [key for key, value in effects.items() if not isinstance(value, int | float) or value < 0]
+        if bad:
+            raise DataError(f"{source}: strategy {name!r}: {', '.join(bad)} must be non-negative numbers")
+        strategies[str(name)] = Strategy(**{key: float(value) for key, value in effects.items()})
+    return strategies
 
 
 @dataclass
