@@ -315,7 +315,7 @@ def test_cli_prepare_writes_everything(tmp_path):
 def _nextbest_executable() -> Path:
     executable = Path(sys.executable).parent / "nextbest"
     if not executable.exists():
-        pytest.skip("the nextbest console script is not installed next to this Python")
+        pytest.fail(f"no nextbest console script next to {sys.executable}: run `make install` (pip install -e .)")
     return executable
 
 
