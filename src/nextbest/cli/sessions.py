@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import typer
@@ -12,7 +11,6 @@ sessions_app = typer.Typer(
     help="Session retention: page-level data into the lake (Taobao UserBehavior, the RL page log, or synthetic).",
     no_args_is_help=True,
 )
-SOURCES = ("taobao", "pagelog", "synthetic")
 
 
 @sessions_app.command("ingest")
@@ -29,52 +27,11 @@ def ingest(
     """Clean the source into the page table and write it to <lake>/processed/pages.parquet; prints a JSON summary
     (rows read, pages, sessions, malformed rows with line numbers)."""
     from nextbest.data.lake import Lake
-    from nextbest.errors import NextbestError
+    from nextbest.pipelines.sessions import ingest_source
 
-    if source not in SOURCES:
-        raise NextbestError(f"--source {source!r}: choose one of {', '.join(SOURCES)}")
-    target = Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret)
-    if source == "taobao":
-        summary = _taobao(path, target)
-    elif source == "pagelog":
-        summary = _pagelog(path, target)
-    else:
-        summary = _synthetic(sessions, seed, target)
+    summary = ingest_source(source, Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret), path, sessions,
+                            seed)  # fmt: skip
     typer.echo(json.dumps({"source": source, **summary}))
-
-
-def _taobao(path: Path | None, lake) -> dict:
-    from nextbest.data.paths import resolve_data_file
-    from nextbest.data.taobao import sessionize
-
-    source = resolve_data_file("taobao", "UserBehavior_sample.csv", path)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = sessionize(source, Path(tmp) / "pages.parquet")
-        written = lake.put_table("pages", Path(tmp) / "pages.parquet")
-    summary = result.as_json()
-    summary["path"] = summary.pop("source")
-    return {**summary, "out": written}
-
-
-def _pagelog(path: Path | None, lake) -> dict:
-    from nextbest.data.pagelog import read_page_log
-    from nextbest.errors import NextbestError
-
-    if path is None:
-        raise NextbestError("--source pagelog needs --path FILE")
-    result = read_page_log(path)
-    written = lake.write_table("pages", result.pages)
-    return {"path": str(path), **result.summary(), "sessions": int(result.pages.session_id.nunique()),
-            "out": written}  # fmt: skip
-
-
-def _synthetic(sessions: int, seed: int, lake) -> dict:
-    from nextbest.sim.sessions import SessionWorld, SessionWorldConfig
-
-    world = SessionWorld(SessionWorldConfig(seed=seed))
-    pages = world.pages(sessions)
-    written = lake.write_table("pages", pages)
-    return {"sessions": sessions, "pages": len(pages), "malformed_rows": 0, "truth": world.truth(), "out": written}
 
 
 @sessions_app.command("eda")
@@ -104,20 +61,15 @@ def models(
 ) -> None:
     """Churn classifier (F1, PR-AUC) and value regressor (RMSE, MAE): from-scratch gradient descent, scikit-learn
     and LightGBM on the same session split, with fit times."""
-    import pickle
 
     from rich.console import Console
     from rich.table import Table
 
     from nextbest.data.lake import Lake
-    from nextbest.models.sessions import fit_session_models
+    from nextbest.pipelines.sessions import fit_and_save_models
 
-    pages = Lake(lake, endpoint_url=endpoint_url).read_table("pages")
-    fitted, table = fit_session_models(pages, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "models.json").write_text(json.dumps(table, indent=2) + "\n")
-    with (out / "models.pkl").open("wb") as handle:
-        pickle.dump(fitted, handle)
+    written = fit_and_save_models(Lake(lake, endpoint_url=endpoint_url).read_table("pages"), out, seed)
+    table = json.loads(written["json"].read_text())
     view = Table(title=f"scratch vs scikit-learn vs LightGBM ({table['split']['test_pages']:,} test pages)")
     for column in ("model", "churn F1", "churn PR-AUC", "churn fit s", "value RMSE", "value MAE", "value fit s"):
         view.add_column(column, justify="left" if column == "model" else "right")

@@ -11,7 +11,6 @@ Imports stable-baselines3 at the top: import it only where SB3 is needed.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import gymnasium as gym
@@ -19,7 +18,7 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from nextbest.envs.sessions import OBS_DIM, observe
-from nextbest.envs.vector import SharedSlotsVecEnv
+from nextbest.envs.vector import SharedSlotsVecEnv, copy_rows
 from nextbest.errors import NextbestError
 from nextbest.sim.session_sim import SessionSimulator, SessionState
 
@@ -65,7 +64,6 @@ class SessionVecEnv(SharedSlotsVecEnv):
             for i in rows:
                 infos[i]["terminal_observation"] = obs[i].copy()
             fresh = self.simulator.reset(rows.size, self._rng)
-            for item in fields(SessionState):
-                getattr(state, item.name)[rows] = getattr(fresh, item.name)
+            copy_rows(state, rows, fresh)
             obs[rows] = observe(fresh, self.simulator.max_depth)
         return obs, (reward * self.reward_scale).astype(np.float32), dones, infos

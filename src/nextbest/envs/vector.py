@@ -42,11 +42,13 @@ from nextbest.errors import NextbestError
 from nextbest.sim.funnel import ACTIONS, OBS_DIM, FunnelSimulator, FunnelState
 
 
-def copy_rows(target: FunnelState, rows: np.ndarray, source: FunnelState) -> None:
-    """Overwrite `rows` of every array field of `target` with the rows of `source` (len(source) == len(rows))."""
-    if len(source) != len(rows):
-        raise NextbestError(f"{len(rows)} rows to overwrite but a source state of {len(source)} leads")
-    for item in fields(FunnelState):
+def copy_rows(target: Any, rows: np.ndarray, source: Any) -> None:
+    """Overwrite `rows` of every array field of the dataclass state `target` (a `FunnelState`, a `SessionState`)
+    with the rows of `source`, a state of the same class with len(rows) rows."""
+    size = len(getattr(source, fields(source)[0].name))
+    if size != len(rows):
+        raise NextbestError(f"{len(rows)} rows to overwrite but a source state of {size} rows")
+    for item in fields(source):
         getattr(target, item.name)[rows] = getattr(source, item.name)
 
 

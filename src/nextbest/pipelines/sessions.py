@@ -221,32 +221,41 @@ def _sha(data: bytes) -> str:
 # ---------------------------------------------------------------------------------------------- the steps
 def _ingest(config: SessionPipelineConfig) -> dict[str, str]:
     """The source into the lake's page table; ``<out>/ingest/ingest.json`` holds the counts (and malformed rows)."""
+    summary = ingest_source(config.source, config.lake_, config.path, config.sessions, config.seed)
+    path = config.out / "ingest" / "ingest.json"
+    _write_json(path, {"source": config.source, **summary})
+    return {"table": summary["out"], "json": str(path)}
+
+
+def ingest_source(source: str, lake: Lake, path: str | Path | None = None, sessions: int = 20_000,
+                  seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Clean ``source`` (taobao: UserBehavior CSV, default the shared sample; pagelog: the RL page log at ``path``;
+    synthetic: ``sessions`` sessions of the ground-truth world of ``seed``) into ``lake``'s page table. Returns
+    the summary: input ``path``, rows read, pages, sessions, malformed rows with line numbers, the table (``out``)."""
     import tempfile
 
-    lake = config.lake_
-    if config.source == "synthetic":
+    config = SessionPipelineConfig(source=source, path=str(path) if path else None, sessions=sessions, seed=seed)
+    config.validate()
+    if source == "synthetic":
         from nextbest.sim.sessions import SessionWorld, SessionWorldConfig
 
-        world = SessionWorld(SessionWorldConfig(seed=config.seed))
-        pages = world.pages(config.sessions)
-        table = lake.write_table("pages", pages)
-        summary = {"sessions": config.sessions, "pages": len(pages), "malformed_rows": 0, "truth": world.truth()}
-    elif config.source == "taobao":
+        world = SessionWorld(SessionWorldConfig(seed=seed))
+        pages = world.pages(sessions)
+        return {"sessions": sessions, "pages": len(pages), "malformed_rows": 0, "truth": world.truth(),
+                "out": lake.write_table("pages", pages)}  # fmt: skip
+    if source == "taobao":
         from nextbest.data.taobao import sessionize
 
         with tempfile.TemporaryDirectory() as tmp:
             summary = sessionize(_source_path(config), Path(tmp) / "pages.parquet").as_json()
-            summary.pop("out", None)
-            table = lake.put_table("pages", Path(tmp) / "pages.parquet")
-    else:
-        from nextbest.data.pagelog import read_page_log
+            written = lake.put_table("pages", Path(tmp) / "pages.parquet")
+        summary["path"] = summary.pop("source")
+        return {**summary, "out": written}
+    from nextbest.data.pagelog import read_page_log
 
-        result = read_page_log(_source_path(config))
-        table = lake.write_table("pages", result.pages)
-        summary = {"source": str(config.path), **result.summary()}
-    path = config.out / "ingest" / "ingest.json"
-    _write_json(path, {"source_kind": config.source, **summary, "table": table})
-    return {"table": table, "json": str(path)}
+    result = read_page_log(_source_path(config))
+    return {"path": str(path), **result.summary(), "sessions": int(result.pages.session_id.nunique()),
+            "out": lake.write_table("pages", result.pages)}  # fmt: skip
 
 
 def _features(config: SessionPipelineConfig) -> dict[str, str]:
@@ -265,14 +274,20 @@ def _eda(config: SessionPipelineConfig) -> dict[str, str]:
 
 
 def _models(config: SessionPipelineConfig) -> dict[str, str]:
+    table = config.lake_.read_table("features")
+    return {label: str(path) for label, path in fit_and_save_models(table, config.out / "models", config.seed).items()}
+
+
+def fit_and_save_models(pages: Any, folder: Path, seed: int = 0) -> dict[str, Path]:
+    """``fit_session_models`` on a page table (or its feature table); writes ``folder/models.json`` (the metrics)
+    and ``folder/models.pkl`` (the fitted models); returns both paths as {"json", "models"}."""
     from nextbest.models.sessions import fit_session_models
 
-    fitted, table = fit_session_models(config.lake_.read_table("features"), seed=config.seed)
-    folder = config.out / "models"
+    fitted, table = fit_session_models(pages, seed=seed)
     _write_json(folder / "models.json", table)
     with (folder / "models.pkl").open("wb") as handle:
         pickle.dump(fitted, handle)
-    return {"json": str(folder / "models.json"), "models": str(folder / "models.pkl")}
+    return {"json": folder / "models.json", "models": folder / "models.pkl"}
 
 
 def _agent(config: SessionPipelineConfig, progress: Callable[[str], None] | None = None) -> dict[str, str]:
