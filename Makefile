@@ -9,7 +9,7 @@ DEMO_OUT ?= runs/demo
 
 .PHONY: install demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml src/nextbest/data/_historic_scan.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# A CPU build of PyTorch lies on disk; an unpinned torch would pull a multi-GB CUDA build.

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, Producer
 
+from nextbest.data.feed import DemographicHalf, MessageDecoder
 from nextbest.models.export import export_model
 from nextbest.models.serving import ExportedModel
 from nextbest.models.targeting import assemble_rows, train_targeting
 from nextbest.sim.shop import World, write_world_data
 from nextbest.stream import topics
 from nextbest.stream.broker import Broker, consumer_config, producer_config
-from nextbest.stream.messages import DemographicHalf, MessageDecoder
 
 TARGET_DECISIONS_PER_SECOND = 20_000
 TARGET_P99_MS = 50.0

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from nextbest.data.feed import (
+    MISSING,
+    DemographicHalf,
+    FeedTally,
+    HistoricHalf,
+    MessageDecoder,
+    Rejected,
+    flag_matrix,
+)
 from nextbest.models.targeting import FEATURES, assemble_rows, features_from_frame
 from nextbest.sim.shop import World
 from nextbest.stream import topics
 from nextbest.stream.faults import FAULT_KINDS, REASON_PREFIX, corrupt
 from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket
-from nextbest.stream.messages import DemographicHalf, HistoricHalf, MessageDecoder, Rejected
 
 FLAGS = FEATURES()[3:]
 
@@ -38,8 +47,7 @@ def test_valid_messages_give_the_training_features(messages: tuple[list[dict], l
     np.testing.assert_array_equal(rows, features_from_frame(frame).to_numpy())
 
 
-@pytest.mark.parametrize("kind", FAULT_KINDS)
-@pytest.mark.parametrize("topic", [topics.DEMOGRAPHIC, topics.HISTORIC])
+@pytest.mark.parametrize(("topic", "kind"), [(topic, kind) for topic, kinds in FAULT_KINDS.items() for kind in kinds])
 def test_every_fault_kind_is_rejected_with_its_reason(
     kind: str, topic: str, messages: tuple[list[dict], list[dict], pd.DataFrame]
 ) -> None:
@@ -63,7 +71,8 @@ def test_every_fault_kind_is_rejected_with_its_reason(
         (b"[1, 2]", "invalid field"),
         (b'{"uuid": -1, "age": 30, "man": 1, "woman": 0}', "invalid field"),
         (b'{"uuid": 1, "age": 30, "man": 1, "woman": 1}', "invalid field: man and woman are both 1"),
-        (b'{"uuid": 1, "uuid": 2, "age": 30, "man": 1, "woman": 0}', "duplicate key 'uuid'"),
+        (b'{"uuid": 1, "uuid": 2, "age": 30, "man": 1, "woman": 0}', "conflicting values for key 'uuid'"),
+        (b'{"uuid": 1, "age": 30, "man": true, "woman": 0}', "invalid field"),
     ],
 )
 def test_demographic_rules(raw: bytes | None, reason: str) -> None:
@@ -136,3 +145,119 @@ def test_offsets_commit_only_what_is_done() -> None:
     tracker.forget({("d", 0)})
     tracker.done(Ticket("d", 0, 9))
     assert tracker.committable() == {}
+
+
+# ------------------------------------------------------------------------------------------ the real feed's quirks
+EXAMPLE = (Path(__file__).parent / "data" / "shop_example_historic.json").read_bytes().strip()
+EXAMPLE_DEMOGRAPHIC = b'{"uuid": 404180, "age": 41, "man": 1, "woman": 0}'
+
+
+def test_the_compiled_fast_path_is_built() -> None:
+    assert MessageDecoder(FLAGS).compiled, "nextbest.data._historic_scan is not compiled: run `make install`"
+
+
+def test_the_example_message_is_read_with_every_quirk_counted() -> None:
+    """The shop document's example: 100 of 110 flags, 13 keys repeated (cat91 1 then 0, cat59 0 then 1)."""
+    decoder = MessageDecoder(FLAGS)
+    half = decoder.historic(EXAMPLE)
+    assert isinstance(half, HistoricHalf) and half.uuid == 404180
+    values = dict(zip(FLAGS, half.flags))
+    assert values["cat91"] == 1 and values["cat59"] == 1  # a flag is 1 if any of its records says 1
+    assert values["cat16"] == 1 and values["cat17"] == 0
+    missing = [name for name, value in values.items() if value == MISSING]
+    assert missing == ["cat1", "cat4", "cat5", "cat9", "cat39", "cat92", "cat95", "cat99", "u7", "u8"]
+    tally = FeedTally(FLAGS)
+    tally.add(flag_matrix([half]), [half])
+    counts = tally.as_json()
+    assert len(counts["repeated_keys"]) == 13 and sorted(counts["conflicting_keys"]) == ["cat59", "cat91"]
+    assert counts["unknown_keys"] == {} and sorted(counts["missing_flags"]) == sorted(missing)
+    assert half == decoder._historic_reference(EXAMPLE)  # the compiled path agrees with the specification
+
+
+def _reference_resolution(raw: bytes, flags: list[str]) -> tuple[dict[str, int], set[str], set[str], list[str]]:
+    """The rule read literally from the docs: 1 if any record says 1; repeated / conflicting / unknown keys."""
+    products = dict(json.loads(raw, object_pairs_hook=list))["products"]
+    records: dict[str, list[int]] = {}
+    unknown = []
+    for key, value in products:
+        if key in flags:
+            records.setdefault(key, []).append(value)
+        else:
+            unknown.append(key)
+    resolved = {key: int(any(values)) for key, values in records.items()}
+    repeated = {key for key, values in records.items() if len(values) > 1}
+    conflicting = {key for key, values in records.items() if len(set(values)) > 1}
+    return resolved, repeated, conflicting, unknown
+
+
+ODD_VALUES = [0, 7, "x", 1.5, None, True, [1, 2], {"a": 1}]
+
+
+def _random_message(rng: np.random.Generator, flags: list[str]) -> bytes:
+    """Flags in random order, some repeated (some of those conflicting), unknown keys, odd spacing and escapes."""
+    members = []
+    for name in rng.permutation(flags)[: int(rng.integers(5, len(flags) + 1))]:
+        members += [(str(name), int(rng.integers(2)))] * (2 if rng.random() < 0.2 else 1)
+    for i in rng.permutation(len(members))[: len(members) // 10]:
+        members[i] = (members[i][0], 1 - members[i][1])  # some repeats now conflict
+    for _ in range(int(rng.integers(3))):
+        members.append((f"new{int(rng.integers(5))}", ODD_VALUES[int(rng.integers(len(ODD_VALUES)))]))
+    escaped = rng.random() < 0.05  # "\u0063at3" is "cat3": only the reference path reads escapes
+
+    def key(name: str) -> str:
+        return '"' + "".join(f"\\u{ord(c):04x}" for c in name) + '"' if escaped else json.dumps(name)
+
+    space = [", ", ",", ",\n  ", " ,\t"][int(rng.integers(4))]
+    body = space.join(f"{key(members[i][0])}: {json.dumps(members[i][1])}" for i in rng.permutation(len(members)))
+    extra = ', "source": "web"' if rng.random() < 0.3 else ""
+    return f'{{"uuid": {int(rng.integers(0, 2**62))}, "products": {{{body}}}{extra}}}'.encode()
+
+
+def test_compiled_and_reference_paths_agree_with_the_literal_rule() -> None:
+    flags = FEATURES(30, 5)[3:]
+    decoder = MessageDecoder(flags, max_missing_share=1.0)
+    rng = np.random.default_rng(7)
+    compiled = 0
+    for _ in range(2000):
+        raw = _random_message(rng, flags)
+        fast, reference = decoder.historic(raw), decoder._historic_reference(raw)
+        assert fast == reference, raw
+        compiled += decoder._scanner.scan(raw) is not None
+        resolved, repeated, conflicting, unknown = _reference_resolution(raw, flags)
+        assert {name: v for name, v in zip(flags, fast.flags) if v != MISSING} == resolved
+        marks = fast.repeats or bytes(len(flags))
+        assert {name for name, m in zip(flags, marks) if m} == repeated
+        assert {name for name, m in zip(flags, marks) if m == 2} == conflicting
+        assert (fast.unknown or []) == unknown
+    assert 1000 < compiled < 2000  # most messages take the compiled path; the rest exercise the reference path
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"uuid": 1, "products": {"cat0": 1, "cat0": 2}}', "invalid field"),  # every record is validated
+        (b'{"uuid": 1, "products": {"cat0": 1, "cat0": true}}', "invalid field"),
+        (b'{"uuid": 1, "products": {"cat0": 1}, "products": {"cat0": 1}}', "duplicate key 'products'"),
+        (b'{"uuid": 1, "products": {"cat0": 1}, "uuid": 2}', "conflicting values for key 'uuid'"),
+        (b'{"uuid": 01, "products": {}}', "invalid JSON"),
+        (b'{"uuid": 1, "products": {"cat0": 1,}}', "invalid JSON"),
+        (b'{"uuid": 1, "products": {"cat0": 1}} x', "invalid JSON"),
+        (b'{"uuid": 18446744073709551616, "products": {}}', "invalid field"),
+        (b'{"uuid": 1, "products": {"\\u00e9": 1, "cat0": 0}, "x": "\xff"}', "invalid JSON"),
+        (b'{"uuid": 1, "products": []}', "invalid field"),
+        (b'{"uuid": 1}', "invalid field"),
+    ],
+)
+def test_historic_rules(raw: bytes, reason: str) -> None:
+    result = MessageDecoder(FEATURES(2, 0)[3:]).historic(raw)
+    assert isinstance(result, Rejected) and result.reason.startswith(reason), result
+
+
+def test_repeats_with_one_value_and_unknown_keys_are_accepted() -> None:
+    decoder = MessageDecoder(FEATURES(2, 0)[3:])
+    half = decoder.historic(b'{"uuid": 1, "products": {"cat0": 1, "new": [1, {"a": 2}], "cat1": 0, "cat0": 1}}')
+    assert half == HistoricHalf(1, b"\x01\x00", b"\x01\x00", ["new"])
+    demographic = decoder.demographic(b'{"uuid": 1, "age": 30, "age": 30, "man": 1, "woman": 0, "ts": "x"}')
+    assert demographic == DemographicHalf(1, (30, 1, 0), ("age",))
+    conflicting = decoder.demographic(b'{"uuid": 1, "age": 30, "age": 31, "man": 1, "woman": 0}')
+    assert conflicting == Rejected("conflicting values for key 'age'")

@@ -14,6 +14,7 @@ from cli_helpers import run
 from nextbest.errors import NextbestError
 from nextbest.models.targeting import (
     FEATURES,
+    Imputation,
     TargetingModel,
     build_features,
     choose_threshold,
@@ -43,14 +44,39 @@ def test_message_features_equal_table_features() -> None:
     assert (from_messages.dtypes == np.float64).all()
 
 
-def test_feature_builder_rejects_incomplete_messages() -> None:
+def test_feature_builder_imputes_missing_flags_and_rejects_too_few() -> None:
     world = World(1)
     demographic, historic = world.messages(world.sample(3))
     with pytest.raises(NextbestError, match="no historic message"):
         build_features(demographic, historic[:2])
+    historic[0]["products"]["cat17"] = 1
+    complete = build_features(demographic, historic)
     del historic[0]["products"]["cat17"]
-    with pytest.raises(NextbestError, match="lacks products.*cat17"):
+    imputed = build_features(demographic, historic)  # the zero rule: not bought
+    assert imputed.loc[0, "cat17"] == 0 and complete.loc[0, "cat17"] == 1
+    pd.testing.assert_frame_equal(imputed.drop(columns="cat17"), complete.drop(columns="cat17"))
+    mean = Imputation("mean", np.full(110, 0.25))
+    assert build_features(demographic, historic, imputation=mean).loc[0, "cat17"] == 0.25
+    for name in list(historic[1]["products"])[:56]:  # 56 of 110 flags missing: more than half
+        del historic[1]["products"][name]
+    with pytest.raises(NextbestError, match="too few known flags: 54 of 110"):
         build_features(demographic, historic)
+    assert len(build_features(demographic, historic, max_missing_share=0.6)) == 3
+
+
+def test_table_features_impute_absent_and_nan_flags() -> None:
+    world = World(1)
+    frame = world.frame(world.sample(50))
+    full = features_from_frame(frame)
+    gappy = frame.drop(columns=["cat3"]).astype({"cat4": float})
+    gappy.loc[:9, "cat4"] = np.nan
+    with pytest.raises(NextbestError, match="missing feature columns"):
+        features_from_frame(gappy)
+    imputed = features_from_frame(gappy, imputation=Imputation.zero(FEATURES()))
+    assert (imputed["cat3"] == 0).all() and (imputed.loc[:9, "cat4"] == 0).all()
+    pd.testing.assert_frame_equal(imputed.drop(columns=["cat3", "cat4"]), full.drop(columns=["cat3", "cat4"]))
+    with pytest.raises(NextbestError, match="missing feature columns"):
+        features_from_frame(frame.drop(columns=["age"]), imputation=Imputation.zero(FEATURES()))
 
 
 def test_choose_threshold_maximizes_realized_value() -> None:

@@ -2,8 +2,9 @@
 
 Both formats carry the whole fitted model (scaling, classifier, probability calibration), with the inputs
 named as ``FEATURES`` (age, man, woman, cat0.., u0..) and P(buy) as the output. The decision threshold is
-not part of the file: ``export_model`` writes it, with the feature order and the ONNX input type, to a
-sidecar ``<file>.json`` (``ExportResult.as_json``) that a server reads next to the model.
+not part of the file: ``export_model`` writes it, with the feature order, the ONNX input type and what a missing
+product flag becomes (``missing_flags``: the model's ``Imputation``, rule, reason and value per flag), to a sidecar
+``<file>.json`` (``ExportResult.as_json``) that a server reads next to the model.
 
 Supported: ``logreg`` (a plain ``StandardScaler + LogisticRegression`` pipeline, its Platt calibration
 folded into the coefficients; double precision in ONNX) and ``gbm`` (a plain ``LGBMClassifier``, its
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.errors import NextbestError
-from nextbest.models.targeting import TargetingModel
+from nextbest.models.targeting import Imputation, TargetingModel
 
 ONNX_INPUT = "features"
 PMML_TARGET = "bought"
@@ -45,6 +46,7 @@ class ExportResult:
     features: list[str]
     model: str
     input_dtype: str = "float64"
+    imputation: Imputation | None = None
 
     @property
     def sidecar(self) -> Path:
@@ -60,6 +62,7 @@ class ExportResult:
             "features": self.features,
             "onnx_input": ONNX_INPUT if self.format == "onnx" else None,
             "input_dtype": self.input_dtype,
+            "missing_flags": (self.imputation or Imputation.zero(self.features)).as_json(self.features),
         }
 
 
@@ -195,5 +198,6 @@ def export_model(model: TargetingModel, path: Path, fmt: str) -> ExportResult:
     if fmt not in EXPORTERS:
         raise NextbestError(f"unknown export format {fmt!r}; use onnx or pmml")
     result = EXPORTERS[fmt](model, path)
+    result.imputation = model.missing_flags
     result.sidecar.write_text(json.dumps(result.as_json(), indent=2) + "\n")
     return result

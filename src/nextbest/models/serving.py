@@ -3,6 +3,7 @@
     model = ExportedModel.load("gbm.onnx")        # reads gbm.onnx and gbm.onnx.json
     p = model.predict_proba(X)                    # X: float array [n, len(model.features)], columns in that order
     show = model.decide(X)                        # 1 iff p >= threshold (never when the threshold is null)
+    model.imputation                              # what a missing product flag becomes (sidecar "missing_flags")
 
 ONNX files run in onnxruntime (one thread per session by default: a worker is one process on one core);
 PMML files in the JPMML evaluator (Java), far slower, kept for the pipelines that import PMML.
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nextbest.errors import NextbestError
+from nextbest.models.targeting import Imputation
 
 SIDECAR_KEYS = ("format", "model", "threshold", "features", "input_dtype")
 
@@ -47,6 +49,7 @@ class ExportedModel:
     features: list[str]
     input_dtype: np.dtype
     _scorer: Any
+    imputation: Imputation
 
     @classmethod
     def load(cls, path: str | Path, threads: int = 1) -> ExportedModel:
@@ -56,9 +59,15 @@ class ExportedModel:
             raise NextbestError(f"model file {path} not found")
         meta = _read_sidecar(path)
         scorer = _onnx_scorer(path, threads) if meta["format"] == "onnx" else _pmml_scorer(path, meta["features"])
+        features = list(meta["features"])
+        entry = meta.get("missing_flags")  # absent in sidecars written before missing flags were imputed
+        try:
+            imputation = Imputation.zero(features) if entry is None else Imputation.from_json(entry, features)
+        except NextbestError as error:
+            raise NextbestError(f"{path.name}.json: {error}") from error
         return cls(
-            path, meta["format"], meta["model"], meta["threshold"], list(meta["features"]),
-            np.dtype(meta["input_dtype"]), scorer,
+            path, meta["format"], meta["model"], meta["threshold"], features, np.dtype(meta["input_dtype"]), scorer,
+            imputation,
         )  # fmt: skip
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

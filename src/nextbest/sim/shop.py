@@ -87,6 +87,59 @@ class ShopConfig:
         return cls(**payload)
 
 
+EXAMPLE_MESSAGE = Path(__file__).resolve().parent / "specs" / "shop_example_historic.json"
+
+
+def example_keys() -> list[str]:
+    """The product keys of the shop architecture document's example message (100 flags, in order of appearance)."""
+    pairs = json.loads(EXAMPLE_MESSAGE.read_text(), object_pairs_hook=list)
+    products = next(value for key, value in pairs if key == "products")
+    return list(dict.fromkeys(key for key, _ in products))
+
+
+@dataclass(frozen=True)
+class FeedStyle:
+    """How the feed writes a historic message (see ``World.feed_messages``); the default writes it cleanly.
+
+    ``keys``: ``all`` (every flag of the world) or ``example`` (the example message's key set: 100 of the default
+    world's 110 flags; cat1, cat4, cat5, cat9, cat39, cat92, cat95, cat99, u7 and u8 are never named).
+    ``repeat_rate``: chance that a named flag is written twice; ``conflict_share``: share of those whose second
+    record says the opposite; ``missing_rate``: chance that a flag of the key set is left out of one message.
+    ``REALISTIC`` takes its rates from the example: 13 of its 100 keys repeated, 2 of the 13 in conflict.
+    """
+
+    keys: str = "all"
+    repeat_rate: float = 0.0
+    conflict_share: float = 0.0
+    missing_rate: float = 0.0
+    shuffle: bool = False
+
+    KEY_SETS = ("all", "example")
+
+    def __post_init__(self) -> None:
+        if self.keys not in self.KEY_SETS:
+            raise NextbestError(f"feed key set {self.keys!r}: choose one of {', '.join(self.KEY_SETS)}")
+        for name in ("repeat_rate", "conflict_share", "missing_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise NextbestError(f"feed {name.replace('_', ' ')} must be in [0, 1], got {getattr(self, name)}")
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> FeedStyle:
+        """``clean`` or ``realistic``, with some rates overridden (None keeps the preset's)."""
+        presets = {"clean": cls(), "realistic": REALISTIC_FEED}
+        if name not in presets:
+            raise NextbestError(f"feed {name!r}: choose one of {', '.join(presets)}")
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return cls(**{**asdict(presets[name]), **given})
+
+    def key_mask(self, names: Sequence[str]) -> np.ndarray:
+        """Which of ``names`` the key set may name."""
+        if self.keys == "all":
+            return np.ones(len(names), dtype=bool)
+        allowed = set(example_keys())
+        return np.array([name in allowed for name in names])
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -250,6 +303,38 @@ class World:
         ]
         return demographic, historic
 
+    def feed_messages(
+        self, customers: Customers, style: FeedStyle, rng: np.random.Generator
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The two halves as raw JSON written the way ``style`` says the shop's feed writes them.
+
+        Demographic halves are plain. A historic half names the flags of ``style.keys`` (all, or the example
+        message's key set) in a shuffled order (shuffled as the example's are) less a random ``missing_rate`` share;
+        each named flag is written a second time with probability ``repeat_rate``, the second record holding the
+        opposite value for a ``conflict_share`` of them, and the two records land in random places. The customer's
+        true flags stay in ``customers`` (the ground truth); the message is what a decoder must read.
+        """
+        names = np.array(self.category_names + self.u_names)
+        allowed = style.key_mask(names.tolist())
+        flags = np.concatenate([customers.cats, customers.us], axis=1)
+        demographic_records, historic_records = self.messages(customers)
+        demographic = [json.dumps(record).encode() for record in demographic_records]
+        if style == FeedStyle():
+            return demographic, [json.dumps(record).encode() for record in historic_records]
+        historic = []
+        for uuid, row in zip(customers.uuid.tolist(), flags):
+            named = np.flatnonzero(allowed & (rng.random(len(names)) >= style.missing_rate))
+            repeated = named[rng.random(len(named)) < style.repeat_rate]
+            conflicting = rng.random(len(repeated)) < style.conflict_share
+            keys = np.concatenate([named, repeated])
+            values = np.concatenate([row[named], np.where(conflicting, 1 - row[repeated], row[repeated])])
+            if style.shuffle:
+                order = rng.permutation(len(keys))
+                keys, values = keys[order], values[order]
+            body = ", ".join(f'"{key}": {value}' for key, value in zip(names[keys].tolist(), values.tolist()))
+            historic.append(f'{{"uuid": {uuid}, "products": {{{body}}}}}'.encode())
+        return demographic, historic
+
     def frame(self, customers: Customers) -> pd.DataFrame:
         """Customers as a flat DataFrame: uuid, age, man, woman, cat0.., u0.. (the store's table layout)."""
         data: dict[str, np.ndarray] = {
@@ -298,6 +383,11 @@ class World:
             "original_vs_show_none": original - none,
             "oracle_vs_original": oracle - original,
         }
+
+
+#: The feed as the example message shows it: its key set, 13% of keys repeated, 15% of repeats in conflict, 1% more
+#: flags left out at random, keys in random order.
+REALISTIC_FEED = FeedStyle(keys="example", repeat_rate=0.13, conflict_share=0.15, missing_rate=0.01, shuffle=True)
 
 
 def write_world_data(world: World, directory: Path, customers: int, test_fraction: float = 0.2) -> dict[str, Any]:

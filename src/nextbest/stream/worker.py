@@ -11,13 +11,16 @@ Guarantees:
   customer still gets a decision. Replays can repeat a decision: the value is a deterministic function of the
   two halves, and consumers keep the first decision per uuid (idempotent downstream).
 * **Bad input never stops the worker.** Each invalid message goes to the dead-letter topic with its reason
-  (``nextbest.stream.messages``) and is counted; broker errors are logged and retried.
+  (``nextbest.data.feed``) and is counted; broker errors are logged and retried. The feed's normal quirks are not
+  bad input: repeated product keys, missing flags (imputed by the model's rule) and unknown keys are resolved by
+  the decoder's documented rules and counted per key in the metrics' ``feed`` entry.
 * **Co-partitioned join.** Both input topics are keyed by uuid with the same partition count; the range
   assignor gives partition i of both topics to the same worker, so 2+ workers in one group can share the work.
   On a rebalance the waiting halves of revoked partitions are forgotten (uncommitted: their new owner re-reads).
 
-Features come from ``nextbest.models.targeting.assemble_rows``, the step the model was trained with; scoring is
-by the exported file (``nextbest.models.serving.ExportedModel``: ONNX or PMML) in micro-batches.
+Features come from ``nextbest.models.targeting.assemble_rows``, the step the model was trained with (missing flags
+take the sidecar's ``missing_flags`` values); scoring is by the exported file
+(``nextbest.models.serving.ExportedModel``: ONNX or PMML) in micro-batches.
 """
 
 from __future__ import annotations
@@ -33,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from nextbest.data.feed import DEFAULT_MAX_MISSING_SHARE, FeedTally, MessageDecoder, Rejected, flag_matrix
 from nextbest.models.serving import ExportedModel
 from nextbest.models.targeting import assemble_rows
 from nextbest.stream import topics
 from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket
-from nextbest.stream.messages import MessageDecoder, Rejected
 
 
 @dataclass
@@ -56,6 +59,7 @@ class WorkerConfig:
     metrics_file: Path | None = None
     metrics_interval: float = 1.0
     max_bytes: int = 64 * 1024
+    max_missing_share: float = DEFAULT_MAX_MISSING_SHARE
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -107,7 +111,9 @@ class DecisionWorker:
         self.config = config
         self.log = log
         self.model = ExportedModel.load(config.model)
-        self.decoder = MessageDecoder(self.model.features[3:], max_bytes=config.max_bytes)
+        flags = self.model.features[3:]
+        self.decoder = MessageDecoder(flags, max_bytes=config.max_bytes, max_missing_share=config.max_missing_share)
+        self.tally = FeedTally(flags)
         self.buffer = JoinBuffer(ttl=config.join_ttl, max_waiting=config.max_waiting)
         self.tracker = OffsetTracker()
         self.counts: Counter[str] = Counter()
@@ -216,9 +222,12 @@ class DecisionWorker:
 
     # ------------------------------------------------------------------ outputs
     def _decide(self, pairs: list[Pair]) -> None:
-        demographic = np.array([p.demographic.values for p in pairs], dtype=np.float64)
-        flags = np.frombuffer(b"".join(p.historic.flags for p in pairs), dtype=np.uint8).reshape(len(pairs), -1)
-        decisions = self.model.decide(assemble_rows(demographic, flags, self.model.features))
+        demographic = [p.demographic for p in pairs]
+        historic = [p.historic for p in pairs]
+        flags = flag_matrix(historic)
+        self.tally.add(flags, historic, demographic)
+        values = np.array([half.values for half in demographic], dtype=np.float64)
+        decisions = self.model.decide(assemble_rows(values, flags, self.model.features, self.model.imputation))
         token = self._token_json
         for pair, value in zip(pairs, decisions.tolist()):
             payload = f'{{"uuid": {pair.uuid}, "value": {value}, "token": {token}}}'.encode()
@@ -306,6 +315,7 @@ class DecisionWorker:
             "pending_offsets": self.tracker.pending(),
             "dead_letter_reasons": dict(self.dead_letter_reasons),
             **self._latency_percentiles(),
+            "feed": self.tally.as_json(),
         }
 
     def _latency_percentiles(self) -> dict[str, float]:
