@@ -1,4 +1,6 @@
-"""The decision worker on a real broker: decisions and dead letters, a chaos run, two workers in one group.
+"""The decision worker on a real broker: the shop's example message, decisions and dead letters, a chaos run, two
+workers in one group. The feed is written as the real one is (``REALISTIC_FEED``: the example's key set, repeated
+and conflicting keys, missing flags) unless a test says otherwise.
 
 Every worker is a real `nextbest stream run` subprocess; brokers are real Tansu processes (memory, or durable
 on SeaweedFS for the chaos run).
@@ -19,8 +21,8 @@ import numpy as np
 import pytest
 
 from nextbest.models.export import export_model
-from nextbest.models.targeting import TargetingModel, features_from_frame, train_targeting
-from nextbest.sim.shop import World, write_world_data
+from nextbest.models.targeting import TargetingModel, build_features, train_targeting
+from nextbest.sim.shop import REALISTIC_FEED, FeedStyle, World, write_world_data
 from nextbest.stream import topics
 from nextbest.stream.faults import FAULT_KINDS, REASON_PREFIX, corrupt
 
@@ -38,10 +40,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[TargetingModel, Pa
     return model, export_model(model, folder / "gbm.onnx", "onnx").path
 
 
-def start_worker(bootstrap: str, model: Path, folder: Path, name: str, ttl: str = "60s") -> subprocess.Popen:
+def start_worker(
+    bootstrap: str, model: Path, folder: Path, name: str, ttl: str = "60s", *extra: str
+) -> subprocess.Popen:
     command = [sys.executable, "-m", "nextbest.cli", "stream", "run", "--bootstrap-servers", bootstrap,
                "--model", str(model), "--token", TOKEN, "--join-ttl", ttl,
-               "--metrics-file", str(folder / f"{name}.json")]  # fmt: skip
+               "--metrics-file", str(folder / f"{name}.json"), *extra]  # fmt: skip
     log = (folder / f"{name}.log").open("a")
     return subprocess.Popen(command, stdout=log, stderr=log)
 
@@ -84,24 +88,32 @@ def decisions_by_uuid(messages: list) -> dict[int, set[int]]:
 
 
 class Traffic:
-    """Customers as the two raw halves, a share of them malformed (every fault kind, either half)."""
+    """Customers as the two raw halves written in the feed's ``style``, a share of them malformed (every fault kind
+    of either half)."""
 
-    def __init__(self, n: int, malformed: float, seed: int) -> None:
+    def __init__(self, n: int, malformed: float, seed: int, style: FeedStyle = REALISTIC_FEED) -> None:
         world = World(seed)
         customers = world.sample(n, stream=5, uuid_start=7_000_000)
-        self.demographic, self.historic = world.messages(customers)
-        self.frame = world.frame(customers)
         rng = np.random.default_rng(seed)
+        self.raw_demographic, self.raw_historic = world.feed_messages(customers, style, rng)
+        self.demographic, historic = world.messages(customers)
         self.bad: dict[int, tuple[str, str, bytes]] = {}
         for i in np.flatnonzero(rng.random(n) < malformed):
             topic = topics.DEMOGRAPHIC if rng.random() < 0.5 else topics.HISTORIC
-            kind = FAULT_KINDS[int(rng.integers(len(FAULT_KINDS)))]
-            record = (self.demographic if topic == topics.DEMOGRAPHIC else self.historic)[i]
+            kind = FAULT_KINDS[topic][int(rng.integers(len(FAULT_KINDS[topic])))]
+            record = (self.demographic if topic == topics.DEMOGRAPHIC else historic)[i]
             self.bad[int(i)] = (topic, kind, corrupt(record, topic, kind, rng))
         self.order = rng.random(n) < 0.5
 
     def valid_uuids(self) -> set[int]:
         return {d["uuid"] for i, d in enumerate(self.demographic) if i not in self.bad}
+
+    def offline_decisions(self, model: TargetingModel) -> dict[int, int]:
+        """What the model decides for each valid customer from the same raw messages, offline."""
+        valid = [i for i in range(len(self.demographic)) if i not in self.bad]
+        rows = build_features([self.raw_demographic[i] for i in valid], [self.raw_historic[i] for i in valid],
+                              model.features, model.missing_flags)  # fmt: skip
+        return dict(zip([self.demographic[i]["uuid"] for i in valid], model.decide(rows).tolist()))
 
     def produce(self, bootstrap: str, start: int = 0, stop: int | None = None) -> None:
         from nextbest.stream.broker import producer_config
@@ -109,8 +121,7 @@ class Traffic:
         producer = confluent_kafka.Producer(producer_config(bootstrap, **{"linger.ms": 20}))
         for i in range(start, len(self.demographic) if stop is None else stop):
             key = str(self.demographic[i]["uuid"]).encode()
-            halves = [(topics.DEMOGRAPHIC, json.dumps(self.demographic[i]).encode()),
-                      (topics.HISTORIC, json.dumps(self.historic[i]).encode())]  # fmt: skip
+            halves = [(topics.DEMOGRAPHIC, self.raw_demographic[i]), (topics.HISTORIC, self.raw_historic[i])]
             if i in self.bad:
                 topic, _, raw = self.bad[i]
                 halves = [(t, raw if t == topic else value) for t, value in halves]
@@ -118,6 +129,40 @@ class Traffic:
                 producer.produce(topic, value, key)
             producer.poll(0)
         assert producer.flush(120) == 0
+
+
+EXAMPLE_HISTORIC = (Path(__file__).parent / "data" / "shop_example_historic.json").read_bytes().strip()
+EXAMPLE_DEMOGRAPHIC = b'{"uuid": 404180, "age": 41, "man": 1, "woman": 0}'
+EXAMPLE_MISSING = {"cat1", "cat4", "cat5", "cat9", "cat39", "cat92", "cat95", "cat99", "u7", "u8"}
+
+
+def test_the_shop_example_message_gets_its_decision(
+    fresh_kafka_broker: str, served: tuple[TargetingModel, Path], tmp_path: Path
+) -> None:
+    """The architecture document's example, verbatim (100 flags, 13 keys repeated, 2 in conflict), is decided as
+    offline, and the worker's metrics say what the message needed."""
+    from nextbest.stream.broker import producer_config
+
+    model, path = served
+    producer = confluent_kafka.Producer(producer_config(fresh_kafka_broker))
+    producer.produce(topics.HISTORIC, EXAMPLE_HISTORIC, b"404180")
+    producer.produce(topics.DEMOGRAPHIC, EXAMPLE_DEMOGRAPHIC, b"404180")
+    assert producer.flush(30) == 0
+    worker = start_worker(fresh_kafka_broker, path, tmp_path, "example", "60s", "--stats")
+    try:
+        predictions = read_all(fresh_kafka_broker, topics.PREDICTION, 1, timeout=60, idle=3)
+    finally:
+        stop(worker)
+    offline = build_features([EXAMPLE_DEMOGRAPHIC], [EXAMPLE_HISTORIC], model.features, model.missing_flags)
+    assert offline.loc[0, "cat91"] == 1 and offline.loc[0, "cat59"] == 1 and offline.loc[0, "cat5"] == 0
+    assert decisions_by_uuid(predictions) == {404180: {int(model.decide(offline)[0])}}
+    metrics = json.loads((tmp_path / "example.json").read_text())
+    assert metrics["decided"] == 1 and metrics.get("dead_lettered", 0) == 0
+    feed = metrics["feed"]
+    assert len(feed["repeated_keys"]) == 13 and set(feed["conflicting_keys"]) == {"cat59", "cat91"}
+    assert feed["unknown_keys"] == {} and set(feed["missing_flags"]) == EXAMPLE_MISSING
+    stats = (tmp_path / "example.log").read_text()
+    assert "repeated keys: 13 keys" in stats and "missing flags (imputed): 10 keys" in stats, stats
 
 
 def test_worker_decides_valid_customers_and_dead_letters_the_rest(
@@ -135,10 +180,8 @@ def test_worker_decides_valid_customers_and_dead_letters_the_rest(
         stop(worker)
     decided = decisions_by_uuid(predictions)
     assert set(decided) == traffic.valid_uuids()
-    expected = model.decide(features_from_frame(traffic.frame, model.features))
-    for i, record in enumerate(traffic.demographic):
-        if record["uuid"] in decided:
-            assert decided[record["uuid"]] == {int(expected[i])}
+    expected = traffic.offline_decisions(model)
+    assert all(decided[uuid] == {expected[uuid]} for uuid in decided)
     reasons = {bytes(m.value()): dict(m.headers())["reason"].decode() for m in dead}
     for topic, kind, raw in traffic.bad.values():
         assert raw in reasons, (topic, kind)
@@ -147,6 +190,10 @@ def test_worker_decides_valid_customers_and_dead_letters_the_rest(
     assert len(unmatched) == len(traffic.bad)  # each malformed customer's valid half expires
     metrics = json.loads((tmp_path / "w.json").read_text())
     assert metrics["decided"] == len(decided) and metrics["expired"] == len(traffic.bad)
+    feed = metrics["feed"]
+    assert feed["customers"] == len(decided)
+    assert feed["customers_with_repeated_keys"] > 0.5 * len(decided) and feed["conflicting_keys"]
+    assert {"cat1", "u7", "cat99"} <= set(feed["missing_flags"]) and feed["unknown_keys"] == {}
 
 
 def test_chaos_no_decision_lost(
@@ -187,6 +234,8 @@ def test_chaos_no_decision_lost(
     assert not lost, f"{len(lost)} valid customers got no decision"
     assert all(len(values) == 1 for values in decided.values())
     assert not set(decided) - traffic.valid_uuids()
+    expected = traffic.offline_decisions(served[0])
+    assert all(decided[uuid] == {expected[uuid]} for uuid in decided)
     reasons = {bytes(m.value()): dict(m.headers())["reason"].decode() for m in dead}
     missing = [kind for _, kind, raw in traffic.bad.values() if raw not in reasons]
     assert not missing, f"{len(missing)} malformed messages not dead-lettered: {sorted(set(missing))}"

@@ -87,6 +87,10 @@ def test_end_to_end_experiment_reaches_a_verdict(fresh_kafka_broker: str, platfo
     assert summary["outcomes_duplicates"] == 0 and summary["srm_flagged"] is False
     assert summary["malformed_customers"] > 0
     assert summary["outcomes_original"] + summary["outcomes_new"] == summary["outcomes_accepted"]
+    assert summary["feed_style"]["keys"] == "example" and summary["feed_style"]["repeat_rate"] > 0
+    assert summary["fallback_timeouts"] == 0  # every valid customer of the realistic feed was decided in time
+    feed = json.loads((tmp_path / "worker-metrics.json").read_text())["feed"]
+    assert feed["customers_with_repeated_keys"] > 0 and feed["conflicting_keys"] and "u8" in feed["missing_flags"]
 
     pipeline = pipeline_decisions(bootstrap, created["token"])
     plan = make_plan(world, config.sessions, config.seed, config.max_delay, config.malformed_rate)
@@ -125,6 +129,9 @@ def test_traffic_cli_refuses_bad_input_with_one_line(platform) -> None:
         "unknown experiment": (["--platform", service.url, "--experiment", "99999", "--token", "x"], "does not exist"),
         "wrong token": (["--platform", service.url, "--experiment", str(created["id"]), "--token", "nope"], "token"),
         "bad rate": (["--platform", service.url, "--experiment", "1", "--token", "x", "--rate", "0"], "--rate"),
+        "bad feed": (["--platform", service.url, "--experiment", "1", "--token", "x", "--feed", "dirty"], "feed"),
+        "bad repeat rate": (["--platform", service.url, "--experiment", "1", "--token", "x", "--repeat-rate", "2"],
+                            "repeat rate"),
     }
     for name, (args, expected) in cases.items():
         result = traffic_cli(*args)

@@ -26,6 +26,8 @@ def ab(
     model_kind: str = typer.Option("gbm", "--model-kind", help="gbm | logreg | age-sex (the original as 'new')."),
     rate: float = typer.Option(2000.0, "--rate", help="Shop sessions per second."),
     customers: int = typer.Option(200_000, "--customers", help="Store customers of the training set (new world)."),
+    feed: str = typer.Option("realistic", "--feed", help="How the shop writes its messages: realistic (the example "
+                             "message's key set, repeated and conflicting keys, missing flags) or clean."),
 ) -> None:
     """Broker, platform, decision worker and shop traffic: one experiment from design to verdict."""
     from nextbest.cli.shop import progress_bar
@@ -36,6 +38,9 @@ def ab(
 
     if model_kind not in ("gbm", "logreg", "age-sex"):
         raise NextbestError(f"--model-kind {model_kind!r}: choose gbm, logreg or age-sex")
+    from nextbest.sim.shop import FeedStyle
+
+    FeedStyle.named(feed)  # a clear error before anything starts
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     typer.echo(f"preparing the shop world and the {model_kind} model in {out} ...")
@@ -46,7 +51,7 @@ def ab(
         typer.echo(f"broker {broker.bootstrap_servers}, platform {platform.url}; running the experiment ...")
         with progress_bar() as update:
             summary = run_experiment(broker.bootstrap_servers, platform.url, model, world, Design(), seed=seed,
-                                     rate=rate, log_dir=out / "logs", progress=update)  # fmt: skip
+                                     rate=rate, log_dir=out / "logs", progress=update, feed=feed)  # fmt: skip
     summary["wall_seconds"] = time.monotonic() - start
     (out / "ab_demo.json").write_text(json.dumps(summary, indent=2))
     _print_verdict(summary, out)
@@ -63,6 +68,16 @@ def _print_verdict(summary: dict, out: Path) -> None:
             f"p = {summary['p_value']:.3g}; {summary['outcomes_original']:,} original / "
             f"{summary['outcomes_new']:,} new outcomes, {summary['fallback_timeouts']} fallbacks, "
             f"{summary['token_mismatches']} token mismatches"
+        )
+    worker, style = summary.get("worker") or {}, summary.get("feed_style") or {}
+    feed = worker.get("feed") or {}
+    if feed:
+        typer.echo(
+            f"feed ({style.get('keys')} keys, repeat rate {style.get('repeat_rate')}): the worker decided "
+            f"{worker.get('decided', 0):,} customers; {feed['customers_with_repeated_keys']:,} had repeated keys "
+            f"({sum(feed['conflicting_keys'].values()):,} conflicting records resolved to 1), "
+            f"{feed['customers_with_missing_flags']:,} missing flags (imputed), "
+            f"{feed['customers_with_unknown_keys']:,} unknown keys; dead letters: {worker.get('dead_lettered', 0)}"
         )
     port = summary["page"].split(":")[-1].split("/")[0]
     serve = f"nextbest platform serve --db sqlite:///{(out / 'platform.db').resolve()} --port {port}"

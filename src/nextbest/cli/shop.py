@@ -73,6 +73,15 @@ def traffic(
     seed: int = typer.Option(0, "--seed", help="Seed of the customers, the feed's order and the revenue draws."),
     data: Path | None = typer.Option(None, "--data", help="Folder with world.json (default: the world of seed 0)."),
     malformed_rate: float = typer.Option(0.0, "--malformed-rate", help="Share of customers with a broken half."),
+    feed: str = typer.Option("realistic", "--feed", help="How historic messages are written: realistic (the "
+                             "example message's key set, 13% of keys repeated, 15% of repeats conflicting, 1% more "
+                             "flags missing, keys shuffled) or clean (every flag once, in order)."),
+    key_set: str | None = typer.Option(None, "--key-set", help="Override the feed's key set: all | example."),
+    repeat_rate: float | None = typer.Option(None, "--repeat-rate", help="Override: chance a key is written twice."),
+    conflict_share: float | None = typer.Option(None, "--conflict-share",
+                                                help="Override: share of repeats whose second record differs."),
+    missing_rate: float | None = typer.Option(None, "--missing-rate",
+                                              help="Override: chance a flag of the key set is left out."),
     max_delay: float = typer.Option(0.05, "--max-delay", help="Largest delay between a session's halves (s)."),
     decision_timeout: float = typer.Option(5.0, "--decision-timeout", help="Wait for a decision before falling back."),
     out: Path | None = typer.Option(None, "--out", help="JSON file for the summary."),
@@ -84,7 +93,8 @@ def traffic(
     config = TrafficConfig(
         bootstrap_servers=bootstrap_servers, platform=platform, experiment=experiment, token=token,
         sessions=sessions, rate=rate, seed=seed, malformed_rate=malformed_rate, max_delay=max_delay,
-        decision_timeout=decision_timeout,
+        decision_timeout=decision_timeout, feed=feed, key_set=key_set, repeat_rate=repeat_rate,
+        conflict_share=conflict_share, missing_rate=missing_rate,
     )  # fmt: skip
     config.check()
     from nextbest.stream.traffic import run_traffic

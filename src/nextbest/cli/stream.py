@@ -115,7 +115,7 @@ def print_stats(metrics: dict, top: int = 10, stream=sys.stderr) -> None:  # noq
                            ("missing_flags", "missing flags (imputed)"), ("unknown_keys", "unknown keys (ignored)")):
             counts = feed.get(key) or {}
             if counts:
-                table = Table("key", "customers", title=f"{title}: {len(counts)} keys")
+                table = Table("key", "customers", title=f"{title}: {len(counts)} keys", min_width=60)
                 for name, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]:
                     table.add_row(name, f"{count:,}")
                 console.print(table)

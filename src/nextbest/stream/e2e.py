@@ -7,7 +7,8 @@
   ``nextbest.experiments.design.sample_size`` (two-sided t-test) unless given.
 * ``run_experiment(...)`` creates a new experiment on a running platform, starts ``nextbest stream run`` with its
   token, plays the traffic to completion, stops the worker and returns the traffic summary with the design and
-  the experiment's page address. Broker and platform are the caller's. A platform can serve many runs (each has its
+  the experiment's page address, and the worker's last metrics (``worker``: decisions, dead letters and what the
+  feed's messages needed, per key). Broker and platform are the caller's. A platform can serve many runs (each has its
   own experiment, token and uuid range); a broker too, but a new worker re-reads the input topics from their start
   (committed offsets did not carry over between workers here), so a fresh broker per run keeps runs independent.
 """
@@ -62,6 +63,16 @@ def prepare_model(directory: Path, kind: str, seed: int = 0, customers: int = 20
     return path, world
 
 
+def _worker_metrics(path: Path) -> dict[str, Any]:
+    """The worker's last metrics (decisions, dead letters by reason, the feed's per-key counts); {} if none."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def run_experiment(
     bootstrap_servers: str,
     platform_url: str,
@@ -87,10 +98,12 @@ def run_experiment(
         bootstrap_servers=bootstrap_servers, platform=platform_url, experiment=created["id"], token=created["token"],
         sessions=sessions or 4 * n + 1000, rate=rate, seed=seed, **traffic,
     )  # fmt: skip
-    with WorkerProcess(bootstrap_servers, model, created["token"], group_id=group_id, log_dir=log_dir):
+    worker = WorkerProcess(bootstrap_servers, model, created["token"], group_id=group_id, log_dir=log_dir)
+    with worker:
         summary = run_traffic(config, world, progress=progress)
     return {
         **summary,
+        "worker": _worker_metrics(worker.metrics_path),
         "design": design.payload(),
         "achieved_power": created["achieved_power"],
         "model": str(model),

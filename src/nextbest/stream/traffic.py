@@ -6,8 +6,11 @@ summary dict. Contract:
 * **Customers** are ``world.sample(sessions, stream=1_000_000 + seed, uuid_start=10**9 * (1 + seed))``: seeded,
   uuids unique within a run and across seeds (so runs can share a broker). Each session's two halves
   (``topic_demographic``, ``topic_historic``, keyed by ``str(uuid)``) go out in random order, the second one after
-  a uniform delay in ``[0, max_delay]`` seconds, like the real feed. With ``malformed_rate`` a share of customers
-  has one half broken by ``faults.corrupt`` (a random kind): they are counted, and the new arm falls back for them.
+  a uniform delay in ``[0, max_delay]`` seconds, like the real feed. The historic half is written the way ``feed``
+  says (``nextbest.sim.shop.FeedStyle``; default ``realistic``: the example message's key set, repeated keys,
+  some in conflict, a few more flags missing), so the pipeline meets the real feed's quirks. With
+  ``malformed_rate`` a share of customers has one half broken by ``faults.corrupt`` (a random kind of that half):
+  they are counted, and the new arm falls back for them.
 * **Readiness**: before the first session a few probe customers (uuids just below the customers', stream
   ``3_000_000 + seed``, not part of the experiment) go through the pipeline; the run starts once one decision
   with the experiment's token is back (``ready_timeout``), so the worker's group join does not eat the first
@@ -41,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from nextbest.errors import NextbestError
-from nextbest.sim.shop import Customers, World
+from nextbest.sim.shop import Customers, FeedStyle, World
 from nextbest.stream import topics
 from nextbest.stream.faults import FAULT_KINDS, corrupt
 
@@ -65,6 +68,11 @@ class TrafficConfig:
     seed: int = 0
     max_delay: float = 0.05
     malformed_rate: float = 0.0
+    feed: str = "realistic"
+    key_set: str | None = None
+    repeat_rate: float | None = None
+    conflict_share: float | None = None
+    missing_rate: float | None = None
     decision_timeout: float = 5.0
     ready_timeout: float = 60.0
     batch_interval: float = 0.2
@@ -82,6 +90,12 @@ class TrafficConfig:
             raise NextbestError(f"--malformed-rate must be in [0, 1), got {self.malformed_rate}")
         if self.sessions * 4 > UUID_BLOCK or self.max_delay < 0:
             raise NextbestError("--sessions must be at most 250,000,000 and the delay non-negative")
+        self.feed_style()
+
+    def feed_style(self) -> FeedStyle:
+        """The feed preset with the rates given here (NextbestError for an unknown preset or a rate outside [0, 1])."""
+        return FeedStyle.named(self.feed, keys=self.key_set, repeat_rate=self.repeat_rate,
+                               conflict_share=self.conflict_share, missing_rate=self.missing_rate)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- platform client
@@ -150,7 +164,7 @@ class Plan:
     demographic_first: np.ndarray
     delay: np.ndarray
     malformed: np.ndarray  # bool
-    fault_kind: np.ndarray  # index into FAULT_KINDS
+    fault_kind: np.ndarray  # index into FAULT_KINDS of the broken half's topic
     fault_half: np.ndarray  # 0 demographic, 1 historic
 
 
@@ -173,7 +187,7 @@ def make_plan(world: World, sessions: int, seed: int, max_delay: float, malforme
         demographic_first=rng.random(sessions) < 0.5,
         delay=rng.uniform(0.0, max_delay, sessions),
         malformed=rng.random(sessions) < malformed_rate,
-        fault_kind=rng.integers(0, len(FAULT_KINDS), sessions),
+        fault_kind=rng.integers(0, len(FAULT_KINDS[topics.HISTORIC]), sessions),
         fault_half=rng.integers(0, 2, sessions),
     )
 
@@ -183,15 +197,19 @@ def _slice(customers: Customers, index: np.ndarray) -> Customers:
                      customers.us[index])  # fmt: skip
 
 
-def session_payloads(world: World, plan: Plan, i: int, rng: np.random.Generator) -> list[tuple[str, bytes]]:
-    """The two (topic, bytes) halves of session ``i`` in sending order; one broken if the customer is malformed."""
-    demographic, historic = world.messages(_slice(plan.customers, np.array([i])))
-    halves = [(topics.DEMOGRAPHIC, demographic[0]), (topics.HISTORIC, historic[0])]
-    payloads = [(topic, json.dumps(record).encode()) for topic, record in halves]
+def session_payloads(
+    world: World, plan: Plan, i: int, rng: np.random.Generator, style: FeedStyle | None = None
+) -> list[tuple[str, bytes]]:
+    """The two (topic, bytes) halves of session ``i`` in sending order, written in the feed's ``style``; one half
+    broken if the customer is malformed."""
+    customer = _slice(plan.customers, np.array([i]))
+    (demographic,), (historic,) = world.feed_messages(customer, style or FeedStyle(), rng)
+    payloads = [(topics.DEMOGRAPHIC, demographic), (topics.HISTORIC, historic)]
     if plan.malformed[i]:
         half = int(plan.fault_half[i])
-        topic, record = halves[half]
-        payloads[half] = (topic, corrupt(record, topic, FAULT_KINDS[int(plan.fault_kind[i])], rng))
+        topic = payloads[half][0]
+        record = world.messages(customer)[half][0]
+        payloads[half] = (topic, corrupt(record, topic, FAULT_KINDS[topic][int(plan.fault_kind[i])], rng))
     return payloads if plan.demographic_first[i] else payloads[::-1]
 
 
@@ -275,6 +293,7 @@ class TrafficRun:
         self.config, self.world, self.client = config, world, client
         self.on_progress = progress or (lambda _sent, _platform: None)
         self.plan = make_plan(world, config.sessions, config.seed, config.max_delay, config.malformed_rate)
+        self.style = config.feed_style()
         self.rng = np.random.default_rng([world.config.seed, CUSTOMER_STREAM + config.seed, 2])
         self.producer = _producer(config.bootstrap_servers)
         low, high = run_uuid_range(config.seed)
@@ -321,7 +340,8 @@ class TrafficRun:
         config = self.config
         while self.sent < config.sessions and start + self.sent / config.rate <= now:
             i = self.sent
-            (first_topic, first), (second_topic, second) = session_payloads(self.world, self.plan, i, self.rng)
+            (first_topic, first), (second_topic, second) = session_payloads(self.world, self.plan, i, self.rng,
+                                                                            self.style)  # fmt: skip
             key = str(int(self.plan.customers.uuid[i])).encode()
             self._produce(first_topic, first, key)
             heapq.heappush(self.second_halves, (now + float(self.plan.delay[i]), i, second_topic, second))
@@ -453,6 +473,7 @@ class TrafficRun:
         }
         summary.update({key: result.get(key) for key in RESULT_KEYS})
         summary["config"] = {key: value for key, value in asdict(self.config).items() if key != "token"}
+        summary["feed_style"] = asdict(self.style)
         return summary
 
 
