@@ -83,3 +83,41 @@ def test_bad_inputs(world: World) -> None:
         world.expected_revenue("sometimes")
     with pytest.raises(NextbestError):
         world.expected_revenue(np.full(len(world.evaluation_customers), 0.5))
+
+
+def test_feed_styles_write_what_the_decoder_reads_back() -> None:
+    """Clean: every flag once, as `messages`. Realistic: the example's gaps, repeats at the stated rates, and the
+    decoder recovers the truth except where it must not (gaps imputed later, conflicts read as 1)."""
+    import json
+
+    from nextbest.data.feed import MISSING, FeedTally, MessageDecoder, flag_matrix
+    from nextbest.models.targeting import FEATURES
+    from nextbest.sim.shop import REALISTIC_FEED, FeedStyle, example_keys
+
+    world = World(2)
+    customers = world.sample(2000)
+    demographic, historic = world.feed_messages(customers, FeedStyle(), np.random.default_rng(0))
+    records = world.messages(customers)
+    assert historic == [json.dumps(r).encode() for r in records[1]]
+    assert demographic == [json.dumps(r).encode() for r in records[0]]
+
+    _, raw = world.feed_messages(customers, REALISTIC_FEED, np.random.default_rng(0))
+    assert raw == world.feed_messages(customers, REALISTIC_FEED, np.random.default_rng(0))[1]  # seeded
+    decoder = MessageDecoder(FEATURES()[3:])
+    halves = [decoder.historic(message) for message in raw]
+    flags = flag_matrix(halves)
+    truth = np.concatenate([customers.cats, customers.us], axis=1)
+    names = FEATURES()[3:]
+    gaps = [j for j, name in enumerate(names) if name not in set(example_keys())]
+    assert [names[j] for j in gaps] == ["cat1", "cat4", "cat5", "cat9", "cat39", "cat92", "cat95", "cat99", "u7", "u8"]
+    assert (flags[:, gaps] == MISSING).all()
+    named = flags != MISSING
+    assert abs(1 - named.sum() / (len(raw) * 100) - REALISTIC_FEED.missing_rate) < 0.002
+    assert (flags[named] >= truth[named]).all()  # a conflict can only turn a 0 into a 1
+    tally = FeedTally(names)
+    tally.add(flags, halves)
+    repeated, conflicting = tally.repeated.sum(), tally.conflicting.sum()
+    assert abs(repeated / named.sum() - REALISTIC_FEED.repeat_rate) < 0.005
+    assert abs(conflicting / repeated - REALISTIC_FEED.conflict_share) < 0.02
+    flipped = (flags[named] != truth[named]).sum()
+    assert 0 < flipped <= conflicting

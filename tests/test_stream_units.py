@@ -261,3 +261,29 @@ def test_repeats_with_one_value_and_unknown_keys_are_accepted() -> None:
     assert demographic == DemographicHalf(1, (30, 1, 0), ("age",))
     conflicting = decoder.demographic(b'{"uuid": 1, "age": 30, "age": 31, "man": 1, "woman": 0}')
     assert conflicting == Rejected("conflicting values for key 'age'")
+
+
+def test_stream_stats_reads_a_metrics_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    decoder = MessageDecoder(FLAGS)
+    half = decoder.historic(EXAMPLE)
+    tally = FeedTally(FLAGS)
+    tally.add(flag_matrix([half]), [half])
+    good = tmp_path / "metrics.json"
+    good.write_text(json.dumps({"consumed": 2, "decided": 1, "dead_letter_reasons": {"invalid JSON": 3},
+                                "feed": tally.as_json()}))  # fmt: skip
+    nextbest = [str(Path(sys.executable).with_name("nextbest")), "stream", "stats"]
+    shown = subprocess.run([*nextbest, str(good)], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "conflicting keys (1 wins): 2 keys" in shown.stdout and "cat91" in shown.stdout
+    assert "invalid JSON" in shown.stdout
+    (tmp_path / "bad.json").write_text("{not json")
+    for path in (tmp_path / "bad.json", tmp_path / "absent.json"):
+        refused = subprocess.run([*nextbest, str(path)], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and str(path) in refused.stderr and "Traceback" not in refused.stderr
+    run = subprocess.run([str(Path(sys.executable).with_name("nextbest")), "stream", "run", "--bootstrap-servers",
+                          "127.0.0.1:1", "--model", "m.onnx", "--token", "t", "--max-missing-share", "1.5"],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 2 and "--max-missing-share" in run.stderr and "Traceback" not in run.stderr

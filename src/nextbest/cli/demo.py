@@ -75,7 +75,7 @@ def _print_verdict(summary: dict, out: Path) -> None:
         typer.echo(
             f"feed ({style.get('keys')} keys, repeat rate {style.get('repeat_rate')}): the worker decided "
             f"{worker.get('decided', 0):,} customers; {feed['customers_with_repeated_keys']:,} had repeated keys "
-            f"({sum(feed['conflicting_keys'].values()):,} conflicting records resolved to 1), "
+            f"({sum(feed['conflicting_keys'].values()):,} conflicting keys resolved to 1), "
             f"{feed['customers_with_missing_flags']:,} missing flags (imputed), "
             f"{feed['customers_with_unknown_keys']:,} unknown keys; dead letters: {worker.get('dead_lettered', 0)}"
         )

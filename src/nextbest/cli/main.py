@@ -46,10 +46,8 @@ def main() -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)
-    except Exception as error:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(error, click.ClickException):
+    except Exception as error:  # usage errors (click's, or the click that typer vendors) carry their exit codes
+        if callable(getattr(error, "show", None)) and isinstance(getattr(error, "exit_code", None), int):
             error.show()
             sys.exit(error.exit_code)
         raise
