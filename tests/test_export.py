@@ -107,3 +107,32 @@ def test_unsupported_models_end_with_a_clear_message(world_dir: Path, tmp_path: 
     with pytest.raises(NextbestError, match="unknown export format"):
         export_model(scratch, tmp_path / "x.bin", "tflite")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_sidecar_carries_the_imputation_the_stream_applies(world_dir: Path, tmp_path: Path) -> None:
+    """Zero by default; `mean` writes each flag's training mean; the served model imputes exactly those values."""
+    from nextbest.models.serving import ExportedModel
+    from nextbest.models.targeting import Imputation, assemble_rows
+
+    zero = export_model(train_targeting(world_dir, "logreg"), tmp_path / "zero.onnx", "onnx")
+    entry = json.loads(zero.sidecar.read_text())["missing_flags"]
+    assert entry["rule"] == "zero" and set(entry["values"].values()) == {0.0} and "not bought" in entry["why"]
+    trained = train_targeting(world_dir, "logreg", impute="mean")
+    mean = export_model(trained, tmp_path / "mean.onnx", "onnx")
+    entry = json.loads(mean.sidecar.read_text())["missing_flags"]
+    train = pd.read_parquet(world_dir / "train.parquet")
+    assert entry["rule"] == "mean" and entry["values"]["cat17"] == pytest.approx(train["cat17"].mean())
+    served = ExportedModel.load(mean.path)
+    np.testing.assert_allclose(served.imputation.values, trained.missing_flags.values)
+    flags = np.zeros((2, 110), dtype=np.uint8)
+    flags[1, 17] = 255  # cat17 missing for the second customer
+    rows = assemble_rows(np.array([[30, 1, 0], [30, 1, 0]]), flags, served.features, served.imputation)
+    assert rows[1, 3 + 17] == pytest.approx(train["cat17"].mean()) and rows[0, 3 + 17] == 0
+    with pytest.raises(NextbestError, match="imputation rule"):
+        train_targeting(world_dir, "logreg", impute="median")
+    bad = json.loads(mean.sidecar.read_text())
+    bad["missing_flags"]["values"].pop("cat3")
+    mean.sidecar.write_text(json.dumps(bad))
+    with pytest.raises(NextbestError, match="mean.onnx.json: missing_flags"):
+        ExportedModel.load(mean.path)
+    assert isinstance(Imputation.zero(FEATURES()), Imputation)

@@ -19,18 +19,23 @@ def train(
     model: str = typer.Option(..., "--model", help="scratch-logreg | logreg | gbm | age-sex."),
     out: Path = typer.Option(..., "--out", help="Model file to write (pickle)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation split and the model."),
+    impute: str = typer.Option("zero", "--impute", help="What a product flag missing from a message or the table "
+                               "becomes: zero (not bought; the default, right for trees) | mean (training mean)."),
 ) -> None:
-    """Fit the model on the training split; choose the threshold on a validation share of it (never test)."""
+    """Fit the model on the training split; choose the threshold on a validation share of it (never test).
+
+    The imputation rule is part of the model: the export sidecar carries it to the stream."""
     from nextbest.models.targeting import MODELS, train_targeting
 
     if model not in MODELS:
         from nextbest.errors import NextbestError
 
         raise NextbestError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    trained = train_targeting(data, model, seed=seed)
+    trained = train_targeting(data, model, seed=seed, impute=impute)
     trained.save(out)
     threshold = trained.threshold if trained.threshold != float("inf") else None
-    typer.echo(json.dumps({"model": model, "out": str(out), "threshold": threshold, "validation": trained.validation}))
+    typer.echo(json.dumps({"model": model, "out": str(out), "threshold": threshold, "imputation": impute,
+                           "validation": trained.validation}))  # fmt: skip
 
 
 @target_app.command("evaluate")

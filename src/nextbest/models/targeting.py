@@ -401,6 +401,8 @@ def train_targeting(
 
     if kind not in MODELS:
         raise NextbestError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    if impute not in Imputation.RULES:
+        raise NextbestError(f"unknown imputation rule {impute!r}; choose one of {', '.join(Imputation.RULES)}")
     estimator = _estimator(kind, seed)
     meta = load_world_meta(data_dir)
     world, economics = meta["world"], meta["economics"]
