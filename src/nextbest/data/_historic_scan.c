@@ -234,6 +234,18 @@ static int skip_scalar(Cursor *c) {
     }
 }
 
+/* A member's key and the ':' after it (white space skipped up to the value). 0 when not there. */
+static int member_key(Cursor *c, const unsigned char **key, Py_ssize_t *len) {
+    if (!plain_string(c, key, len))
+        return 0;
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != ':')
+        return 0;
+    c->p++;
+    skip_ws(c);
+    return 1;
+}
+
 /* After a value: ',' (1, more members follow), '}' (2, the object ends) or anything else (0). */
 static int member_end(Cursor *c) {
     skip_ws(c);
@@ -282,13 +294,8 @@ static int scan_products(const Scanner *self, Cursor *c, Products *out) {
     for (;;) {
         const unsigned char *key, *value;
         Py_ssize_t key_len, value_len;
-        if (!plain_string(c, &key, &key_len))
+        if (!member_key(c, &key, &key_len))
             return 0;
-        skip_ws(c);
-        if (c->p >= c->end || *c->p != ':')
-            return 0;
-        c->p++;
-        skip_ws(c);
         Py_ssize_t index = lookup(self, key, key_len);
         if (index >= 0) {
             if (!number(c, &value, &value_len) || value_len != 1 || (*value != '0' && *value != '1'))
@@ -346,13 +353,8 @@ static int scan_message(const Scanner *self, Cursor *c, long long *uuid, Product
     for (;;) {
         const unsigned char *key;
         Py_ssize_t len;
-        if (!plain_string(c, &key, &len))
+        if (!member_key(c, &key, &len))
             return 0;
-        skip_ws(c);
-        if (c->p >= c->end || *c->p != ':')
-            return 0;
-        c->p++;
-        skip_ws(c);
         if (len == 4 && memcmp(key, "uuid", 4) == 0) {
             if (has_uuid++ || !parse_uuid(c, uuid))
                 return 0;
