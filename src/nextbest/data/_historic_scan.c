@@ -433,7 +433,10 @@ static PyTypeObject ScannerType = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_historic_scan", "The compiled fast path of nextbest.data.feed.", -1, NULL,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_historic_scan",
+    .m_doc = "The compiled fast path of nextbest.data.feed.",
+    .m_size = -1,
 };
 
 PyMODINIT_FUNC PyInit__historic_scan(void) {
