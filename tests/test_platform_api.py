@@ -116,6 +116,8 @@ def run_api_flow(db_url: str) -> None:
     assert again["progress"] == done["progress"] and again["result"] == done["result"]
     late = restarted.post(url, json=decisions[:5], headers=auth(token))
     assert late.json() == {"accepted": 0, "duplicates": 5}
+    shop = [{"uuid": 404180, "value": 1}, {"uuid": "404180", "value": 0}]  # one unit: the integer and its text
+    assert restarted.post(url, json=shop, headers=auth(token)).json() == {"accepted": 1, "duplicates": 1}
     close(restarted)
 
 
@@ -280,6 +282,67 @@ def test_outcomes_single_list_duplicates_first_wins(client: TestClient, experime
     assert progress["required_per_arm"] == 64 and progress["complete"] is False
 
 
+@pytest.mark.parametrize("field", ["revenue", "decision"])
+@pytest.mark.parametrize("flag", [False, True])
+def test_a_boolean_is_not_a_number(client: TestClient, experiment: tuple[int, str], field: str, flag: bool) -> None:
+    experiment_id, token = experiment
+    row = {"uuid": "u1", "arm": "new", "decision": 1, "revenue": 12.5, field: flag}
+    response = client.post(f"/api/experiments/{experiment_id}/outcomes", json=row, headers=auth(token))
+    assert response.status_code == 422, response.text
+    assert ["body", "OutcomeIn", field] in [issue["loc"] for issue in response.json()["detail"]]
+    assert client.app.state.store.outcomes(experiment_id) == []
+
+
+def test_integral_decimals_are_integers(client: TestClient, experiment: tuple[int, str]) -> None:
+    experiment_id, token = experiment  # JSON Schema's integer includes 1.0; 1.5 is not one
+    url = f"/api/experiments/{experiment_id}/decisions"
+    assert client.post(url, json={"uuid": "a", "value": 1.0}, headers=auth(token)).json()["accepted"] == 1
+    assert client.post(url, json={"uuid": "b", "value": 0.5}, headers=auth(token)).status_code == 422
+    created = client.post("/api/experiments", json={**DESIGN, "sample_size": 64.0})
+    assert created.status_code == 201 and client.get(f"/api/experiments/{created.json()['id']}").json()[
+        "sample_size"] == 64  # fmt: skip
+
+
+def test_integer_uuids_are_the_units_of_their_decimal_text(client: TestClient, experiment: tuple[int, str]) -> None:
+    experiment_id, token = experiment  # the shop's uuids are integers
+    base = f"/api/experiments/{experiment_id}"
+    decision = client.post(f"{base}/decisions", json={"uuid": 404180, "value": 1}, headers=auth(token))
+    assert decision.json() == {"accepted": 1, "duplicates": 0}
+    again = [{"uuid": "404180", "value": 0}, {"uuid": 404180.0, "value": 0}, {"uuid": 0, "value": 1}]
+    assert client.post(f"{base}/decisions", json=again, headers=auth(token)).json() == {"accepted": 1, "duplicates": 2}
+    outcome = {"uuid": 404180, "arm": "new", "decision": 1, "revenue": 3.5}
+    assert client.post(f"{base}/outcomes", json=outcome, headers=auth(token)).json()["accepted"] == 1
+    same = dict(outcome, uuid="404180", revenue=99.0)
+    assert client.post(f"{base}/outcomes", json=same, headers=auth(token)).json() == {"accepted": 0, "duplicates": 1}
+    big = dict(outcome, uuid=2**53 - 1)  # the largest integer every JSON reader takes exactly
+    assert client.post(f"{base}/outcomes", json=big, headers=auth(token)).json()["accepted"] == 1
+    with client.app.state.store.engine.connect() as connection:
+        decisions = dict(connection.execute(text("SELECT uuid, value FROM decisions")).all())
+        outcomes = dict(connection.execute(text("SELECT uuid, revenue FROM outcomes")).all())
+    assert decisions == {"404180": 1, "0": 1}  # one canonical row per unit: the decimal string
+    assert outcomes == {"404180": 3.5, str(2**53 - 1): 3.5}
+
+    arms = client.post(f"{base}/assignments", json={"uuids": [404180, "404180", 404180.0, 7, "7"]}).json()["arms"]
+    single = client.get(f"{base}/assignment/404180").json()
+    assert arms[0] == arms[1] == arms[2] == single["arm"] and arms[3] == arms[4]
+    assert single["uuid"] == "404180"
+    for refused in (-1, True, 1.5, 2**53, None, [7]):
+        response = client.post(f"{base}/assignments", json={"uuids": [refused]})
+        assert response.status_code == 422, refused
+
+
+def test_result_states_the_threshold_of_each_p_value(client: TestClient) -> None:
+    experiment_id, token = create(client, alternative="larger", sample_size=51)
+    outcomes = simulated_outcomes(51, true_effect=8.0, sd=10.0, seed=5)
+    client.post(f"/api/experiments/{experiment_id}/outcomes", json=outcomes, headers=auth(token))
+    result = client.get(f"/api/experiments/{experiment_id}").json()["result"]
+    expected = analyze(revenues(outcomes, "original"), revenues(outcomes, "new"), alpha=0.05, alternative="larger",
+                       target_effect=5.0, labels=("original", "new"))  # fmt: skip
+    assert result["alpha_threshold"] == 0.05 and result["target_threshold"] == expected.target_alpha == 0.05
+    assert result["target_p_value"] == pytest.approx(expected.target_p_value)
+    assert result["improves_by_target"] is (expected.target_p_value < 0.05)
+
+
 def test_full_flow_and_restart_on_sqlite(db_url: str) -> None:
     run_api_flow(db_url)
 
@@ -405,7 +468,12 @@ MALFORMED_DECISIONS = [
     b'{"uuid": "a", "value": true}',
     b'{"uuid": "a", "value": "1"}',
     b'{"uuid": "a", "value": 0.5}',
-    b'{"uuid": 12, "value": 1}',
+    b'{"uuid": -1, "value": 1}',
+    b'{"uuid": 1.5, "value": 1}',
+    b'{"uuid": true, "value": 1}',
+    b'{"uuid": 9007199254740992, "value": 1}',
+    b'{"uuid": [1], "value": 1}',
+    b'{"uuid": null, "value": 1}',
     b'{"uuid": "", "value": 1}',
     b'{"uuid": "' + b"x" * 129 + b'", "value": 1}',
     b'{"uuid": "a\\u0000b", "value": 1}',
@@ -427,6 +495,10 @@ MALFORMED_OUTCOMES = [
     b'{"uuid": "a", "arm": "new", "decision": 1, "revenue": -Infinity}',
     b'{"uuid": "a", "arm": "new", "decision": 1, "revenue": 1e400}',
     b'{"uuid": "a", "arm": "new", "decision": 1, "revenue": "lots"}',
+    b'{"uuid": "a", "arm": "new", "decision": 1, "revenue": "12.5"}',
+    b'{"uuid": "a", "arm": "new", "decision": 1, "revenue": false}',
+    b'{"uuid": "a", "arm": "new", "decision": 1, "revenue": true}',
+    b'{"uuid": "a", "arm": "new", "decision": true, "revenue": 1}',
     b'{"uuid": "a", "arm": "new", "decision": 1}',
     b'{"uuid": "a", "arm": null, "decision": 1, "revenue": 1}',
     b'[{"uuid": "ok", "arm": "new", "decision": 1, "revenue": 1}, {"uuid": "bad", "arm": "x", "decision": 1}]',
@@ -435,6 +507,9 @@ MALFORMED_OUTCOMES = [
 MALFORMED_DESIGNS = [
     json.dumps({**DESIGN, "alpha": "five percent"}).encode(),
     json.dumps({**DESIGN, "owner": None}).encode(),
+    *(json.dumps({**DESIGN, field: True}).encode() for field in ("alpha", "power", "effect", "sd", "sample_size")),
+    json.dumps({**DESIGN, "sd": "10"}).encode(),
+    json.dumps({**DESIGN, "sample_size": "64"}).encode(),
     json.dumps({key: value for key, value in DESIGN.items() if key != "effect"}).encode(),
     json.dumps({**DESIGN, "sample_size": 10**30}).encode(),
     json.dumps({**DESIGN, "name": "a\x00b"}).encode(),
@@ -500,6 +575,57 @@ def test_openapi_schema_and_health(client: TestClient) -> None:
     assert components["OutcomeIn"]["properties"]["arm"]["enum"] == ["original", "new"]
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
     assert client.get("/healthz").json() == {"status": "ok", "database": "sqlite"}
+
+
+def _declared(schema: dict, path: str, method: str, status: int) -> str:
+    """The component name of the body an operation declares for ``status``."""
+    content = schema["paths"][path][method]["responses"][str(status)]["content"]["application/json"]["schema"]
+    return content["$ref"].rsplit("/", 1)[-1]
+
+
+def test_openapi_declares_what_the_server_does(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    write = "/api/experiments/{experiment_id}/decisions"
+    assert [_declared(schema, write, "post", code) for code in (401, 403, 404, 409, 413, 422)] == [
+        "ErrorOut", "ErrorOut", "ErrorOut", "ErrorOut", "ErrorOut", "ValidationErrorOut"]  # fmt: skip
+    assert "WWW-Authenticate" in schema["paths"][write]["post"]["responses"]["401"]["headers"]
+    assert _declared(schema, "/api/experiments", "post", 422) == "RefusalOut"  # issues, or an incoherent design
+    assert _declared(schema, "/api/design", "get", 422) == "ValidationErrorOut"
+    assert "HTTPValidationError" not in components  # every 422 is declared with the body it really carries
+    design = components["ExperimentIn"]
+    assert design["properties"]["effect"]["not"] == {"const": 0} and design["allOf"]  # non-zero, signed by alternative
+    assert design["properties"]["alpha"]["maximum"] == 0.5 and design["properties"]["power"]["exclusiveMinimum"] == 0.5
+    uuid = components["DecisionIn"]["properties"]["uuid"]["oneOf"]
+    assert [form["type"] for form in uuid] == ["string", "integer"] and uuid[1]["maximum"] == 2**53 - 1
+    parameters = {p["name"]: p for p in schema["paths"]["/api/design"]["get"]["parameters"]}
+    assert parameters["effect"]["required"] and parameters["sd"]["required"]  # the server needs both
+    assert {"alpha_threshold", "target_p_value", "target_threshold"} <= set(components["Result"]["properties"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("OPTIONS", "/api/experiments", "GET, POST"), ("DELETE", "/api/experiments/1", "GET"),
+     ("PUT", "/api/experiments/1/decisions", "POST"), ("GET", "/api/experiments/1/assignments", "POST"),
+     ("PATCH", "/healthz", "GET"), ("PUT", "/api/design", "GET")],
+)  # fmt: skip
+def test_an_unsupported_method_is_405_listing_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    assert response.json() == {"detail": "Method Not Allowed"}
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe{", b"{not json", b'{"uuids": [1, 2'])
+def test_a_body_that_is_not_json_gets_the_declared_422(client: TestClient, experiment: tuple[int, str],
+                                                       body: bytes) -> None:  # fmt: skip
+    experiment_id, _ = experiment
+    response = client.post(f"/api/experiments/{experiment_id}/assignments", content=body,
+                           headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 422
+    (issue,) = response.json()["detail"]  # a ValidationErrorOut: [{loc, msg, type}]
+    assert issue["loc"][0] == "body" and issue["type"] == "json_invalid" and issue["msg"]
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,11 @@ def test_create_run_and_read_an_experiment_in_chromium(server: str, browser, tmp
     expect(page.locator("#design-status")).to_contain_text("This design would be refused")
     expect(page.locator("#design-message")).to_contain_text("raise it to 64")
     page.screenshot(path=str(tmp_path / "2-form-incoherent.png"), full_page=True)
+    page.select_option("#alternative", "smaller")  # a positive effect against 'smaller': no size to compute
+    expect(page.locator("#design-message")).to_contain_text("positive but alternative is 'smaller'")
+    expect(required_n).to_have_text("—")
+    page.select_option("#alternative", "two-sided")
+    expect(page.locator("#design-message")).to_contain_text("raise it to 64")
 
     page.fill("#owner", "ana <script>alert(1)</script>")
     page.fill("#name", "category display")
@@ -162,6 +167,7 @@ def test_create_run_and_read_an_experiment_in_chromium(server: str, browser, tmp
     page.reload()
     expect(page.locator("#verdict-sentence")).to_contain_text("The new system")
     expect(page.locator("#result-p")).to_be_visible()
+    expect(page.locator("#result-target-threshold")).to_contain_text("compared with 0.025")  # α / 2, two-sided
     expect(page.locator("#result-srm")).to_be_visible()
     expect(page.locator("#result-ci")).to_be_visible()
     for plot in ("#plot-cumulative", "#plot-distribution"):

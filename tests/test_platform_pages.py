@@ -110,24 +110,44 @@ def test_design_endpoint_refuses_incoherent_designs_with_the_message(client) -> 
 
 
 @pytest.mark.parametrize(
-    ("query", "words"),
+    ("query", "parameter", "words"),
     [
-        ({"effect": 0, "sd": 10}, "effect must be non-zero"),
-        ({"effect": 5, "sd": -1}, "sd must be > 0"),
-        ({"effect": 5, "sd": 10, "alpha": "abc"}, "alpha must be a number"),
-        ({"sd": 10}, "effect is required"),
-        ({"effect": "", "sd": 10}, "effect is required"),
-        ({"effect": 5, "sd": 10, "alternative": "bigger"}, "alternative must be one of"),
-        ({"effect": 5, "sd": 10, "sample_size": "10.5"}, "whole number"),
-        ({"effect": 5, "sd": 10, "sample_size": "1e12"}, "at most"),
-        ({"effect": "nan", "sd": 10}, "must be finite"),
-        ({"effect": -5, "sd": 10, "alternative": "larger"}, "negative"),
+        ({"effect": 0, "sd": 10}, "effect", "must be non-zero"),
+        ({"effect": 5, "sd": -1}, "sd", "greater than 0"),
+        ({"effect": 5, "sd": 10, "alpha": "abc"}, "alpha", "valid number"),
+        ({"effect": 5, "sd": 10, "alpha": "0.7"}, "alpha", "0.5"),
+        ({"effect": 5, "sd": 10, "power": "0.04"}, "power", "0.5"),
+        ({"sd": 10}, "effect", "required"),
+        ({"effect": "", "sd": 10}, "effect", "valid number"),
+        ({"effect": "true", "sd": 10}, "effect", "valid number"),
+        ({"effect": 5, "sd": 10, "alternative": "bigger"}, "alternative", "two-sided"),
+        ({"effect": 5, "sd": 10, "sample_size": "10.5"}, "sample_size", "valid integer"),
+        ({"effect": 5, "sd": 10, "sample_size": "1000000001"}, "sample_size", "1000000000"),
+        ({"effect": "nan", "sd": 10}, "effect", "finite"),
     ],
 )
-def test_design_endpoint_explains_invalid_parameters(client, query: dict, words: str) -> None:
+def test_design_endpoint_names_parameters_off_the_schema(client, query: dict, parameter: str, words: str) -> None:
     response = client.get("/api/design", params=query)
     assert response.status_code == 422
-    assert words in response.json()["detail"]
+    issues = response.json()["detail"]  # the declared 422 body: [{loc, msg, type}]
+    assert [issue["loc"] for issue in issues] == [["query", parameter]]
+    assert words in issues[0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ({"effect": -5, "sd": 10, "alternative": "larger"}, "negative but alternative is 'larger'"),
+        ({"effect": 5, "sd": 10, "alternative": "smaller"}, "positive but alternative is 'smaller'"),
+        ({"effect": 1e-12, "sd": 1}, "too small"),
+    ],
+)
+def test_design_endpoint_answers_contradictory_designs_with_the_reason(client, query: dict, words: str) -> None:
+    response = client.get("/api/design", params=query)
+    assert response.status_code == 200  # well-formed: the check answers, the design is what fails
+    body = response.json()
+    assert body["coherent"] is False and words in body["message"]
+    assert body["sample_size"] is None and body["achieved_power"] is None
 
 
 def test_design_check_is_the_function_behind_the_endpoint() -> None:
@@ -175,9 +195,11 @@ def test_form_with_an_incoherent_design_is_422_with_the_explanation(client) -> N
         ({"owner": ""}, "owner"),
         ({"name": "n" * 201}, "name"),
         ({"alpha": "abc"}, "alpha"),
-        ({"alpha": "0.7"}, "alpha must be in (0, 0.5]"),
+        ({"alpha": "0.7"}, "alpha: Input should be less than or equal to 0.5"),
+        ({"power": "0.3"}, "power: Input should be greater than 0.5"),
         ({"effect": "nan"}, "effect"),
-        ({"effect": "0"}, "effect must be non-zero"),
+        ({"effect": "0"}, "must be non-zero"),
+        ({"effect": "-5", "alternative": "larger"}, "negative but alternative is &#39;larger&#39;"),
         ({"sd": "-3"}, "sd"),
         ({"sample_size": "10.5"}, "sample size"),
         ({"alternative": "bigger"}, "alternative"),
@@ -256,6 +278,12 @@ def test_plots_and_verdict_after_outcomes(client) -> None:
     assert "The new system improves on the original" in page.text
     assert f"{expected.effect:+.4g}" in page.text  # the effect, as in the statistical detail
     assert 'id="result-p"' in page.text and 'id="result-srm"' in page.text and 'id="result-ci"' in page.text
+    # each p-value is shown with the threshold it is compared with (the target's: alpha / 2 when two-sided)
+    assert result["alpha_threshold"] == 0.05 and result["target_threshold"] == expected.target_alpha == 0.025
+    assert result["target_p_value"] == pytest.approx(expected.target_p_value)
+    assert re.search(r'id="result-p-threshold">compared with 0\.05 \(α\)<', page.text)
+    assert re.search(r'id="result-target-threshold">compared with\s+0\.025 \(α / 2', page.text)
+    assert result["srm_threshold"] == 0.001 and 'id="result-srm-threshold">flagged below 0.001<' in page.text
     assert "64 / 64" in page.text
     listed = client.get("/").text
     assert "beats the target" in listed or "improves, target not shown" in listed

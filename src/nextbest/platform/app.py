@@ -2,13 +2,19 @@
 
 Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 
-- ``POST /api/experiments`` design -> 201 {id, token, ...}; invalid/incoherent design -> 422 {detail}.
+- ``POST /api/experiments`` design -> 201 {id, token, ...}; a body that does not match the schema -> 422
+  {detail: [{loc, msg, type}, ...]}, a well-formed but incoherent design -> 422 {detail: "explanation"}.
 - ``GET /api/experiments`` list (no tokens); ``GET /api/experiments/{id}`` configuration, progress, result.
 - ``POST /api/experiments/{id}/decisions`` and ``.../outcomes`` (``Authorization: Bearer <token>``): one item or a
   list -> 200 {accepted, duplicates}. No token -> 401, a token of another experiment or a wrong one -> 403,
   unknown experiment -> 404, malformed body -> 422, body > 8 MB or list > 200,000 items -> 413.
 - ``GET /api/experiments/{id}/assignment/{uuid}`` -> arm (deterministic, no token); ``POST .../assignments``
   {uuids: [...]} -> the arms of many units at once, in order (same hash); ``GET /healthz``.
+
+The OpenAPI schema is the contract: every status an operation can answer is declared with the body it carries.
+Request validation and non-JSON bodies give 422 {detail: [{loc, msg, type}, ...]}; every other 4xx is
+{detail: "one line"}. A method a path does not support gets 405 with ``Allow`` listing the methods it does.
+A uuid is a text or an integer from 0 to 2**53 - 1, stored as one canonical string (see ``schemas.UnitId``).
 
 Extending (web pages): ``app.include_router(router)`` and, inside routes, ``Depends(get_store)`` for the
 :class:`~nextbest.platform.store.Store` (also at ``app.state.store``).
@@ -25,9 +31,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, s
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from nextbest.platform.limits import MAX_BODY_BYTES, BodySizeLimit
 from nextbest.platform.schemas import (
@@ -42,22 +50,53 @@ from nextbest.platform.schemas import (
     ExperimentSummary,
     IngestOut,
     OutcomeIn,
-    UnitId,
+    RefusalOut,
+    UnitText,
+    ValidationErrorOut,
 )
 from nextbest.platform.store import DesignRejected, PlatformError, Store, TokenRejected, UnknownExperiment
 
 MAX_ITEMS = 200_000
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY")
 MAX_ERRORS_SHOWN = 20
 log = logging.getLogger("nextbest.platform")
 
 ExperimentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="experiment id")]
+PathUnit = Annotated[UnitText, Path(description="a unit's id (an integer uuid is written in decimal)")]
 bearer = HTTPBearer(auto_error=False, description="the token returned when the experiment was created")
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "no bearer token"},
+#: Every 4xx (and 503) an operation can answer, with the body it carries; operations pick theirs with `responses`.
+RESPONSES: dict[int, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no bearer token",
+          "headers": {"WWW-Authenticate": {"description": "the scheme to use: Bearer", "required": True,
+                                           "schema": {"type": "string", "const": "Bearer"}}}},
     403: {"model": ErrorOut, "description": "the token does not open this experiment"},
     404: {"model": ErrorOut, "description": "unknown experiment"},
+    409: {"model": ErrorOut, "description": "the request conflicts with recorded data; nothing was recorded"},
     413: {"model": ErrorOut, "description": "body larger than 8 MB or more than 200,000 items"},
+    422: {"model": ValidationErrorOut,
+          "description": "the request does not match this schema, or its body is not JSON (every issue listed)"},
+    503: {"model": ErrorOut, "description": "the database does not answer"},
+}  # fmt: skip
+
+
+#: The 422 of an experiment creation: a body off the schema, or a well-formed design that is incoherent.
+DESIGN_REFUSED: dict[str, Any] = {
+    "model": RefusalOut,
+    "description": "the body does not match this schema (issues listed), or the design is incoherent (one line "
+    "says what to change: the sample size it needs, the effect it can detect or the power it reaches)",
 }
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The declared error responses ``codes`` of an operation, from RESPONSES."""
+    return {code: RESPONSES[code] for code in codes}
+
+
+class HealthOut(BaseModel):
+    """The service answers and so does its database (``sqlite`` or ``postgresql``)."""
+
+    status: str
+    database: str
 
 
 def get_store(request: Request) -> Store:
@@ -98,9 +137,10 @@ def _as_list(body: Any) -> list[Any]:
 def build_api_router() -> APIRouter:
     """The JSON API routes under /api."""
     router = APIRouter(prefix="/api", tags=["experiments"])
+    writes = responses(401, 403, 404, 409, 413, 422)
+    creation = {**responses(413), 422: DESIGN_REFUSED}
 
-    @router.post("/experiments", status_code=201, response_model=CreatedOut,
-                 responses={422: {"description": "invalid or incoherent design (detail explains what to change)"}})
+    @router.post("/experiments", status_code=201, response_model=CreatedOut, responses=creation)
     def create_experiment(spec: ExperimentIn, store: StoreDep) -> CreatedOut:
         """Create an experiment from a coherent design; the token in the answer is shown only this once."""
         return store.create_experiment(spec)
@@ -110,29 +150,31 @@ def build_api_router() -> APIRouter:
         """Every experiment, newest first (configuration and status; never tokens)."""
         return store.list_experiments()
 
-    @router.get("/experiments/{experiment_id}", response_model=ExperimentOut, responses={404: {"model": ErrorOut}})
+    @router.get("/experiments/{experiment_id}", response_model=ExperimentOut, responses=responses(404, 422))
     def get_experiment(experiment_id: ExperimentId, store: StoreDep) -> ExperimentOut:
         """Configuration, progress per arm, and the result once both arms reached the designed sample size."""
         return store.get_experiment(experiment_id)
 
-    @router.post("/experiments/{experiment_id}/decisions", response_model=IngestOut, responses=AUTH_RESPONSES)
+    @router.post("/experiments/{experiment_id}/decisions", response_model=IngestOut, responses=writes)
     def post_decisions(experiment_id: AuthorizedId, body: DecisionIn | list[DecisionIn], store: StoreDep) -> IngestOut:
         """Record the new system's decisions (value 1 = show, 0 = don't); repeated uuids are counted, not stored."""
         return store.add_decisions(experiment_id, _as_list(body))
 
-    @router.post("/experiments/{experiment_id}/outcomes", response_model=IngestOut, responses=AUTH_RESPONSES)
+    @router.post("/experiments/{experiment_id}/outcomes", response_model=IngestOut, responses=writes)
     def post_outcomes(experiment_id: AuthorizedId, body: OutcomeIn | list[OutcomeIn], store: StoreDep) -> IngestOut:
         """Record outcomes (revenue, arm, decision applied); repeated uuids are counted, not stored."""
         return store.add_outcomes(experiment_id, _as_list(body))
 
     @router.get("/experiments/{experiment_id}/assignment/{uuid}", response_model=AssignmentOut,
-                responses={404: {"model": ErrorOut}})
-    def get_assignment(experiment_id: ExperimentId, uuid: Annotated[UnitId, Path()], store: StoreDep) -> AssignmentOut:
-        """The arm of a unit: a deterministic hash of the experiment's salt and the uuid (no token needed)."""
+                responses=responses(404, 422))
+    def get_assignment(experiment_id: ExperimentId, uuid: PathUnit, store: StoreDep) -> AssignmentOut:
+        """The arm of a unit: a deterministic hash of the experiment's salt and the uuid (no token needed).
+
+        In a path every uuid is text: ``.../assignment/404180`` is the unit 404180 posted as an integer."""
         return store.assignment(experiment_id, uuid)
 
     @router.post("/experiments/{experiment_id}/assignments", response_model=AssignmentsOut,
-                 responses={404: {"model": ErrorOut}, 413: {"model": ErrorOut}})
+                 responses=responses(404, 413, 422))
     def post_assignments(experiment_id: ExperimentId, body: AssignmentsIn, store: StoreDep) -> AssignmentsOut:
         """The arms of many units at once, in the order given (the same hash as the single-unit route; no token)."""
         if len(body.uuids) > MAX_ITEMS:
@@ -146,12 +188,12 @@ def build_health_router() -> APIRouter:
     """GET /healthz: 200 when the database answers, 503 otherwise."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
-    def healthz(store: StoreDep) -> dict[str, str]:
+    @router.get("/healthz", response_model=HealthOut, responses=responses(503))
+    def healthz(store: StoreDep) -> HealthOut:
         """Liveness and database reachability."""
         with store.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        return {"status": "ok", "database": store.engine.dialect.name}
+        return HealthOut(status="ok", database=store.engine.dialect.name)
 
     return router
 
@@ -169,6 +211,17 @@ def _validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return shown
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers at the request's path, sorted: the ``Allow`` of a 405 (Starlette names only
+    the first route's, and a path such as /api/experiments has one route per method)."""
+    routes = request.app.router.routes
+    return sorted(method for method in HTTP_METHODS
+                  if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes))
+
+
+NOT_JSON = [{"loc": ["body"], "msg": "the body is not valid JSON", "type": "json_invalid"}]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map refusals to 4xx JSON and anything unexpected to a JSON 5xx without a traceback in the response."""
 
@@ -177,10 +230,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json_error(422, _validation_errors(list(error.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400 and error.detail == "There was an error parsing the body":
-            return _json_error(422, "the body is not valid JSON")
-        return _json_error(error.status_code, error.detail, getattr(error, "headers", None))
+            return _json_error(422, NOT_JSON)  # e.g. bytes that are not UTF-8: the shape of a validation error
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:  # Starlette lists only the first matching route's methods
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return _json_error(error.status_code, error.detail, headers or None)
 
     @app.exception_handler(DesignRejected)
     async def design_rejected(_: Request, error: DesignRejected) -> JSONResponse:

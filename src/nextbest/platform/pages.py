@@ -10,7 +10,9 @@ Routes of :data:`pages_router` (``app.include_router(pages_router)`` in ``create
 - ``GET /experiments/{id}`` — configuration, progress, verdict and two server-side plots (PNG, matplotlib Agg):
   the cumulative effect with its interval over the outcomes in arrival order, and revenue per arm.
 - ``GET /api/design`` — JSON: required sample size per arm, achieved power, coherence and the message of
-  :func:`nextbest.experiments.validate_design` (no token needed: it records nothing).
+  :func:`nextbest.experiments.validate_design` (no token needed: it records nothing). Parameters off the schema
+  get 422 {detail: [{loc, msg, type}]}; every well-formed design gets 200, an incoherent one with
+  ``coherent: false`` and the reason (and null figures when its parameters contradict each other).
 
 Every user-supplied text reaches the page through Jinja2 autoescaping; every response carries a Content Security
 Policy whose scripts must bear the response's nonce. Figures come from :func:`cumulative_effect`,
@@ -32,13 +34,27 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nextbest.errors import NextbestError
-from nextbest.platform.schemas import ARMS, ExperimentIn, ExperimentOut, ExperimentSummary, Result
+from nextbest.platform.schemas import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    ARMS,
+    POWER_MIN,
+    SAMPLE_SIZE_MAX,
+    SAMPLE_SIZE_MIN,
+    Alternative,
+    ExperimentIn,
+    ExperimentOut,
+    ExperimentSummary,
+    Result,
+    ValidationErrorOut,
+    non_zero,
+)
 from nextbest.platform.store import DesignRejected, Store, UnknownExperiment
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -49,6 +65,8 @@ MAX_PLOT_PER_ARM = 1_000_000
 #: Fixed colour of each arm, the same in the bars and in both figures.
 ARM_COLORS: dict[str, str] = {"original": "#4C78A8", "new": "#E8871E"}
 FORM_FIELDS = ("owner", "name", "alpha", "power", "effect", "sd", "alternative", "sample_size")
+#: Form fields that are numbers in the API (the form sends text; see :func:`_form_design`).
+FORM_NUMBERS = ("alpha", "power", "effect", "sd", "sample_size")
 DEFAULT_FORM: dict[str, str] = {
     "owner": "",
     "name": "",
@@ -173,15 +191,19 @@ def _store(request: Request) -> Store:
 
 class DesignOut(BaseModel):
     """Live design check: ``sample_size`` is the required size per arm; ``achieved_power`` the power of the given
-    ``given_sample_size`` (the required one when none was given); ``message`` explains an incoherent design."""
+    ``given_sample_size`` (the required one when none was given); ``message`` explains an incoherent design.
 
-    sample_size: int
-    total: int
-    given_sample_size: int
-    achieved_power: float
+    When the parameters contradict each other (an effect against a one-sided alternative) or no sample size can
+    reach the power (an effect too small for ``sd``), ``coherent`` is false, ``message`` says why and the
+    figures that cannot be computed are null."""
+
+    sample_size: int | None
+    total: int | None
+    given_sample_size: int | None
+    achieved_power: float | None
     coherent: bool
     message: str
-    minimum_detectable_effect: float
+    minimum_detectable_effect: float | None
 
 
 def design_check(
@@ -220,28 +242,39 @@ def design_check(
     )
 
 
-QueryText = Annotated[str | None, Query(max_length=40)]
+QueryEffect = Annotated[float, Query(allow_inf_nan=False, json_schema_extra={"not": {"const": 0}},
+                                     description="target effect on revenue per unit (non-zero)"),
+                        AfterValidator(non_zero)]  # fmt: skip
+QuerySd = Annotated[float, Query(gt=0, allow_inf_nan=False, description="standard deviation of revenue per unit")]
+QueryAlpha = Annotated[float, Query(ge=ALPHA_MIN, le=ALPHA_MAX, description="significance level")]
+QueryPower = Annotated[float, Query(gt=POWER_MIN, lt=1, description="power for the target effect")]
+QuerySize = Annotated[int | None, Query(ge=SAMPLE_SIZE_MIN, le=SAMPLE_SIZE_MAX,
+                                        description="units per arm (default: the size required)")]  # fmt: skip
 
 
 @pages_router.get(
     "/api/design",
     response_model=DesignOut,
     tags=["design"],
-    responses={422: {"description": "a parameter is missing or out of range (detail names it)"}},
+    responses={422: {"model": ValidationErrorOut, "description": "a parameter is missing or off the schema"}},
 )
 def design_endpoint(
-    effect: QueryText = None,
-    sd: QueryText = None,
-    alpha: QueryText = "0.05",
-    power: QueryText = "0.8",
-    alternative: QueryText = "two-sided",
-    sample_size: QueryText = None,
-) -> DesignOut | JSONResponse:
-    """Required sample size per arm, achieved power and coherence of a design; records nothing, needs no token."""
+    effect: QueryEffect,
+    sd: QuerySd,
+    alpha: QueryAlpha = 0.05,
+    power: QueryPower = 0.8,
+    alternative: Annotated[Alternative, Query()] = "two-sided",
+    sample_size: QuerySize = None,
+) -> DesignOut:
+    """Required sample size per arm, achieved power and coherence of a design; records nothing, needs no token.
+
+    The parameters the schema admits always get an answer (200): ``coherent`` false with the reason when the
+    design would be refused on creation."""
     try:
         return design_check(effect, sd, alpha, power, alternative, sample_size)
     except (NextbestError, ValueError, OverflowError) as error:
-        return JSONResponse({"detail": str(error)}, status_code=422)
+        return DesignOut(sample_size=None, total=None, given_sample_size=sample_size, achieved_power=None,
+                         coherent=False, message=str(error), minimum_detectable_effect=None)  # fmt: skip
 
 
 def _live_state(form: dict[str, str]) -> dict[str, Any]:
@@ -471,6 +504,23 @@ def _form_values(raw: Any) -> dict[str, str]:
     return values
 
 
+def _form_number(text: str) -> int | float | str:
+    """A form field's text as the JSON number it spells ('64' -> 64, '0.05' -> 0.05); other text unchanged, for
+    the model to refuse with its message."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _form_design(form: dict[str, str]) -> dict[str, Any]:
+    """The filled-in fields of the form as the API's JSON design: numbers where the API wants numbers."""
+    filled = {key: value for key, value in form.items() if value != ""}
+    return {key: _form_number(value) if key in FORM_NUMBERS else value for key, value in filled.items()}
+
+
 def _validation_messages(error: ValidationError) -> list[str]:
     messages = []
     for item in error.errors()[:10]:
@@ -492,7 +542,7 @@ async def create_experiment_page(request: Request) -> HTMLResponse:
         errors.append("the form could not be read; send it again from this page")
     else:
         try:
-            spec = ExperimentIn.model_validate({key: value for key, value in form.items() if value != ""})
+            spec = ExperimentIn.model_validate(_form_design(form))
         except ValidationError as error:
             errors.extend(_validation_messages(error))
         else:

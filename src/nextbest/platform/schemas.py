@@ -1,8 +1,16 @@
 """Typed request and response models of the platform API (the OpenAPI schema is the contract).
 
 Text fields are stored verbatim (no trimming, no escaping: pages escape on output) but must be valid UTF-8
-without NUL characters, within their length limit. Numbers must be finite; 0/1 fields accept only the JSON
-integers 0 and 1.
+without NUL characters, within their length limit. Numbers are JSON numbers: strings and booleans are refused
+(``"revenue": false`` is not money), and so are NaN and infinities. Integer fields take JSON integers, including
+integral decimals such as ``2.0`` (JSON Schema's ``integer``). A unit's ``uuid`` is a text or an integer from 0 to
+2**53 - 1 (the shop's ids are integers): it is kept in one canonical form, the decimal string, so that ``404180``
+and ``"404180"`` are the same unit.
+
+A design is coherent when ``sample_size`` per arm reaches ``power`` for ``effect`` / ``sd`` at ``alpha``; that is
+the one rule the schema cannot state (``GET /api/design`` computes the size needed). Everything else the server
+checks is in the schema: ranges, a non-zero effect in the direction of a one-sided alternative, and ``power``
+above 0.5 >= ``alpha`` (so that the power always exceeds the significance level).
 """
 
 from __future__ import annotations
@@ -10,13 +18,32 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from nextbest.platform.db import NAME_MAX, OWNER_MAX, UUID_MAX
 
 Alternative = Literal["two-sided", "larger", "smaller"]
 Arm = Literal["original", "new"]
 ARMS: tuple[Arm, Arm] = ("original", "new")
+
+#: JSON Schema pattern of storable text: no NUL character (lone surrogates cannot travel in UTF-8 JSON).
+NO_NUL = r"^[^\x00]*$"
+#: Largest integer uuid: 2**53 - 1, the largest integer every JSON reader takes exactly (RFC 8259, section 6;
+#: JavaScript's Number.MAX_SAFE_INTEGER). Larger ids are sent as text, which is accepted as it is.
+UUID_INT_MAX = 2**53 - 1
+#: Range of the significance level: far smaller alphas (denormal floats) break the sample-size search, and above
+#: 0.5 a test rejects more often than not.
+ALPHA_MIN, ALPHA_MAX = 1e-10, 0.5
+#: Power must exceed POWER_MIN (= ALPHA_MAX), so that it always exceeds alpha.
+POWER_MIN = ALPHA_MAX
+SAMPLE_SIZE_MIN, SAMPLE_SIZE_MAX = 2, 10**9
+REVENUE_LIMIT = 1e12
+#: Direction of the effect a one-sided alternative requires, as JSON Schema conditions on ExperimentIn.
+DIRECTION_SCHEMA: list[dict[str, Any]] = [
+    {"if": {"properties": {"alternative": {"const": side}}, "required": ["alternative"]},
+     "then": {"properties": {"effect": {bound: 0}}}}
+    for side, bound in (("larger", "exclusiveMinimum"), ("smaller", "exclusiveMaximum"))
+]  # fmt: skip
 
 
 def _storable(text: str) -> str:
@@ -30,30 +57,112 @@ def _storable(text: str) -> str:
     return text
 
 
+def _whole(value: Any) -> Any:
+    """An integral JSON decimal (``2.0``) as the integer it equals; anything else is left to the strict check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def non_zero(value: float) -> float:
+    """``value`` unless it is 0 (ValueError: a design needs the difference it should detect)."""
+    if value == 0:
+        raise ValueError("must be non-zero: a design needs the difference it should detect")
+    return value
+
+
+def _uuid_kind(value: Any) -> str | None:
+    """Which form of uuid ``value`` is: "text", "integer" (a JSON number; its value is checked next) or neither."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "integer"
+    return None
+
+
+def _canonical_uuid(value: str | int) -> str:
+    """The one stored form of a uuid: text as given, an integer as its decimal string."""
+    return str(value)
+
+
 def _utc(moment: datetime) -> datetime:
     """Timestamps are UTC; SQLite hands them back naive."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def _text(max_length: int, **field: Any) -> Any:
+    """Storable text of 1 to ``max_length`` characters (schema: minLength, maxLength, no-NUL pattern)."""
+    return Annotated[str, Field(min_length=1, max_length=max_length, json_schema_extra={"pattern": NO_NUL}, **field),
+                     AfterValidator(_storable)]  # fmt: skip
+
+
+def _whole_number(**field: Any) -> Any:
+    """A JSON integer within ``field``'s bounds; ``2.0`` counts as 2, booleans and strings are refused."""
+    return Annotated[int, Field(strict=True, **field), BeforeValidator(_whole)]
+
+
+def _number(**field: Any) -> Any:
+    """A finite JSON number within ``field``'s bounds; booleans and strings are refused."""
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, **field)]
+
+
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
-Owner = Annotated[str, Field(min_length=1, max_length=OWNER_MAX), AfterValidator(_storable)]
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_storable)]
-UnitId = Annotated[str, Field(min_length=1, max_length=UUID_MAX), AfterValidator(_storable)]
-ZeroOne = Annotated[int, Field(strict=True, ge=0, le=1)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Owner = _text(OWNER_MAX)
+Name = _text(NAME_MAX)
+UnitText = _text(UUID_MAX, description="a unit's id as text")
+UnitNumber = _whole_number(ge=0, le=UUID_INT_MAX, description="a unit's id as a non-negative integer")
+#: A unit id as text or integer, validated to its canonical form (the decimal string for an integer).
+UnitId = Annotated[
+    Annotated[UnitText, Tag("text")] | Annotated[UnitNumber, Tag("integer")],
+    Discriminator(_uuid_kind, custom_error_type="unit_id_type",
+                  custom_error_message="a uuid is a text or an integer from 0 to 2**53 - 1"),
+    AfterValidator(_canonical_uuid),
+]  # fmt: skip
+ZeroOne = _whole_number(ge=0, le=1)
+Alpha = _number(ge=ALPHA_MIN, le=ALPHA_MAX, description="significance level")
+Power = _number(gt=POWER_MIN, lt=1, description="power for the target effect (above 0.5, hence above alpha)")
+Effect = Annotated[float, Field(strict=True, allow_inf_nan=False, json_schema_extra={"not": {"const": 0}},
+                                description="target effect on revenue per unit (non-zero)"),
+                   AfterValidator(non_zero)]  # fmt: skip
+Sd = _number(gt=0, description="standard deviation of revenue per unit")
+SampleSize = _whole_number(ge=SAMPLE_SIZE_MIN, le=SAMPLE_SIZE_MAX, description="units per arm")
+Revenue = _number(ge=-REVENUE_LIMIT, le=REVENUE_LIMIT, description="what the unit spent in the session")
+
+
+def check_direction(effect: float, alternative: str) -> None:
+    """ValueError when a one-sided alternative points away from the sign of the effect."""
+    if alternative == "larger" and effect < 0:
+        raise ValueError(f"effect {effect:g} is negative but alternative is 'larger': give a positive effect "
+                         "or use 'smaller'")  # fmt: skip
+    if alternative == "smaller" and effect > 0:
+        raise ValueError(f"effect {effect:g} is positive but alternative is 'smaller': give a negative effect "
+                         "or use 'larger'")  # fmt: skip
 
 
 class ExperimentIn(BaseModel):
-    """Design of a new experiment; ``sample_size`` is per arm (50/50 split). The design must be coherent."""
+    """Design of a new experiment; ``sample_size`` is per arm (50/50 split). The effect must point the way a
+    one-sided ``alternative`` does, and ``sample_size`` must reach ``power`` for ``effect`` / ``sd`` at ``alpha``
+    (the size ``GET /api/design`` reports); a design that does not is refused with 422 and the explanation."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "allOf": DIRECTION_SCHEMA,
+        "examples": [{"owner": "ana", "name": "category display", "alpha": 0.05, "power": 0.8, "effect": 0.7,
+                      "sd": 15, "sample_size": 7210, "alternative": "two-sided"}],
+    })  # fmt: skip
 
     owner: Owner
     name: Name
-    alpha: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.05
-    power: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.8
-    effect: Annotated[float, Field(allow_inf_nan=False, description="target effect on revenue per unit")]
-    sd: Annotated[float, Field(gt=0, allow_inf_nan=False, description="standard deviation of revenue per unit")]
-    sample_size: Annotated[int, Field(ge=2, le=10**9, description="units per arm")]
+    alpha: Alpha = 0.05
+    power: Power = 0.8
+    effect: Effect
+    sd: Sd
+    sample_size: SampleSize
     alternative: Alternative = "two-sided"
+
+    @model_validator(mode="after")
+    def _direction(self) -> ExperimentIn:
+        check_direction(self.effect, self.alternative)
+        return self
 
 
 class CreatedOut(BaseModel):
@@ -66,7 +175,9 @@ class CreatedOut(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    """The new system's decision for one unit: 1 = show, 0 = don't."""
+    """The new system's decision for one unit: 1 = show, 0 = don't (``uuid`` text or integer, see UnitId)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"uuid": 404180, "value": 1}]})
 
     uuid: UnitId
     value: ZeroOne
@@ -75,10 +186,13 @@ class DecisionIn(BaseModel):
 class OutcomeIn(BaseModel):
     """What one unit spent in the session, the arm it was served and the decision applied."""
 
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"uuid": 404180, "arm": "new", "decision": 1, "revenue": 57.3}]})  # fmt: skip
+
     uuid: UnitId
     arm: Arm
     decision: ZeroOne
-    revenue: Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
+    revenue: Revenue
 
 
 class IngestOut(BaseModel):
@@ -103,15 +217,25 @@ class Progress(BaseModel):
 class Result(BaseModel):
     """Verdict once both arms reached the designed size: Welch analysis of the first ``sample_size`` outcomes of
     each arm (arrival order) with ``target_effect`` = the design's effect, and the SRM chi-square test of all
-    outcome counts against 50/50. ``analysis`` holds every field of the analysis result (assumptions included)."""
+    outcome counts against 50/50. ``analysis`` holds every field of the analysis result (assumptions included).
+
+    Each p-value comes with the threshold it is compared with: ``p_value`` with ``alpha_threshold`` (the design's
+    alpha); ``target_p_value`` (one-sided test against the target effect) with ``target_threshold``, which is
+    alpha / 2 for a two-sided design and alpha for a one-sided one, so that the target is shown exactly when the
+    reported interval lies beyond it; ``srm_p_value`` with ``srm_threshold`` (0.001: below it the split is broken).
+    Target fields are null when the data could not be analyzed."""
 
     verdict: str
     effect: float | None
     ci: tuple[float | None, float | None]
     p_value: float | None
+    alpha_threshold: float
+    target_p_value: float | None
+    target_threshold: float | None
     improves: bool
     improves_by_target: bool
     srm_p_value: float | None
+    srm_threshold: float
     srm_flagged: bool
     srm_message: str
     n_original: int
@@ -165,7 +289,9 @@ class AssignmentOut(BaseModel):
 
 
 class AssignmentsIn(BaseModel):
-    """Units whose arms are asked for at once (at most 200,000)."""
+    """Units whose arms are asked for at once (at most 200,000; more get 413), as texts or integers."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"uuids": [404180, "customer-1"]}]})
 
     uuids: list[UnitId]
 
@@ -181,3 +307,24 @@ class ErrorOut(BaseModel):
     """Error body: a one-line explanation."""
 
     detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One reason a request was refused: where (``["body", "uuid"]``, ``["query", "sd"]``), what, and its kind."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """422 body of a request that does not match the schema (or is not JSON): the first 20 issues."""
+
+    detail: list[ValidationIssue]
+
+
+class RefusalOut(BaseModel):
+    """422 body of an experiment creation: the issues of a request that does not match the schema, or one line
+    explaining why a well-formed design is refused (incoherent: the sample does not reach the power)."""
+
+    detail: str | list[ValidationIssue]

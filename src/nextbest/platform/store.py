@@ -341,6 +341,7 @@ def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray
     srm = srm_test(list(counts), list(SRM_RATIOS))
     srm_fields = {
         "srm_p_value": finite_or_none(float(srm.p_value)),
+        "srm_threshold": float(srm.threshold),
         "srm_flagged": bool(srm.flagged),
         "srm_message": str(srm.message),
         "n_original": int(control.size),
@@ -358,6 +359,7 @@ def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray
     except (NextbestError, ValueError) as error:
         return Result(
             verdict=f"cannot analyze: {error}", effect=None, ci=(None, None), p_value=None,
+            alpha_threshold=row.alpha, target_p_value=None, target_threshold=None,
             improves=False, improves_by_target=False, analysis={}, **srm_fields,
         )
     details = finite_or_none(analysis.to_dict())
@@ -366,6 +368,9 @@ def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray
         effect=finite_or_none(float(analysis.effect)),
         ci=tuple(finite_or_none([float(bound) for bound in analysis.ci])),
         p_value=finite_or_none(float(analysis.p_value)),
+        alpha_threshold=float(analysis.alpha),
+        target_p_value=finite_or_none(float(analysis.target_p_value)),
+        target_threshold=float(analysis.target_alpha),
         improves=bool(analysis.improves),
         improves_by_target=bool(analysis.improves_by_target),
         analysis=details,

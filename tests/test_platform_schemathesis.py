@@ -1,0 +1,227 @@
+"""The platform's OpenAPI schema is its contract: schemathesis (`--checks all`, fixed seed) against the real
+service on 127.0.0.1 finds nothing.
+
+The test starts the app with uvicorn on a SQLite file, creates two experiments, and runs the venv's
+`schemathesis run --checks all` (fixed seed, 200 examples per operation, every phase: examples, coverage,
+fuzzing, stateful) with the first one's token. This file is also the run's hooks file (``SCHEMATHESIS_HOOKS``):
+its one hook, ``before_call``, runs before every request schemathesis sends and
+
+- points most valid ``experiment_id`` path parameters at the seeded experiments (4 in 8 at the one the token
+  opens, 1 in 8 at the other one, so writes meet 403), leaves the rest alone (unknown ids: 404), and never touches
+  an id the run itself created or drew from the experiments it saw (ids up to 1,000: their chains stay intact)
+  nor an invalid one (those test the 422s);
+- makes a schema-valid experiment design coherent, the one rule JSON Schema cannot state: ``sample_size`` is
+  raised to the size ``effect`` / ``sd`` need at ``alpha`` and ``power`` (with ``sd`` = |effect| when no sample
+  of at most 10**9 units per arm would do). A design the server's model refuses is left as generated, so that a
+  schema allowing what the server refuses still fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SEED = 20240611
+MAX_EXAMPLES = 200
+LOCAL_IDS = 1_000  # ids up to this one are left alone: the experiments the run creates itself live there
+ENV_IDS = "NEXTBEST_ST_EXPERIMENTS"  # "<id the token opens>,<another id>", for the hook
+DESIGN = {"owner": "schemathesis", "name": "contract", "effect": 5.0, "sd": 10.0, "sample_size": 64}
+
+
+# ---------------------------------------------------------------------------------------------- the hook
+
+
+def _seeded_ids() -> tuple[int, int] | None:
+    raw = os.environ.get(ENV_IDS)
+    if not raw:
+        return None
+    own, other = (int(part) for part in raw.split(","))
+    return own, other
+
+
+def existing_id(value: Any, own: int, other: int) -> Any:
+    """The experiment id a request goes to: ``value`` itself when invalid or small, else mostly a seeded one.
+
+    Path parameters reach the hook as integers or as their text; the answer keeps the form it was given."""
+    number = int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
+    if not isinstance(number, int) or isinstance(number, bool) or not LOCAL_IDS < number <= 2**31 - 1:
+        return value
+    slot = number % 8
+    chosen = own if slot < 4 else other if slot == 4 else number
+    return str(chosen) if isinstance(value, str) else chosen
+
+
+def coherent_design(body: Any) -> Any:
+    """``body`` with the sample size its design needs, when it is a design the server's model accepts."""
+    from pydantic import ValidationError
+
+    from nextbest.errors import NextbestError
+    from nextbest.experiments import sample_size
+    from nextbest.platform.schemas import SAMPLE_SIZE_MAX, ExperimentIn
+
+    try:
+        spec = ExperimentIn.model_validate(body)
+    except ValidationError:
+        return body
+    try:
+        needed = int(sample_size(spec.effect, spec.sd, spec.alpha, spec.power, spec.alternative))
+    except (NextbestError, ValueError, OverflowError):
+        needed = SAMPLE_SIZE_MAX + 1
+    if needed > SAMPLE_SIZE_MAX:  # no sample can detect this effect against this sd: take sd = |effect|
+        body = {**body, "sd": abs(spec.effect)}
+        needed = int(sample_size(spec.effect, abs(spec.effect), spec.alpha, spec.power, spec.alternative))
+    return {**body, "sample_size": max(spec.sample_size, needed)}
+
+
+def _register_hook() -> None:
+    import schemathesis
+
+    @schemathesis.hook
+    def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+        """Aim ids at the seeded experiments and make valid designs coherent (see the module docstring)."""
+        seeded = _seeded_ids()
+        if seeded is None:
+            return
+        parameters = case.path_parameters or {}
+        if "experiment_id" in parameters:
+            parameters["experiment_id"] = existing_id(parameters["experiment_id"], *seeded)
+        if case.method.upper() == "POST" and case.operation.path == "/api/experiments" and isinstance(case.body, dict):
+            case.body = coherent_design(case.body)
+
+
+if os.environ.get(ENV_IDS):  # imported by schemathesis as its hooks module
+    _register_hook()
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(base: str, server: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the platform exited with {server.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    pytest.fail("the platform did not answer /healthz within a minute")
+
+
+@pytest.fixture()
+def platform(tmp_path: Path):
+    """The platform served by uvicorn on a free port of 127.0.0.1 over a SQLite file; its base URL."""
+    port = _free_port()
+    code = (
+        "import sys, uvicorn\n"
+        "from nextbest.platform import create_app\n"
+        "uvicorn.run(create_app(sys.argv[1]), host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')\n"
+    )
+    log = tmp_path / "platform.log"
+    with log.open("w") as sink:
+        server = subprocess.Popen([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'contract.db'}", str(port)],
+                                  stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, server, log)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _create(base: str, name: str) -> tuple[int, str]:
+    import httpx
+
+    response = httpx.post(f"{base}/api/experiments", json={**DESIGN, "name": name}, timeout=10.0)
+    assert response.status_code == 201, response.text
+    return response.json()["id"], response.json()["token"]
+
+
+def _schemathesis() -> str:
+    executable = Path(sys.executable).parent / "schemathesis"
+    if not executable.exists():
+        pytest.fail(f"schemathesis is not installed in this environment: pip install -e '.[dev]' ({executable})")
+    return str(executable)
+
+
+def _kind(method: str, uri: str) -> str | None:
+    """'writes' for decisions and outcomes, 'creations' for new experiments, None for other requests."""
+    if method != "POST":
+        return None
+    path = uri.split("?")[0]
+    if path.endswith(("/decisions", "/outcomes")):
+        return "writes"
+    return "creations" if path.endswith("/api/experiments") else None
+
+
+def _summary(report: Path) -> dict[str, Any]:
+    """From the run's NDJSON events: operations, test cases (and their recorded requests), checks run and failed,
+    and the statuses writes and creations answered (did the checks meet existing experiments, and unknown ones?)."""
+    operations: set[str] = set()
+    summary: dict[str, Any] = {"cases": 0, "interactions": 0, "checks": 0, "failures": 0, "writes": {}, "creations": {}}
+    for line in report.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        recorder = finished.get("recorder", {}) if finished else {}
+        if "cases" not in recorder:
+            continue
+        operations.add(recorder["label"])
+        summary["cases"] += len(recorder["cases"])
+        summary["interactions"] += len(recorder.get("interactions", {}))
+        results = [check for checks in recorder["checks"].values() for check in checks]
+        summary["checks"] += len(results)
+        summary["failures"] += sum(check["status"] in ("failure", "error") for check in results)
+        for interaction in recorder.get("interactions", {}).values():
+            request, response = interaction["request"], interaction.get("response") or {}
+            kind = _kind(request["method"], request["uri"])
+            if kind:
+                statuses = summary[kind]
+                status = str(response.get("status_code"))
+                statuses[status] = statuses.get(status, 0) + 1
+    summary["operations"] = sorted(operations - {"Stateful tests"})
+    return summary
+
+
+def test_schemathesis_finds_nothing(platform: str, tmp_path: Path) -> None:
+    own, token = _create(platform, "the token's experiment")
+    other, _ = _create(platform, "another experiment")
+    report = tmp_path / "events.ndjson"
+    command = [
+        _schemathesis(), "run", f"{platform}/openapi.json",
+        "--checks", "all", "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES), "--workers", "1",
+        "--header", f"Authorization: Bearer {token}", "--generation-database", "none", "--no-color",
+        "--report", "ndjson", "--report-ndjson-path", str(report),
+    ]  # fmt: skip
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).resolve()), ENV_IDS: f"{own},{other}"}
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-12000:]
+    summary = _summary(report)
+    print(json.dumps({key: value for key, value in summary.items() if key != "operations"}))
+    assert len(summary["operations"]) == 9 and summary["failures"] == 0, summary
+    assert summary["cases"] >= 9 * 100 and summary["checks"] > summary["cases"]
+    writes = summary["writes"]  # decisions and outcomes met the open experiment, another one and unknown ids
+    assert writes.get("200", 0) >= 50 and writes.get("403", 0) >= 10 and writes.get("404", 0) >= 5, writes
+    assert summary["creations"].get("201", 0) >= 50, summary["creations"]  # coherent designs were created
+    assert "No issues found" in output, output[-3000:]
