@@ -100,6 +100,7 @@ def test_end_to_end_experiment_reaches_a_verdict(fresh_kafka_broker: str, platfo
         outcomes = store.outcomes(created["id"])
     finally:
         store.close()
+    assert all(outcome.uuid == str(int(outcome.uuid)) for outcome in outcomes)  # integers sent, one canonical form
     fallbacks = 0
     for outcome in outcomes:
         i = index[int(outcome.uuid)]

@@ -16,7 +16,8 @@ summary dict. Contract:
   with the experiment's token is back (``ready_timeout``), so the worker's group join does not eat the first
   customers' decision time.
 * **Arms** come from the platform (``POST /api/experiments/{id}/assignments``, the same hash as the per-uuid
-  route), asked in batches as sessions go out.
+  route), asked in batches as sessions go out. Uuids travel to the platform as the integers the feed carries (the
+  platform stores one canonical form, so ``404180`` and ``"404180"`` are the same unit).
 * **Decisions**: the original arm gets ``world.original_policy``; the new arm gets the first decision read from
   ``topic_student_prediction`` (a consumer assigned to the topic's end at start, no group) whose token equals the
   experiment's token. Other tokens are counted (``token_mismatches``) and ignored, and so are decisions for
@@ -140,7 +141,7 @@ class PlatformClient:
         """NextbestError unless ``token`` opens the experiment (an empty decision list records nothing)."""
         self.post(experiment, token, "decisions", [])
 
-    def arms(self, experiment: int, uuids: list[str]) -> list[str]:
+    def arms(self, experiment: int, uuids: list[int | str]) -> list[str]:
         """The platform's arm of each uuid, in order."""
         path = f"/api/experiments/{experiment}/assignments"
         return self._call("POST", path, experiment, json={"uuids": uuids})["arms"]
@@ -367,7 +368,7 @@ class TrafficRun:
         if not self.unassigned:
             return
         index, self.unassigned = self.unassigned, []
-        uuids = [str(int(u)) for u in self.plan.customers.uuid[index]]
+        uuids = [int(u) for u in self.plan.customers.uuid[index]]  # the shop's uuids are integers, sent as such
         for i, arm in zip(index, self.client.arms(self.config.experiment, uuids)):
             if arm == "original":
                 self._outcome(i, "original", int(self.plan.original[i]))
@@ -383,7 +384,7 @@ class TrafficRun:
                 self._outcome(i, "new", 0)
             elif uuid in self.decisions.values:
                 value = self.decisions.values[uuid]
-                self.new_decisions.append({"uuid": str(uuid), "value": value})
+                self.new_decisions.append({"uuid": uuid, "value": value})
                 self._outcome(i, "new", value)
             elif final or now - self.second_sent_at[i] > self.config.decision_timeout:
                 self.counts["fallback_timeouts"] += 1
@@ -394,7 +395,7 @@ class TrafficRun:
 
     def _outcome(self, i: int, arm: str, decision: int) -> None:
         revenue = float(self.plan.revenue[i, decision])
-        self.ready[i] = {"uuid": str(int(self.plan.customers.uuid[i])), "arm": arm, "decision": decision,
+        self.ready[i] = {"uuid": int(self.plan.customers.uuid[i]), "arm": arm, "decision": decision,
                          "revenue": revenue}  # fmt: skip
 
     def _in_session_order(self) -> list[dict[str, Any]]:
