@@ -312,3 +312,17 @@ def test_mutated_messages_never_crash_and_both_paths_agree() -> None:
         assert isinstance(result, HistoricHalf | Rejected)
         if decoder._scanner.scan(bytes(raw)) is not None:
             assert result == decoder._historic_reference(bytes(raw)), bytes(raw)
+
+
+def test_the_example_rows_equal_on_the_message_and_the_table_paths() -> None:
+    """The example pair through the stream's decoder (build_features) and as a store table row (the literal rule:
+    1 if any record says 1; the absent flags left out of the table) give one feature vector, imputed alike."""
+    from nextbest.models.targeting import Imputation, build_features
+
+    resolved, _, _, _ = _reference_resolution(EXAMPLE, FLAGS)
+    table = pd.DataFrame([{"uuid": 404180, "age": 41, "man": 1, "woman": 0, **resolved}])
+    for imputation in (Imputation.zero(FEATURES()), Imputation("mean", np.linspace(0.05, 0.4, len(FLAGS)))):
+        from_messages = build_features([EXAMPLE_DEMOGRAPHIC], [EXAMPLE], FEATURES(), imputation)
+        from_table = features_from_frame(table, FEATURES(), imputation)
+        pd.testing.assert_frame_equal(from_messages, from_table)
+    assert from_messages.loc[0, "cat5"] == imputation.values[FLAGS.index("cat5")]
