@@ -121,3 +121,20 @@ def test_feed_styles_write_what_the_decoder_reads_back() -> None:
     assert abs(conflicting / repeated - REALISTIC_FEED.conflict_share) < 0.02
     flipped = (flags[named] != truth[named]).sum()
     assert 0 < flipped <= conflicting
+
+
+def test_shop_messages_writes_the_feed_as_raw_lines(tmp_path, capsys, monkeypatch) -> None:
+    from cli_helpers import run
+    from nextbest.data.feed import HistoricHalf, MessageDecoder
+    from nextbest.models.targeting import FEATURES
+
+    code, out, err = run(capsys, monkeypatch, "shop", "messages", "--out", str(tmp_path), "--customers", "50")
+    assert code == 0, err
+    historic = (tmp_path / "historic.jsonl").read_bytes().splitlines()
+    demographic = (tmp_path / "demographic.jsonl").read_bytes().splitlines()
+    assert len(historic) == len(demographic) == 50
+    decoder = MessageDecoder(FEATURES()[3:])
+    halves = [decoder.historic(line) for line in historic]
+    assert all(isinstance(half, HistoricHalf) for half in halves) and any(half.repeats for half in halves)
+    code, _, err = run(capsys, monkeypatch, "shop", "messages", "--out", str(tmp_path), "--feed", "odd")
+    assert code == 2 and "feed 'odd'" in err

@@ -38,6 +38,33 @@ def generate(
     typer.echo(json.dumps({"out": str(out), **shown}, indent=2))
 
 
+@shop_app.command("messages")
+def messages(
+    out: Path = typer.Option(..., "--out", help="Folder for demographic.jsonl and historic.jsonl."),
+    customers: int = typer.Option(1000, "--customers", min=1, help="Customers to write."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the customers and of the feed's quirks."),
+    data: Path | None = typer.Option(None, "--data", help="Folder with world.json (default: the world of seed 0)."),
+    feed: str = typer.Option("realistic", "--feed", help="realistic (the example message's key set, repeated and "
+                             "conflicting keys, missing flags) or clean."),
+) -> None:
+    """Write customers' two messages as the feed writes them, one raw JSON message per line (repeated keys kept),
+    to test a consumer against the real feed's quirks; prints what the feed did."""
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from nextbest.sim.shop import FeedStyle
+
+    style = FeedStyle.named(feed)
+    world = traffic_world(data)
+    sample = world.sample(customers, stream=4_000_000 + seed, uuid_start=10**12)
+    demographic, historic = world.feed_messages(sample, style, np.random.default_rng([seed, 5]))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demographic.jsonl").write_bytes(b"\n".join(demographic) + b"\n")
+    (out / "historic.jsonl").write_bytes(b"\n".join(historic) + b"\n")
+    typer.echo(json.dumps({"out": str(out), "customers": customers, "feed": asdict(style)}, indent=2))
+
+
 def traffic_world(data: Path | None) -> World:
     """The shop world of ``DATA/world.json``, or ``World(0)`` without a data folder."""
     from nextbest.sim.shop import World, load_world_meta, world_from_config
