@@ -37,6 +37,22 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(report_app, name="report")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from nextbest import __version__
+
+        typer.echo(f"nextbest {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """nextbest: learn a simulator from logged data, optimize a policy, evaluate it honestly."""
+
+
 def main() -> None:
     """Run the CLI; user mistakes end with one red line and exit code 2, never a traceback."""
     try:
