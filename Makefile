@@ -7,15 +7,28 @@ STAMP  := $(VENV)/.installed
 SYSTEM := $(VENV)/.system-packages
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean lock
 
-$(STAMP): pyproject.toml src/nextbest/data/_historic_scan.c
+# Installs come from the lock file (the versions CI tested); the package itself (and its compiled decoder) on top.
+$(STAMP): requirements.lock pyproject.toml src/nextbest/data/_historic_scan.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	# A CPU build of PyTorch lies on disk; an unpinned torch would pull a multi-GB CUDA build.
-	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[all]"
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
 	touch $(STAMP)
+
+# Refresh the lock: a fresh venv from pyproject.toml's ranges, frozen. A CPU build of PyTorch lies on disk; an
+# unpinned torch would pull a multi-GB CUDA build, so it is installed first, pinned.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q torch==2.13.0
+	$(LOCK_VENV)/bin/pip install -q -e ".[all]"
+	{ echo "# The exact versions make test and make demo install (CPU build of torch from this machine's disk)."; \
+	  echo "# Refresh on purpose, never by accident: \`make lock\` (a fresh venv from pyproject.toml's ranges, frozen)."; \
+	  $(LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > requirements.lock
+	rm -rf $(LOCK_VENV)
 
 # Services the tests use for real: Debian's Chromium (browser tests), PostgreSQL (platform tests) and a Java
 # runtime (the PMML converter and evaluator).
