@@ -51,10 +51,12 @@ demo: $(STAMP)
 
 test: $(STAMP) $(SYSTEM)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do $(PY) $$f || exit 1; done

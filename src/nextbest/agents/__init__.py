@@ -1,0 +1,1 @@
+"""Agents: tabular Q-learning, Stable-Baselines3 adapters, baselines and the session agents."""

@@ -1,0 +1,1 @@
+"""Evaluation: business metrics with intervals and the CRM evaluation."""
