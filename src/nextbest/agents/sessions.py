@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.sim.session_sim import SessionSimulator, SessionState
+from nextbest.stats import MeanInterval, difference_interval, mean_interval, z_value
 
 DEPTH_EDGES = np.array([5, 10, 20, 40])
 DEPTH_LABELS = ["1-4", "5-9", "10-19", "20-39", "40+"]
@@ -139,8 +140,7 @@ def evaluate(simulator: SessionSimulator, policy: Policy, sessions: int = 20_000
 
 
 def _mean_ci(values: np.ndarray) -> dict:
-    mean, se = float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
-    return {"mean": mean, "ci": [mean - 1.96 * se, mean + 1.96 * se]}
+    return mean_interval(values).as_json()
 
 
 def choices_table(choices: list | np.ndarray, names: list[str], strategy: str, min_pages: int = 1) -> pd.DataFrame:
@@ -245,15 +245,20 @@ def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | No
 
 def verdict(results: dict[str, Any]) -> dict[str, Any]:
     """The best fixed strategy and the best agent by mean revenue; whether their intervals are disjoint; the
-    retained revenue per session (difference of means, 95% interval sqrt(se_a^2 + se_f^2) * 1.96)."""
+    retained revenue per session (difference of means, 95% interval from ``nextbest.stats.difference_interval``)."""
     fixed = {k: v for k, v in results.items() if k.startswith("always ")}
     agents = {k: v for k, v in results.items() if v["kind"] == "agent"}
     best_fixed = max(fixed, key=lambda k: fixed[k]["revenue"]["mean"])
     best_agent = max(agents, key=lambda k: agents[k]["revenue"]["mean"])
     a, f = agents[best_agent]["revenue"], fixed[best_fixed]["revenue"]
-    se = np.hypot(*((r["ci"][1] - r["ci"][0]) / (2 * 1.96) for r in (a, f)))
-    difference = a["mean"] - f["mean"]
+    difference = difference_interval(_as_interval(a), _as_interval(f))
     return {"best_fixed": best_fixed, "best_agent": best_agent,
             "agent_beats_best_fixed": bool(a["ci"][0] > f["ci"][1]),
-            "retained_revenue": {"per_session": difference, "ci": [difference - 1.96 * se, difference + 1.96 * se],
-                                 "relative": difference / f["mean"]}}  # fmt: skip
+            "retained_revenue": {"per_session": difference.mean, "ci": [difference.low, difference.high],
+                                 "relative": difference.mean / f["mean"]}}  # fmt: skip
+
+
+def _as_interval(figure: dict) -> MeanInterval:
+    """A ``{"mean", "ci", "se"}`` figure as a 95% MeanInterval (``se`` from the width when an older file lacks it)."""
+    se = figure.get("se", (figure["ci"][1] - figure["ci"][0]) / (2 * z_value(0.95)))
+    return MeanInterval(figure["mean"], se, figure["ci"][0], figure["ci"][1], 0.95, 0)

@@ -23,6 +23,7 @@ from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, 
 from nextbest.sim.funnel import ACTIONS, STAGES, FunnelConfig, FunnelSimulator, refit_like
 from nextbest.sim.journeys import STEPS, Journeys
 from nextbest.sim.rollout import PolicyFn, Rollout, run_episodes
+from nextbest.stats import mean_interval
 
 CALIBRATION_STEPS: tuple[str, ...] = (*STEPS, "dropped")
 #: The issue's business targets for the learned policy.
@@ -311,8 +312,8 @@ def _compact(plan: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _mean_interval(values: np.ndarray) -> tuple[float, float]:
-    half = 1.96 * values.std(ddof=1) / math.sqrt(values.size) if values.size > 1 else 0.0
-    return values.mean() - half, values.mean() + half
+    interval = mean_interval(values)
+    return interval.low, interval.high
 
 
 def _targets(out: dict) -> dict:

@@ -423,8 +423,8 @@ def _limitations() -> str:
         "can confirm or refute the table above; the ranking of policies is only as good as these assumptions.",
         "The simulator is learned from the same data the models were fitted on; agents exploit its errors as "
         "readily as real effects, so simulated gains are an upper bound until tested in a live experiment.",
-        "Intervals are normal approximations (mean ± 1.96 standard errors) over independent simulated sessions; "
-        "they cover simulation noise only, not the uncertainty of the fitted models or of the assumptions.",
+        "Intervals are 95% normal approximations (mean ± Φ⁻¹(0.975) standard errors) over independent simulated "
+        "sessions; they cover simulation noise only, not the uncertainty of the fitted models or of the assumptions.",
     ])  # fmt: skip
 
 

@@ -1,0 +1,42 @@
+"""The shared statistics home: normal-approximation intervals, checked against scipy and statsmodels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from nextbest.stats import difference_interval, mean_interval, z_value
+
+
+def test_z_value_is_the_normal_quantile() -> None:
+    assert z_value(0.95) == pytest.approx(1.959963985, abs=1e-9)
+    assert z_value(0.9) == pytest.approx(scipy_stats.norm.ppf(0.95))
+    with pytest.raises(ValueError):
+        z_value(1.0)
+
+
+def test_mean_interval_matches_statsmodels_zconfint() -> None:
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    values = np.random.default_rng(0).gamma(2.0, 3.0, 5000)
+    interval = mean_interval(values)
+    low, high = DescrStatsW(values).zconfint_mean(alpha=0.05)
+    assert (interval.low, interval.high) == pytest.approx((low, high), rel=1e-12)
+    assert interval.n == 5000 and interval.as_json()["ci"] == [interval.low, interval.high]
+    single = mean_interval([3.0])
+    assert single.low == single.high == 3.0 and single.se == 0.0
+    with pytest.raises(ValueError):
+        mean_interval([])
+
+
+def test_difference_interval_covers_at_its_level() -> None:
+    """Over 2,000 simulated pairs of samples the 95% interval of the difference covers the truth ~95% of the time."""
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(2000):
+        a, b = rng.normal(1.0, 2.0, 200), rng.normal(0.7, 3.0, 300)
+        d = difference_interval(mean_interval(a), mean_interval(b))
+        covered += d.low <= 0.3 <= d.high
+        assert d.mean == pytest.approx(a.mean() - b.mean())
+    assert 0.935 <= covered / 2000 <= 0.965
