@@ -307,6 +307,8 @@ def cumulative_effect(
     pointwise intervals: looking at them repeatedly is not a valid sequential test."""
     from scipy import stats
 
+    from nextbest.experiments.analysis import welch_from_moments
+
     control = np.asarray(original, dtype=np.float64).reshape(-1)
     treatment = np.asarray(new, dtype=np.float64).reshape(-1)
     per_arm = min(control.size, treatment.size)
@@ -325,13 +327,11 @@ def cumulative_effect(
         s2 = np.cumsum(centred**2)[n - 1]
         mean = s1 / n
         var = np.maximum(s2 - n * mean**2, 0.0) / (n - 1)
-        moments.append((values.mean() + mean, var / n))
-    (mean_c, v_c), (mean_t, v_t) = moments
-    se = np.sqrt(v_c + v_t)
+        moments.append((values.mean() + mean, var))
+    (mean_c, var_c), (mean_t, var_t) = moments
+    effect, se, _, df, _ = welch_from_moments(mean_c, var_c, n, mean_t, var_t, n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        df = (v_c + v_t) ** 2 / (v_c**2 / (n - 1) + v_t**2 / (n - 1))
         half = stats.t.ppf(0.5 + level / 2.0, df) * se
-    effect = mean_t - mean_c
     keep = np.isfinite(half) & (se > 0)
     curve.update(
         n=n[keep].tolist(),

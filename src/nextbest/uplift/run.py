@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 
+from nextbest.stats import difference_interval, mean_interval
 from nextbest.uplift.data import Experiment, split_experiment
 from nextbest.uplift.learners import make_learners
 from nextbest.uplift.metrics import (
@@ -36,9 +36,7 @@ def dataset_summary(experiment: Experiment, level: float = 0.95) -> dict:
     """Rows, arms, mean outcome per arm and the average treatment effect with a Welch normal interval."""
     y, t = experiment.y, experiment.t.astype(bool)
     y1, y0 = y[t], y[~t]
-    ate = float(y1.mean() - y0.mean())
-    se = float(np.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0)))
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    ate = difference_interval(mean_interval(y1, level), mean_interval(y0, level))
     return {
         "source": experiment.source,
         "treatment_col": experiment.treatment_col,
@@ -56,7 +54,7 @@ def dataset_summary(experiment: Experiment, level: float = 0.95) -> dict:
         "propensity": experiment.propensity,
         "mean_outcome": {"treated": float(y1.mean()), "control": float(y0.mean())},
         "outcome_sd": float(y.std(ddof=1)),
-        "ate": {"estimate": ate, "ci": [ate - z * se, ate + z * se], "se": se},
+        "ate": {"estimate": ate.mean, "ci": [ate.low, ate.high], "se": ate.se},
     }
 
 
