@@ -10,7 +10,8 @@ import pytest
 from nextbest.agents.baselines import BASELINES, make_baseline
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
 from nextbest.evaluation.crm import CALIBRATION_STEPS, EvaluationConfig, evaluate_crm, simulate_policy
-from nextbest.evaluation.metrics import business_metrics, percentile_interval, ratio
+from nextbest.evaluation.metrics import business_metrics, ratio
+from nextbest.stats import percentile_interval
 
 
 def test_business_metric_formulas() -> None:

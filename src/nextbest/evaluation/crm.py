@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, percentile_interval, ratio
+from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, ratio
 from nextbest.sim.funnel import ACTIONS, STAGES, FunnelConfig, FunnelSimulator, refit_like
 from nextbest.sim.journeys import STEPS, Journeys
 from nextbest.sim.rollout import PolicyFn, Rollout, run_episodes
-from nextbest.stats import mean_interval
+from nextbest.stats import mean_interval, percentile_interval
 
 CALIBRATION_STEPS: tuple[str, ...] = (*STEPS, "dropped")
 #: The issue's business targets for the learned policy.

@@ -32,18 +32,6 @@ def business_metrics(
     }
 
 
-def percentile_interval(samples: np.ndarray | list[float], level: float = 0.95) -> list[float]:
-    """[low, high] percentile interval of bootstrap samples; infinities count as very large values, nans
-    are left out. Empty input gives [nan, nan]."""
-    values = np.asarray(samples, dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return [math.nan, math.nan]
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(values, [tail, 100.0 - tail])
-    return [float(low), float(high)]
-
-
 def ratio(numerator: float, denominator: float) -> float:
     """numerator / denominator with inf for x/0 (x > 0) and nan for 0/0."""
     if denominator == 0:

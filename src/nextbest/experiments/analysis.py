@@ -41,6 +41,7 @@ import numpy as np
 from scipy import special
 
 from nextbest.experiments.design import InvalidParameter, _as_array, check_alpha, check_alternative
+from nextbest.stats import percentile_interval
 
 
 def _plain(value: Any) -> Any:
@@ -401,7 +402,7 @@ def bootstrap_ci(
             raise InvalidParameter(f"{name} needs at least 2 observations, got {y.size}")
     rng = np.random.default_rng(seed)
     diffs = bootstrap_differences(y_c, y_t, int(n_boot), rng)
-    low, high = (float(v) for v in np.quantile(diffs, [alpha / 2, 1 - alpha / 2]))
+    low, high = percentile_interval(diffs, 1 - alpha)
     effect = float(y_t.mean() - y_c.mean())
     p_value = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
     p_value = max(p_value, 1.0 / n_boot)

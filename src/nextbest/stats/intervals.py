@@ -3,6 +3,7 @@
     z_value(level)             z = Φ⁻¹((1 + level) / 2)                       (1.95996... for 95%)
     mean_interval(x, level)    mean ∓ z · se,  se = s / √n  (s with ddof 1; se = 0 when n < 2)
     difference_interval(a, b)  (a.mean − b.mean) ∓ z · √(a.se² + b.se²)       (independent samples)
+    percentile_interval(r, level)  [q((1 − level) / 2), q((1 + level) / 2)] of bootstrap replicates r
 
 Assumptions, carried by every result: independent observations, a mean close to normal (central limit theorem),
 so these are for large simulated or held-out samples, not for a handful of heavy-tailed values.
@@ -60,3 +61,15 @@ def mean_interval(values: Any, level: float = 0.95) -> MeanInterval:
 def difference_interval(a: MeanInterval, b: MeanInterval) -> MeanInterval:
     """``a − b`` for independent samples: se = √(a.se² + b.se²), at ``a``'s level."""
     return _interval(a.mean - b.mean, float(math.hypot(a.se, b.se)), a.level, a.n + b.n)
+
+
+def percentile_interval(replicates: Any, level: float = 0.95) -> list[float]:
+    """[low, high] percentile interval of bootstrap replicates (linear interpolation between order statistics);
+    infinities count as very large values, NaNs are left out; no replicate gives [nan, nan]."""
+    values = np.asarray(replicates, dtype=float).ravel()
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return [math.nan, math.nan]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [tail, 1.0 - tail])
+    return [float(low), float(high)]

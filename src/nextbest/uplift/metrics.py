@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nextbest.stats import percentile_interval
+
 
 def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
     x, y = np.asarray(x, float), np.asarray(y, float)
@@ -120,9 +122,7 @@ def bootstrap_mean(values: np.ndarray, indices: np.ndarray, level: float = 0.95)
     """Mean of ``values`` with a percentile bootstrap interval over the given resampling indices."""
     values = np.asarray(values, float)
     draws = values[indices].mean(axis=1) if len(indices) else np.array([values.mean()])
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(draws, [alpha, 1.0 - alpha])
-    return {"estimate": float(values.mean()), "ci": [float(low), float(high)]}
+    return {"estimate": float(values.mean()), "ci": percentile_interval(draws, level)}
 
 
 def top_share_policy(scores: np.ndarray, share: float) -> np.ndarray:
