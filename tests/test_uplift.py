@@ -84,6 +84,35 @@ def test_ipw_policy_value_is_unbiased(propensity: float) -> None:
     assert boot["ci"][0] < boot["estimate"] < boot["ci"][1]
 
 
+def test_net_value_subtracts_the_cost_of_every_treated_customer() -> None:
+    """net = value · IPW(Y) − cost · share treated; treat-none pays nothing; the bootstrap interval follows."""
+    rng = np.random.default_rng(4)
+    n = 4000
+    t = rng.random(n) < 0.5
+    y = rng.exponential(2.0, n) * (rng.random(n) < 0.3)
+    treat = rng.random(n) < 0.4
+    economics = m.Economics(outcome_value=0.3, treatment_cost=0.15)
+    gross = m.policy_value(y, t, treat, 0.5)
+    assert m.policy_value(y, t, treat, 0.5, economics) == pytest.approx(0.3 * gross - 0.15 * treat.mean())
+    none = np.zeros(n, bool)
+    assert m.policy_value(y, t, none, 0.5, economics) == pytest.approx(0.3 * m.policy_value(y, t, none, 0.5))
+    everyone = m.net_contributions(y, t, np.ones(n, bool), 0.5, economics)
+    assert everyone.mean() == pytest.approx(0.3 * m.policy_value(y, t, np.ones(n, bool), 0.5) - 0.15)
+
+
+def test_costs_change_who_is_worth_treating(experiment_csv: Path) -> None:
+    """A cost above the largest uplift makes treating nobody the best share; the figures are net and seeded."""
+    exp = load_experiment(experiment_csv, "group", "promo mail", "no mail", "bought")
+    free = run_uplift(exp, seed=0, bootstrap=30, base="linear")
+    costly = run_uplift(exp, seed=0, bootstrap=30, base="linear", economics=m.Economics(treatment_cost=5.0))
+    assert costly["settings"]["treatment_cost"] == 5.0 and free["settings"]["treatment_cost"] == 0.0
+    assert costly["treat_none"] == free["treat_none"]  # no one treated, nothing paid
+    assert costly["treat_all"]["estimate"] == pytest.approx(free["treat_all"]["estimate"] - 5.0)
+    for method in costly["methods"].values():
+        assert method["policy_value"]["validation_share"] == 0.0 and method["policy_value"]["treated_share"] == 0.0
+    assert any(method["policy_value"]["treated_share"] > 0 for method in free["methods"].values())
+
+
 # --- learners ----------------------------------------------------------------------------------------------------
 
 
@@ -246,6 +275,13 @@ def test_cli_on_a_synthetic_binary_experiment(experiment_csv: Path, tmp_path: Pa
     data = _check_uplift_json(out, {"t_learner", "x_learner", "class_transformation", "response_model"})
     assert data["dataset"]["binary_outcome"] and data["settings"]["seed"] == 3
     assert "region" in data["dataset"]["features"] and "group" not in data["dataset"]["features"]
+    net = run_cli("uplift", "run", "--data", str(experiment_csv), "--treatment-col", "group", "--treatment",
+                  "promo mail", "--control", "no mail", "--outcome", "bought", "--bootstrap", "40", "--seed", "3",
+                  "--treatment-cost", "0.02", "--outcome-value", "0.5", "--out", str(tmp_path / "net"))  # fmt: skip
+    assert net.returncode == 0, net.stdout + net.stderr
+    settings = json.loads((tmp_path / "net" / "uplift.json").read_text())["settings"]
+    assert settings["treatment_cost"] == 0.02 and settings["outcome_value"] == 0.5
+    assert "net value per customer" in net.stdout
 
 
 @pytest.mark.parametrize(
@@ -255,6 +291,9 @@ def test_cli_on_a_synthetic_binary_experiment(experiment_csv: Path, tmp_path: Pa
         (["--outcome", "revenue"], "revenue"),
         (["--features", "age,height"], "height"),
         (["--base", "forest"], "forest"),
+        (["--treatment-cost", "-1"], "--treatment-cost"),
+        (["--outcome-value", "0"], "--outcome-value"),
+        (["--treatment-cost", "nan"], "--treatment-cost"),
         (["--data", "/nonexistent/experiment.csv"], "does not exist"),
     ],
 )

@@ -28,6 +28,10 @@ def run(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates of the intervals."),
     test_size: float = typer.Option(0.3, "--test-size", min=0.05, max=0.9, help="Share of rows held out for test."),
     base: str = typer.Option("lgbm", "--base", help="Base learner: lgbm | linear."),
+    treatment_cost: float = typer.Option(0.0, "--treatment-cost", help="Cost of treating one customer (e.g. 0.10 $ "
+                                         "per e-mail); policy values are net of it."),
+    outcome_value: float = typer.Option(1.0, "--outcome-value", help="Value of one unit of the outcome (e.g. the "
+                                        "margin on 1 $ of spend, or the value of one conversion)."),
 ) -> None:
     """Fit T-/X-learner, a transformation method and a response model; write DIR/uplift.json and figures."""
     import json
@@ -43,6 +47,13 @@ def run(
 
     if base not in ("lgbm", "linear"):
         raise NextbestError(f"--base {base!r}: choose lgbm or linear")
+    import math
+
+    if not (math.isfinite(treatment_cost) and treatment_cost >= 0):
+        raise NextbestError(f"--treatment-cost must be a finite number >= 0, got {treatment_cost}")
+    if not (math.isfinite(outcome_value) and outcome_value > 0):
+        raise NextbestError(f"--outcome-value must be a finite number > 0, got {outcome_value}")
+    from nextbest.uplift.metrics import Economics
     path, is_hillstrom = resolve_experiment_path(data)
     defaults = HILLSTROM_DEFAULTS if is_hillstrom else {}
     treatment_col = treatment_col or defaults.get("treatment_col")
@@ -69,6 +80,7 @@ def run(
     with bar:
         result = run_uplift(
             experiment, seed=seed, bootstrap=bootstrap, test_size=test_size, base=base,
+            economics=Economics(outcome_value=outcome_value, treatment_cost=treatment_cost),
             progress=lambda name: bar.advance(task, 1),
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +105,11 @@ def _print(console, result: dict) -> None:
         f"{d['dropped_other_treatments']} other rows dropped); mean {d['outcome']} treated "
         f"{d['mean_outcome']['treated']:.3f}, control {d['mean_outcome']['control']:.3f}; ATE {_ci(d['ate'])}"
     )
-    table = Table(title=f"test split ({result['split']['test_rows']} rows), {d['outcome']} per customer, 95% CI")
+    settings = result["settings"]
+    net = settings.get("treatment_cost", 0) or settings.get("outcome_value", 1) != 1
+    unit = (f"net value per customer ({settings['outcome_value']:g} per unit of {d['outcome']}, "
+            f"{settings['treatment_cost']:g} per treated customer)") if net else f"{d['outcome']} per customer"
+    table = Table(title=f"test split ({result['split']['test_rows']} rows), {unit}, 95% CI")
     for column in ("method", "Qini coef.", "AUUC", "policy value (IPW)", "treated", "vs treat-none", "vs treat-all"):
         table.add_column(column, justify="left" if column == "method" else "right")
     for name, m in result["methods"].items():

@@ -17,6 +17,8 @@ V(pi) = mean( Y · 1[T = pi(x)] / P(T = pi(x)) ). Intervals are percentile boots
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from nextbest.stats import percentile_interval
@@ -108,9 +110,27 @@ def ipw_contributions(y, t, treat, propensity: float) -> np.ndarray:
     return np.where(match, y / prob, 0.0)
 
 
-def policy_value(y, t, treat, propensity: float) -> float:
-    """IPW value per customer of the policy that treats the rows where ``treat`` is True."""
-    return float(ipw_contributions(y, t, treat, propensity).mean())
+@dataclass(frozen=True)
+class Economics:
+    """What an outcome unit is worth and what treating one customer costs: net = value · Y − cost · 1[treated].
+
+    The defaults (value 1, cost 0) make the net value the outcome itself."""
+
+    outcome_value: float = 1.0
+    treatment_cost: float = 0.0
+
+
+def net_contributions(y, t, treat, propensity: float, economics: Economics = Economics()) -> np.ndarray:
+    """Per-row terms of the IPW net value: ``value · Y·1[T = pi(x)]/P(T = pi(x)) − cost · 1[pi(x) = treat]``.
+
+    The cost is paid for every customer the policy treats, whatever the logged arm, so it needs no weighting."""
+    terms = ipw_contributions(y, t, treat, propensity) * economics.outcome_value
+    return terms - economics.treatment_cost * np.asarray(treat).astype(float)
+
+
+def policy_value(y, t, treat, propensity: float, economics: Economics = Economics()) -> float:
+    """IPW net value per customer of the policy that treats the rows where ``treat`` is True."""
+    return float(net_contributions(y, t, treat, propensity, economics).mean())
 
 
 def bootstrap_indices(n: int, replicates: int, seed: int = 0) -> np.ndarray:
@@ -134,6 +154,6 @@ def top_share_policy(scores: np.ndarray, share: float) -> np.ndarray:
     return treat
 
 
-def policy_value_curve(y, t, scores, propensity: float, shares) -> list[float]:
-    """IPW value of "treat the top-s share by score" for each share s."""
-    return [policy_value(y, t, top_share_policy(scores, s), propensity) for s in shares]
+def policy_value_curve(y, t, scores, propensity: float, shares, economics: Economics = Economics()) -> list[float]:
+    """IPW net value of "treat the top-s share by score" for each share s."""
+    return [policy_value(y, t, top_share_policy(scores, s), propensity, economics) for s in shares]

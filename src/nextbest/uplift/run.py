@@ -17,10 +17,11 @@ from nextbest.stats import difference_interval, mean_interval
 from nextbest.uplift.data import Experiment, split_experiment
 from nextbest.uplift.learners import make_learners
 from nextbest.uplift.metrics import (
+    Economics,
     bootstrap_indices,
     bootstrap_mean,
     curve_on_grid,
-    ipw_contributions,
+    net_contributions,
     policy_value,
     policy_value_curve,
     qini_auc_score,
@@ -58,9 +59,11 @@ def dataset_summary(experiment: Experiment, level: float = 0.95) -> dict:
     }
 
 
-def choose_share(y, t, scores, propensity: float, shares=SHARES) -> tuple[float, float, float]:
-    """The share maximizing the IPW value on validation → (share, validation value, score cutoff)."""
-    values = policy_value_curve(y, t, scores, propensity, shares)
+def choose_share(
+    y, t, scores, propensity: float, shares=SHARES, economics: Economics = Economics()
+) -> tuple[float, float, float]:
+    """The share maximizing the IPW net value on validation → (share, validation value, score cutoff)."""
+    values = policy_value_curve(y, t, scores, propensity, shares, economics)
     best = int(np.argmax(values))
     share = float(shares[best])
     ordered = np.sort(np.asarray(scores, float))[::-1]
@@ -87,9 +90,13 @@ def run_uplift(
     validation_size: float = 0.3,
     base: str = "lgbm",
     level: float = 0.95,
+    economics: Economics = Economics(),
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Fit every method, choose its targeting share on validation, score it on test. Returns a JSON-able dict."""
+    """Fit every method, choose its targeting share on validation, score it on test. Returns a JSON-able dict.
+
+    Policy values are net of ``economics``: ``outcome_value`` per unit of outcome, ``treatment_cost`` per treated
+    customer (defaults 1 and 0: the outcome itself); the share is chosen on that net value."""
     started = time.perf_counter()
     train_idx, test_idx = split_experiment(experiment, test_size, seed)
     train, test = experiment.subset(train_idx), experiment.subset(test_idx)
@@ -98,8 +105,8 @@ def run_uplift(
     p = experiment.propensity
 
     boot = bootstrap_indices(len(test.y), bootstrap, seed + 2)
-    treat_all_terms = ipw_contributions(test.y, test.t, np.ones(len(test.y), bool), p)
-    treat_none_terms = ipw_contributions(test.y, test.t, np.zeros(len(test.y), bool), p)
+    treat_all_terms = net_contributions(test.y, test.t, np.ones(len(test.y), bool), p, economics)
+    treat_none_terms = net_contributions(test.y, test.t, np.zeros(len(test.y), bool), p, economics)
     treat_all = bootstrap_mean(treat_all_terms, boot, level)
     treat_none = bootstrap_mean(treat_none_terms, boot, level)
 
@@ -110,9 +117,9 @@ def run_uplift(
         learner.fit(fit.X, fit.y, fit.t)
         val_scores = learner.predict_uplift(val.X)
         test_scores = learner.predict_uplift(test.X)
-        share, val_value, cutoff = choose_share(val.y, val.t, val_scores, p)
+        share, val_value, cutoff = choose_share(val.y, val.t, val_scores, p, economics=economics)
         treat = test_scores >= cutoff
-        terms = ipw_contributions(test.y, test.t, treat, p)
+        terms = net_contributions(test.y, test.t, treat, p, economics)
         value = bootstrap_mean(terms, boot, level)
         value.update(treated_share=float(treat.mean()), validation_share=share, validation_value=val_value,
                      score_cutoff=_finite(cutoff))  # fmt: skip
@@ -129,7 +136,8 @@ def run_uplift(
             "is_uplift_method": name != "response_model",
             "curves": {
                 "qini": {"share": q_share, "value": q_value},
-                "policy_value": {"share": SHARES, "value": policy_value_curve(test.y, test.t, test_scores, p, SHARES)},
+                "policy_value": {"share": SHARES,
+                                 "value": policy_value_curve(test.y, test.t, test_scores, p, SHARES, economics)},
             },
             "fit_seconds": time.perf_counter() - tick,
         }
@@ -150,8 +158,10 @@ def run_uplift(
             "stratified_by": "arm x (outcome > 0)",
         },
         "settings": {"seed": seed, "bootstrap": bootstrap, "base_learner": base, "level": level,
-                     "shares_grid": SHARES, "propensity": p,
-                     "policy_value": "IPW on test: mean(Y*1[T=pi(x)]/P(T=pi(x))), percentile bootstrap over test rows",
+                     "shares_grid": SHARES, "propensity": p, "outcome_value": economics.outcome_value,
+                     "treatment_cost": economics.treatment_cost,
+                     "policy_value": "net IPW on test: mean(value*Y*1[T=pi(x)]/P(T=pi(x)) - cost*1[pi(x)=treat]), "
+                                     "percentile bootstrap over test rows",
                      "threshold": "share maximizing IPW value on the validation part of train, applied as a score "
                                   "cutoff on test"},  # fmt: skip
         "treat_all": treat_all,
