@@ -94,3 +94,20 @@ def test_models_scratch_matches_sklearn(tmp_path: Path, capsys: pytest.CaptureFi
     assert abs(scratch["pr_auc"] - sklearn["pr_auc"]) < 0.01 and sklearn["pr_auc"] > table["split"]["churn_rate_test"]
     rmse = {name: table["value"][name]["rmse"] for name in ("scratch", "sklearn")}
     assert abs(rmse["scratch"] - rmse["sklearn"]) < 0.02 * rmse["sklearn"]
+
+
+def test_ingest_a_session_retention_layout_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI takes the layout by name; a bad layout name exits 2 with one line."""
+    log = tmp_path / "retention.csv"
+    log.write_text("header junk\n0;9;x;y;3;;;;;1,0;0,1;0,0;0,12.5;z;0\n1;9;x;y;3;;;;;0,0;0,0;1,0;0,0;z;1\nbad\n")
+    code, out, err = run(capsys, monkeypatch, "sessions", "ingest", "--source", "pagelog", "--path", str(log),
+                         "--layout", "session-retention", "--lake", str(tmp_path / "lake"))  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["layout"] == "session-retention" and summary["pages"] == 2 and summary["malformed_rows"] == 1
+    assert Lake(str(tmp_path / "lake")).read_table("pages").page_value.tolist() == [12.5, 0.0]
+    code, _, err = run(capsys, monkeypatch, "sessions", "ingest", "--source", "pagelog", "--path", str(log),
+                       "--layout", "tsv", "--lake", str(tmp_path / "lake"))  # fmt: skip
+    assert code == 2 and "unknown page-log layout 'tsv'" in err

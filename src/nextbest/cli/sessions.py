@@ -23,6 +23,9 @@ def ingest(
     secret: str | None = typer.Option(None, "--secret", help="S3 secret key (default: AWS_SECRET_ACCESS_KEY)."),
     sessions: int = typer.Option(100_000, "--sessions", min=1, help="synthetic: sessions to generate."),
     seed: int = typer.Option(0, "--seed", help="synthetic: world seed."),
+    layout: str = typer.Option("nextbest", "--layout", help="pagelog: the log's layout, nextbest | "
+                               "session-retention (';', no header, first row skipped, lists in columns 9-12, churn "
+                               "in 14) | a layout JSON file (separator, header, skip_rows, columns, list_separator)."),
 ) -> None:
     """Clean the source into the page table and write it to <lake>/processed/pages.parquet; prints a JSON summary
     (rows read, pages, sessions, malformed rows with line numbers)."""
@@ -30,7 +33,7 @@ def ingest(
     from nextbest.pipelines.sessions import ingest_source
 
     summary = ingest_source(source, Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret), path, sessions,
-                            seed)  # fmt: skip
+                            seed, layout)  # fmt: skip
     typer.echo(json.dumps({"source": source, **summary}))
 
 
@@ -98,6 +101,8 @@ def pipeline(
     strategies: Path | None = typer.Option(None, "--strategies", help="JSON file of page strategies and their "
                                            "assumed effects: {name: {engagement, buy, price, power_sensitivity, "
                                            "fatigue}} (default: feed, mixed, discount)."),  # fmt: skip
+    layout: str = typer.Option("nextbest", "--layout", help="pagelog: nextbest | session-retention | a layout "
+                               "JSON file (see `sessions ingest --help`)."),
     steps: str = typer.Option(",".join(("ingest", "features", "eda", "models", "agent", "report")), "--steps",
                               help="Comma-separated steps to run, in order."),  # fmt: skip
     force: bool = typer.Option(False, "--force", help="Run every step even when its inputs did not change."),
@@ -114,7 +119,7 @@ def pipeline(
     config = SessionPipelineConfig(source=source, lake=lake, out=out, path=path, sessions=sessions, seed=seed,
                                    simulator_models=simulator_models, q_episodes=q_episodes,
                                    ppo_timesteps=ppo_timesteps, eval_sessions=eval_sessions,
-                                   strategies=str(strategies) if strategies else None,
+                                   strategies=str(strategies) if strategies else None, layout=layout,
                                    storage={"endpoint_url": endpoint_url, "key": key, "secret": secret})  # fmt: skip
     console = Console(stderr=True)
     status = console.status("starting")

@@ -55,6 +55,7 @@ class SessionPipelineConfig:
     ppo_timesteps: int = 1_000_000
     eval_sessions: int = 100_000
     strategies: str | None = None
+    layout: str = "nextbest"
     storage: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -71,6 +72,10 @@ class SessionPipelineConfig:
         if min(self.sessions, self.q_episodes, self.eval_sessions) < 1 or self.ppo_timesteps < 0:
             raise NextbestError("sessions, q_episodes and eval_sessions must be positive, ppo_timesteps >= 0")
         self._strategies_json()  # a bad strategies file fails before any step runs
+        if self.source == "pagelog":
+            from nextbest.data.pagelog import layout_named
+
+            layout_named(self.layout)  # so does an unknown layout
 
     def _strategies_json(self) -> dict[str, Any] | None:
         """The strategies file's content (so that editing it re-runs the agent), None for the defaults."""
@@ -88,7 +93,7 @@ class SessionPipelineConfig:
         """The settings that change what ``step`` produces."""
         return {
             "ingest": {"source": self.source, "path": self.path, "sessions": self.sessions, "seed": self.seed,
-                       "lake": self.lake},
+                       "lake": self.lake, **({"layout": self.layout} if self.source == "pagelog" else {})},
             "features": {}, "eda": {}, "models": {"seed": self.seed},
             "agent": {"simulator_models": self.simulator_models, "q_episodes": self.q_episodes,
                       "ppo_timesteps": self.ppo_timesteps, "eval_sessions": self.eval_sessions, "seed": self.seed,
@@ -221,20 +226,22 @@ def _sha(data: bytes) -> str:
 # ---------------------------------------------------------------------------------------------- the steps
 def _ingest(config: SessionPipelineConfig) -> dict[str, str]:
     """The source into the lake's page table; ``<out>/ingest/ingest.json`` holds the counts (and malformed rows)."""
-    summary = ingest_source(config.source, config.lake_, config.path, config.sessions, config.seed)
+    summary = ingest_source(config.source, config.lake_, config.path, config.sessions, config.seed, config.layout)
     path = config.out / "ingest" / "ingest.json"
     _write_json(path, {"source": config.source, **summary})
     return {"table": summary["out"], "json": str(path)}
 
 
 def ingest_source(source: str, lake: Lake, path: str | Path | None = None, sessions: int = 20_000,
-                  seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Clean ``source`` (taobao: UserBehavior CSV, default the shared sample; pagelog: the RL page log at ``path``;
+                  seed: int = 0, layout: str = "nextbest") -> dict[str, Any]:  # fmt: skip
+    """Clean ``source`` (taobao: UserBehavior CSV, default the shared sample; pagelog: the page log at ``path``
+    written in ``layout``, a name of ``nextbest.data.pagelog.LAYOUTS`` or a layout JSON file;
     synthetic: ``sessions`` sessions of the ground-truth world of ``seed``) into ``lake``'s page table. Returns
     the summary: input ``path``, rows read, pages, sessions, malformed rows with line numbers, the table (``out``)."""
     import tempfile
 
-    config = SessionPipelineConfig(source=source, path=str(path) if path else None, sessions=sessions, seed=seed)
+    config = SessionPipelineConfig(source=source, path=str(path) if path else None, sessions=sessions, seed=seed,
+                                   layout=layout)  # fmt: skip
     config.validate()
     if source == "synthetic":
         from nextbest.sim.sessions import SessionWorld, SessionWorldConfig
@@ -253,8 +260,8 @@ def ingest_source(source: str, lake: Lake, path: str | Path | None = None, sessi
         return {**summary, "out": written}
     from nextbest.data.pagelog import read_page_log
 
-    result = read_page_log(_source_path(config))
-    return {"path": str(path), **result.summary(), "sessions": int(result.pages.session_id.nunique()),
+    result = read_page_log(_source_path(config), layout)
+    return {"path": str(path), "layout": layout, **result.summary(), "sessions": int(result.pages.session_id.nunique()),
             "out": lake.write_table("pages", result.pages)}  # fmt: skip
 
 
