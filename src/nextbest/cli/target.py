@@ -15,39 +15,74 @@ target_app = typer.Typer(
 
 @target_app.command("train")
 def train(
-    data: Path = typer.Option(..., "--data", help="Folder written by `nextbest shop generate`."),
-    model: str = typer.Option(..., "--model", help="scratch-logreg | logreg | gbm | age-sex."),
+    data: Path = typer.Option(..., "--data", help="Folder written by `nextbest shop generate`, or a team's own "
+                              "customer table (.csv or .parquet: one row per customer) with --label."),
+    model: str = typer.Option(..., "--model", help="scratch-logreg | logreg | gbm | age-sex (shop world only)."),
     out: Path = typer.Option(..., "--out", help="Model file to write (pickle)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the validation split and the model."),
-    impute: str = typer.Option("zero", "--impute", help="What a product flag missing from a message or the table "
+    seed: int = typer.Option(0, "--seed", help="Seed of the splits and the model."),
+    impute: str = typer.Option("zero", "--impute", help="Shop world: what a product flag missing from a message "
                                "becomes: zero (not bought; the default, right for trees) | mean (training mean)."),
+    label: str | None = typer.Option(None, "--label", help="Table: the 0/1 column to predict."),
+    features: str | None = typer.Option(None, "--features", help="Table: comma-separated feature columns "
+                                        "(default: every column but the label). Text columns are refused."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="Table: share of rows held out for evaluate."),
+    gain: float | None = typer.Option(None, "--gain", help="Table: value of acting on a customer whose label is 1 "
+                                      "(with --cost, the threshold maximizes the value; else it is 0.5)."),
+    cost: float | None = typer.Option(None, "--cost", help="Table: cost of acting on any customer."),
 ) -> None:
     """Fit the model on the training split; choose the threshold on a validation share of it (never test).
 
-    The imputation rule is part of the model: the export sidecar carries it to the stream."""
+    Shop world: the imputation rule is part of the model and the export sidecar carries it to the stream. A table:
+    numeric columns (gaps filled with the training median, plus an indicator), categories one-hot, the label 0/1."""
+    from nextbest.errors import NextbestError
     from nextbest.models.targeting import MODELS, train_targeting
 
     if model not in MODELS:
-        from nextbest.errors import NextbestError
-
         raise NextbestError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    trained = train_targeting(data, model, seed=seed, impute=impute)
+    if data.suffix.lower() in (".csv", ".parquet") or data.is_file():
+        trained = _train_table(data, model, label, features, seed, test_fraction, gain, cost)
+    else:
+        if label is not None or features is not None:
+            raise NextbestError(f"--label and --features are for a table file; {data} is a shop-world folder")
+        trained = train_targeting(data, model, seed=seed, impute=impute)
     trained.save(out)
     threshold = trained.threshold if trained.threshold != float("inf") else None
     typer.echo(json.dumps({"model": model, "out": str(out), "threshold": threshold, "imputation": impute,
                            "validation": trained.validation}))  # fmt: skip
 
 
+def _train_table(data: Path, model: str, label: str | None, features: str | None, seed: int, test_fraction: float,
+                 gain: float | None, cost: float | None):  # noqa: ANN202 - a TargetingModel
+    from nextbest.errors import NextbestError
+    from nextbest.models.tables import train_on_table
+
+    if not label:
+        raise NextbestError(f"--label is required to train on the table {data}")
+    if (gain is None) != (cost is None):
+        raise NextbestError("give --gain and --cost together (or neither: threshold 0.5)")
+    columns = [name.strip() for name in features.split(",") if name.strip()] if features else None
+    economics = {"gain_if_buy": gain, "cost_of_slot": cost} if gain is not None else None
+    return train_on_table(data, label, model, columns, seed=seed, test_fraction=test_fraction, economics=economics)
+
+
 @target_app.command("evaluate")
 def evaluate(
     model: Path = typer.Option(..., "--model", help="Model file written by `nextbest target train`."),
     out: Path = typer.Option(..., "--out", help="JSON file for the figures."),
-    data: Path | None = typer.Option(None, "--data", help="Data folder (default: the one the model was trained on)."),
+    data: Path | None = typer.Option(None, "--data", help="Data folder or table (default: the model's own)."),
 ) -> None:
-    """Value per customer in ground truth vs original, show-none, show-all; AUC and log-loss on test."""
+    """Shop world: value per customer in ground truth vs original, show-none, show-all; AUC and log-loss on test.
+    A table model: AUC, log-loss, Brier score and calibration on held-out rows (plus ground truth when the table
+    lies in a shop-world folder)."""
     from nextbest.models.targeting import TargetingModel, evaluate_targeting
 
-    figures = evaluate_targeting(TargetingModel.load(model), data)
+    loaded = TargetingModel.load(model)
+    if loaded.encoding is not None:
+        from nextbest.models.tables import evaluate_on_table
+
+        figures = evaluate_on_table(loaded, data)
+    else:
+        figures = evaluate_targeting(loaded, data)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
     typer.echo(json.dumps(figures, indent=2))

@@ -68,6 +68,9 @@ class ExportResult:
 
 def _check_supported(model: TargetingModel, fmt: str) -> None:
     supported = {"onnx": ("logreg", "gbm", "age-sex"), "pmml": ("logreg", "gbm", "age-sex")}
+    if model.encoding is not None:
+        raise NextbestError("a model trained on a table reads its own encoded columns, not the shop feed's schema: "
+                            "export serves the shop's stream and takes models trained on a shop-world folder")
     if model.kind == "gbm" and fmt == "onnx" and importlib.util.find_spec("onnxmltools") is None:
         raise NextbestError("LightGBM to ONNX needs onnxmltools: pip install 'nextbest[export]'")
     if model.kind not in supported[fmt]:

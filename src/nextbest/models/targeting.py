@@ -338,6 +338,8 @@ class TargetingModel:
     data_dir: str
     validation: dict[str, float] = field(default_factory=dict)
     imputation: Imputation | None = None  # None (models saved before it existed): the zero rule
+    encoding: Any = None  # a team's own table: its nextbest.models.tables.TableEncoding; None for the shop world
+    table_split: dict[str, Any] | None = None  # the held-out share of that table: {test_fraction, seed}
 
     @property
     def missing_flags(self) -> Imputation:
