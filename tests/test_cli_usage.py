@@ -23,6 +23,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([nextbest_script(), *args], capture_output=True, text=True, timeout=120)
 
 
+def test_old_verb_first_spellings_still_work_with_a_note() -> None:
+    """`nextbest demo ab` is `nextbest ab demo` now: both parse the same options; the old one says so."""
+    new, old = run("ab", "demo", "--model-kind", "nope"), run("demo", "ab", "--model-kind", "nope")
+    assert new.returncode == old.returncode == 2 and "--model-kind 'nope'" in new.stderr + old.stderr
+    assert "is now `nextbest ab demo`" in old.stderr and "is now" not in new.stderr
+
+
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"nextbest {nextbest.__version__}"

@@ -71,13 +71,17 @@ def test_report_json_lists_figures_and_copies_the_headline(inputs: tuple[Path, P
     assert summary["headline"]["best_agent"] == agent["best_agent"]
 
 
-def test_cli_writes_the_report(inputs: tuple[Path, Path, Path], tmp_path: Path, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize("spelling", [("sessions", "report"), ("report", "sessions")], ids=["new", "deprecated"])
+def test_cli_writes_the_report(inputs: tuple[Path, Path, Path], tmp_path: Path, capsys, monkeypatch,
+                               spelling: tuple[str, str]) -> None:  # fmt: skip
     eda, models, agent = inputs
     out = tmp_path / "final" / "report.html"
-    code, stdout, _ = run(capsys, monkeypatch, "report", "sessions", "--eda", str(eda), "--models", str(models),
-                          "--agent", str(agent), "--out", str(out))  # fmt: skip
+    code, stdout, stderr = run(capsys, monkeypatch, *spelling, "--eda", str(eda), "--models", str(models),
+                               "--agent", str(agent), "--out", str(out))  # fmt: skip
     assert code == 0 and json.loads(stdout) == {"html": str(out), "json": str(out.parent / "report.json")}
     assert out.is_file() and (out.parent / "report.json").is_file()
+    deprecated = "`nextbest report sessions` is now `nextbest sessions report`" in stderr
+    assert deprecated == (spelling[0] == "report")
 
 
 def test_missing_agent_key_is_a_clear_error(inputs: tuple[Path, Path, Path], tmp_path: Path, capsys,
@@ -87,7 +91,7 @@ def test_missing_agent_key_is_a_clear_error(inputs: tuple[Path, Path, Path], tmp
     del broken["retained_revenue"]
     bad = tmp_path / "broken_agent.json"
     bad.write_text(json.dumps(broken))
-    code, _, stderr = run(capsys, monkeypatch, "report", "sessions", "--eda", str(eda), "--models", str(models),
+    code, _, stderr = run(capsys, monkeypatch, "sessions", "report", "--eda", str(eda), "--models", str(models),
                           "--agent", str(bad), "--out", str(tmp_path / "r.html"))  # fmt: skip
     assert code == 2 and "broken_agent.json" in stderr and "retained_revenue" in stderr
     assert len(stderr.strip().splitlines()) == 1

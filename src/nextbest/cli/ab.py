@@ -245,3 +245,12 @@ def analyze(
         "treatment_label": treatment_label,
     }
     _echo(payload)
+
+
+def _register_demo() -> None:
+    from nextbest.cli.demo import ab_demo
+
+    ab_app.command("demo")(ab_demo)
+
+
+_register_demo()

@@ -1,4 +1,5 @@
-"""`nextbest demo ab`: the online A/B experiment end to end on loopback, from an empty folder to the verdict.
+"""`nextbest ab demo` (old spelling `nextbest demo ab`): the online A/B experiment end to end on loopback, from an
+empty folder to the verdict.
 
 Starts a memory Tansu broker (topics with 4 partitions) and the platform (``nextbest platform serve`` on a free
 port, SQLite in ``OUT/platform.db``), generates the shop world in ``OUT/data`` unless it is there, trains and
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import typer
 
-demo_app = typer.Typer(help="End-to-end demonstrations on loopback.", no_args_is_help=True)
+demo_app = typer.Typer(help="End-to-end demonstrations (deprecated spelling: use `nextbest ab demo`).",
+                       no_args_is_help=True)
 
 
-@demo_app.command("ab")
-def ab(
+def ab_demo(
     out: Path = typer.Option(Path("runs/ab"), "--out", help="Folder for the world, model, database and results."),
     seed: int = typer.Option(0, "--seed", help="Seed of the world, the model and the traffic."),
     model_kind: str = typer.Option("gbm", "--model-kind", help="gbm | logreg | age-sex (the original as 'new')."),
@@ -55,6 +56,17 @@ def ab(
     summary["wall_seconds"] = time.monotonic() - start
     (out / "ab_demo.json").write_text(json.dumps(summary, indent=2))
     _print_verdict(summary, out)
+
+
+@demo_app.callback()
+def _old_spelling(context: typer.Context) -> None:
+    """Deprecated spelling of `nextbest <use case> demo`."""
+    from nextbest.cli.report import deprecated_spelling
+
+    deprecated_spelling(f"demo {context.invoked_subcommand}", f"{context.invoked_subcommand} demo")
+
+
+demo_app.command("ab", help="Deprecated spelling of `nextbest ab demo`.")(ab_demo)
 
 
 def _print_verdict(summary: dict, out: Path) -> None:

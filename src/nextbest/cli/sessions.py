@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from nextbest.cli.report import sessions_report
+
 sessions_app = typer.Typer(
     help="Session retention: page-level data into the lake (Taobao UserBehavior, the RL page log, or synthetic).",
     no_args_is_help=True,
@@ -137,3 +139,6 @@ def pipeline(
     summary = {name: {"status": step["status"], "seconds": step.get("seconds"), "outputs": step["outputs"]}
                for name, step in record["steps"].items()}  # fmt: skip
     typer.echo(json.dumps({"pipeline": str(out / "pipeline.json"), "steps": summary}))
+
+
+sessions_app.command("report")(sessions_report)
