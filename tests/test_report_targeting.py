@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from nextbest.errors import NextbestError
-from nextbest.models.targeting import evaluate_targeting, train_targeting
+from nextbest.evaluation.targeting import evaluate_targeting
+from nextbest.models.targeting import train_targeting
 from nextbest.report import write_targeting_report
 from nextbest.report.figures import fmt_money
 from nextbest.report.targeting import fmt_signed_money

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from nextbest.errors import DataError
-from nextbest.models.tables import TableEncoding, evaluate_on_table, train_on_table
+from nextbest.evaluation.targeting import evaluate_on_table
+from nextbest.models.tables import TableEncoding, train_on_table
 
 
 def customer_table(n: int = 6000, seed: int = 0) -> pd.DataFrame:

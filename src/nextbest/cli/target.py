@@ -74,12 +74,11 @@ def evaluate(
     """Shop world: value per customer in ground truth vs original, show-none, show-all; AUC and log-loss on test.
     A table model: AUC, log-loss, Brier score and calibration on held-out rows (plus ground truth when the table
     lies in a shop-world folder)."""
-    from nextbest.models.targeting import TargetingModel, evaluate_targeting
+    from nextbest.evaluation.targeting import evaluate_on_table, evaluate_targeting
+    from nextbest.models.targeting import TargetingModel
 
     loaded = TargetingModel.load(model)
     if loaded.encoding is not None:
-        from nextbest.models.tables import evaluate_on_table
-
         figures = evaluate_on_table(loaded, data)
     else:
         figures = evaluate_targeting(loaded, data)

@@ -184,56 +184,12 @@ def train_on_table(
     if economics:
         model.threshold, _ = choose_threshold(p_val, y_train[is_val], economics["gain_if_buy"],
                                               economics["cost_of_slot"])  # fmt: skip
-    model.validation = {"rows": int(is_val.sum()), **_scores(p_val, y_train[is_val])}
+    model.validation = {"rows": int(is_val.sum()), **classification_scores(p_val, y_train[is_val])}
     return model
 
 
-def _scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def classification_scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     return {"auc": float(roc_auc_score(y, p)), "log_loss": float(log_loss(y, np.clip(p, 1e-12, 1 - 1e-12))),
             "brier": float(brier_score_loss(y, p))}  # fmt: skip
-
-
-def evaluate_on_table(model: Any, path: str | Path | None = None) -> dict[str, Any]:
-    """AUC, log-loss, Brier score and calibration on held-out rows: the model's own held-out share of the table it
-    learned from, or every row of another table. With the shop world's ``world.json`` beside the table, also the
-    ground-truth value per customer of the decisions on the world's evaluation population."""
-    path = Path(path or model.data_dir)
-    frame = read_table(path)
-    y = binary_label(frame, model.encoding.label, str(path))
-    same = path.resolve() == Path(model.data_dir).resolve()
-    held_out = split_table(len(frame), **{"test_fraction": model.table_split["test_fraction"],
-                                          "seed": model.table_split["seed"]}) if same else np.ones(len(frame), bool)
-    X = model.encoding.transform(frame[held_out].reset_index(drop=True), str(path))
-    p, y = model.predict_proba(X), y[held_out]
-    decisions = (p >= model.threshold).astype(np.int8)
-    figures: dict[str, Any] = {
-        "model": model.kind, "data": str(path), "label": model.encoding.label, "held_out_rows": int(held_out.sum()),
-        "held_out": "the model's held-out share" if same else "every row (a table the model did not learn from)",
-        "threshold": model.threshold if np.isfinite(model.threshold) else None, "share_acted": float(decisions.mean()),
-        **_scores(p, y), "base_rate": float(y.mean()), "calibration": calibration_table(p, y),
-        "features": len(model.features), "validation": model.validation,
-    }  # fmt: skip
-    if model.economics:
-        gains = y * model.economics["gain_if_buy"] - model.economics["cost_of_slot"]
-        figures["value_per_row_realized"] = float(np.mean(decisions * gains))
-    figures.update(_world_value(model, path.parent))
-    return figures
-
-
-def _world_value(model: Any, folder: Path) -> dict[str, float]:
-    """The ground truth of the shop world whose data folder holds the table, when it is one."""
-    if not (folder / "world.json").is_file():
-        return {}
-    from nextbest.sim.shop import load_world_meta, world_from_config
-
-    world = world_from_config(load_world_meta(folder)["world"])
-    population = world.frame(world.evaluation_customers)
-    try:
-        decisions = model.decide(model.encoding.transform(population, "the world's population"))
-    except DataError:
-        return {}
-    value = world.expected_revenue(decisions)
-    return {"value_per_customer": value, "vs_original": value - world.expected_revenue("original"),
-            "vs_show_none": value - world.expected_revenue("none")}  # fmt: skip

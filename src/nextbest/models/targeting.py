@@ -377,7 +377,7 @@ class TargetingModel:
         return model
 
 
-def _read_split(directory: Path, name: str) -> pd.DataFrame:
+def read_split(directory: Path, name: str) -> pd.DataFrame:
     path = Path(directory) / f"{name}.parquet"
     if not path.is_file():
         raise NextbestError(f"{path} not found: generate the data with `nextbest shop generate --out {directory}`")
@@ -399,7 +399,7 @@ def train_targeting(
     """
     from sklearn.metrics import log_loss, roc_auc_score
 
-    from nextbest.sim.shop import load_world_meta
+    from nextbest.data.worlds import load_world_meta
 
     if kind not in MODELS:
         raise NextbestError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
@@ -409,7 +409,7 @@ def train_targeting(
     meta = load_world_meta(data_dir)
     world, economics = meta["world"], meta["economics"]
     features = FEATURES(world["n_categories"], world["n_u"])
-    train = _read_split(data_dir, "train")
+    train = read_split(data_dir, "train")
     rng = np.random.default_rng([seed, 7])
     is_val = rng.random(len(train)) < validation_fraction
     imputation = Imputation.fit(train, features, impute)
@@ -433,36 +433,3 @@ def train_targeting(
         "log_loss": float(log_loss(y[is_val], np.clip(p_val, 1e-12, 1 - 1e-12))),
     }
     return model
-
-
-def evaluate_targeting(model: TargetingModel, data_dir: Path | None = None) -> dict[str, Any]:
-    """Ground-truth value per customer in the model's world, plus AUC and log-loss on the test split."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    from nextbest.sim.shop import world_from_config
-
-    world = world_from_config(model.world)
-    population = world.frame(world.evaluation_customers)
-    decisions = model.decide(features_from_frame(population, model.features, model.missing_flags))
-    value = world.expected_revenue(decisions)
-    none, everyone = world.expected_revenue("none"), world.expected_revenue("all")
-    original, oracle = world.expected_revenue("original"), world.expected_revenue("oracle")
-    test = _read_split(Path(data_dir or model.data_dir), "test")
-    p_test = model.predict_proba(features_from_frame(test, model.features, model.missing_flags))
-    y_test = test["bought"].to_numpy()
-    return {
-        "model": model.kind,
-        "threshold": model.threshold if np.isfinite(model.threshold) else None,
-        "value_per_customer": value,
-        "vs_original": value - original,
-        "vs_show_none": value - none,
-        "vs_show_all": value - everyone,
-        "oracle_vs_original": oracle - original,
-        "original_vs_show_none": original - none,
-        "share_shown": float(np.mean(decisions)),
-        "auc": float(roc_auc_score(y_test, p_test)),
-        "log_loss": float(log_loss(y_test, np.clip(p_test, 1e-12, 1 - 1e-12))),
-        "test_rows": len(test),
-        "evaluation_customers": len(population),
-        "validation": model.validation,
-    }

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest.data.worlds import load_world_meta  # noqa: F401 - re-exported: the world folder's reader
 from nextbest.errors import NextbestError
 
 #: Cross-selling categories and their weights in the hidden propensity's logit.
@@ -407,17 +408,6 @@ def write_world_data(world: World, directory: Path, customers: int, test_fractio
     }
     (directory / "world.json").write_text(json.dumps(meta, indent=2))
     return meta
-
-
-def load_world_meta(directory: Path) -> dict[str, Any]:
-    """Read ``world.json`` of a data folder written by ``write_world_data``."""
-    path = Path(directory) / "world.json"
-    if not path.is_file():
-        raise NextbestError(f"{path} not found: generate the data with `nextbest shop generate --out {directory}`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise NextbestError(f"{path} is not valid JSON: {error}") from error
 
 
 def world_from_config(payload: dict[str, Any]) -> World:
