@@ -11,6 +11,7 @@ import pytest
 
 from nextbest.agents.sb3 import SB3Config, SB3Policy, _model_class, train_sb3
 from nextbest.errors import NextbestError
+from nextbest.policies import check_decision
 
 EPISODES = 200
 rl = pytest.mark.rl
@@ -53,6 +54,7 @@ def test_training_reports_episodes_and_curve(trained):
 def test_policy_gives_valid_actions_for_a_batch(trained, observations):
     policy = trained[0]
     actions = policy(observations, np.random.default_rng(0))
+    check_decision(policy.choose(observations), len(observations), 6)  # the one policy contract
     assert actions.shape == (len(observations),) and actions.dtype == np.int64
     assert ((actions >= 0) & (actions < 6)).all()
     assert policy(observations[:0], None).shape == (0,)

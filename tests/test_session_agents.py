@@ -40,7 +40,7 @@ def test_policies_are_evaluated_with_intervals(simulator: SessionSimulator) -> N
     assert q.shape == (N_STATES, 3) and np.abs(q).sum() > 0
     results = {name: evaluate(simulator, policy, sessions=3_000) for name, policy in {
         "q": q_policy(q), "random": random_policy(3), "greedy": greedy_policy(simulator),
-        "mixed": fixed_policy(1)}.items()}  # fmt: skip
+        "mixed": fixed_policy(1, 3)}.items()}  # fmt: skip
     for result in results.values():
         low, high = result["revenue"]["ci"]
         assert low < result["revenue"]["mean"] < high and result["length"]["mean"] >= 1

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from nextbest.errors import NextbestError
+from nextbest.policies import Decision, Policy
+from nextbest.policies.contract import deterministic
 from nextbest.sim.funnel import ACTIONS, FunnelSimulator
 from nextbest.sim.journeys import STEP_INDEX, Journeys
 
@@ -128,10 +130,11 @@ class TrainingLog:
     epsilon_trajectory: list[float] = field(default_factory=list)
 
 
-class QLearningAgent:
-    """Tabular Q-learning agent; `train` runs episodes on a simulator, `act` is the greedy policy."""
+class QLearningAgent(Policy):
+    """Tabular Q-learning agent; `train` runs episodes on a simulator; as a policy (``choose``) it is greedy."""
 
     name = "qlearning"
+    n_actions = len(ACTIONS)
 
     def __init__(self, sim: FunnelSimulator, config: QLearningConfig | None = None) -> None:
         self.sim = sim
@@ -145,7 +148,11 @@ class QLearningAgent:
         self._window_max_delta = 0.0
 
     # ----------------------------------------------------------------- policy
-    def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
+        """The greedy action per observation, probability 1."""
+        return deterministic(self.greedy(obs), self.n_actions)
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
         """Greedy action per observation; unseen states fall back to 'wait' (no spend)."""
         rows = self.table.rows(obs, add=False)
         q = self.table.q[np.maximum(rows, 0)]

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import numpy as np
 
 from nextbest.errors import NextbestError
+from nextbest.policies import Decision, Policy
+from nextbest.policies.contract import deterministic
 from nextbest.sim.funnel import FunnelSimulator
 
 Algorithm = Literal["ppo", "dqn"]
@@ -127,8 +129,8 @@ class RewardCurve:
         return (sums[ends] - sums[starts]) / (ends - starts)
 
 
-class SB3Policy:
-    """A trained SB3 model as a policy: `policy(obs (n, 16), rng) -> actions (n,)`, greedy.
+class SB3Policy(Policy):
+    """A trained SB3 model as a policy: `choose(obs (n, 16), rng)`, its deterministic action with probability 1.
 
     `curve` holds the training reward curve (None after `load`).
     """
@@ -138,9 +140,13 @@ class SB3Policy:
         self.algorithm = _check_algorithm(algorithm)
         self.name = algorithm
         self.curve = curve
+        self.n_actions = int(model.action_space.n)
 
-    def __call__(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Deterministic action of each observation row, in one batched forward pass (rng unused)."""
+    def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
+        return deterministic(self.greedy(obs), self.n_actions)
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action of each observation row, in one batched forward pass."""
         batch = np.asarray(obs, dtype=np.float32).reshape(-1, self.model.observation_space.shape[0])
         if batch.shape[0] == 0:
             return np.zeros(0, dtype=np.int64)

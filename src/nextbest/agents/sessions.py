@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest.policies import DeterministicPolicy, FixedAction, Policy, UniformRandom
 from nextbest.sim.session_sim import SessionSimulator, SessionState
 from nextbest.stats import MeanInterval, difference_interval, mean_interval, z_value
 
@@ -35,7 +36,6 @@ DEPTH_EDGES = np.array([5, 10, 20, 40])
 DEPTH_LABELS = ["1-4", "5-9", "10-19", "20-39", "40+"]
 EXPOSURE_EDGES = np.array([0.5, 1.5, 2.5])
 N_STATES = 11 * 5 * 4
-Policy = Callable[[SessionState, np.random.Generator], np.ndarray]
 
 
 def state_index(state: SessionState) -> np.ndarray:
@@ -95,27 +95,26 @@ def _update(q: np.ndarray, visits: np.ndarray, s: np.ndarray, a: np.ndarray, tar
 
 
 def q_policy(q: np.ndarray) -> Policy:
-    return lambda state, rng: q[state_index(state)].argmax(axis=1)
+    """The greedy policy of a Q-table (probability 1 for the best strategy of each session's state)."""
+    return DeterministicPolicy(lambda state: q[state_index(state)].argmax(axis=1), q.shape[1], "q-learning")
 
 
-def fixed_policy(action: int) -> Policy:
-    return lambda state, rng: np.full(state.hour.size, action)
+def fixed_policy(action: int, n_actions: int) -> Policy:
+    return FixedAction(action, n_actions)
 
 
 def random_policy(n_actions: int) -> Policy:
-    return lambda state, rng: rng.integers(0, n_actions, state.hour.size)
+    return UniformRandom(n_actions)
 
 
 def greedy_policy(simulator: SessionSimulator) -> Policy:
     """The strategy with the highest expected spend on this page (mean engagement), ignoring churn."""
 
-    def choose(state: SessionState, rng: np.random.Generator) -> np.ndarray:
-        values = []
-        for action in range(len(simulator.names)):
-            values.append(simulator.expected_spend(state, action))
+    def best(state: SessionState) -> np.ndarray:
+        values = [simulator.expected_spend(state, action) for action in range(len(simulator.names))]
         return np.argmax(np.column_stack(values), axis=1)
 
-    return choose
+    return DeterministicPolicy(best, len(simulator.names), "greedy one-step")
 
 
 def evaluate(simulator: SessionSimulator, policy: Policy, sessions: int = 20_000, seed: int = 123) -> dict:
@@ -200,15 +199,16 @@ def train_ppo(simulator: SessionSimulator, config: SessionPPOConfig | None = Non
 
 
 def sb3_policy(model: Any, max_depth: int) -> Policy:
-    """A trained SB3 model's deterministic choice for every session of a state."""
+    """A trained SB3 model's deterministic choice for every session of a state (probability 1)."""
     from nextbest.envs.sessions import observe
 
-    def choose(state: SessionState, rng: np.random.Generator) -> np.ndarray:
+    def best(state: SessionState) -> np.ndarray:
         actions, _ = model.predict(observe(state, max_depth), deterministic=True)
-        return np.asarray(actions, dtype=int).reshape(-1)
+        return np.asarray(actions, dtype=np.int64).reshape(-1)
 
-    choose.model = model  # type: ignore[attr-defined]
-    return choose
+    policy = DeterministicPolicy(best, int(model.action_space.n), "ppo")
+    policy.model = model  # type: ignore[attr-defined]
+    return policy
 
 
 def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | None = None,
@@ -221,7 +221,7 @@ def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | No
     policies: dict[str, tuple[str, Policy, float | None]] = {}
     policies["random"] = ("baseline", random_policy(len(simulator.names)), None)
     for action, name in enumerate(simulator.names):
-        policies[f"always {name}"] = ("baseline", fixed_policy(action), None)
+        policies[f"always {name}"] = ("baseline", fixed_policy(action, len(simulator.names)), None)
     policies["greedy one-step"] = ("baseline", greedy_policy(simulator), None)
     say("training Q-learning")
     started = time.perf_counter()

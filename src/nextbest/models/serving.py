@@ -20,6 +20,8 @@ import numpy as np
 
 from nextbest.errors import NextbestError
 from nextbest.models.targeting import Imputation
+from nextbest.policies import Decision, Policy
+from nextbest.policies.contract import deterministic
 
 SIDECAR_KEYS = ("format", "model", "threshold", "features", "input_dtype")
 
@@ -39,8 +41,11 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
 
 
 @dataclass
-class ExportedModel:
-    """An exported P(buy) model ready to score: ``predict_proba`` and the show/don't-show ``decide``."""
+class ExportedModel(Policy):
+    """An exported P(buy) model ready to score: ``predict_proba`` and the show/don't-show ``decide``; as a policy
+    (``choose``) it shows (action 1) iff P(buy) >= threshold, with probability 1."""
+
+    n_actions = 2
 
     path: Path
     format: str
@@ -82,6 +87,13 @@ class ExportedModel:
         if self.threshold is None:
             return np.zeros(len(X), dtype=np.int8)
         return (self.predict_proba(X) >= self.threshold).astype(np.int8)
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def choose(self, X: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
+        return deterministic(self.decide(X), 2)
 
 
 def _onnx_scorer(path: Path, threads: int) -> Any:

@@ -42,6 +42,8 @@ from nextbest.data.feed import (
     flag_matrix,
 )
 from nextbest.errors import NextbestError
+from nextbest.policies import Decision, Policy
+from nextbest.policies.contract import deterministic
 
 MODELS = ("scratch-logreg", "logreg", "gbm", "age-sex")
 DEMOGRAPHIC = ["age", "man", "woman"]
@@ -203,10 +205,14 @@ def _decoded(decode: Any, record: dict[str, Any] | bytes | str, kind: str) -> An
     return half
 
 
-class AgeSexRule:
-    """The original system: show to men younger than ``max_age``; P(buy) = training buy rate of the cell."""
+class AgeSexRule(Policy):
+    """The original system: show to men younger than ``max_age``; P(buy) = training buy rate of the cell.
+
+    As a policy (``choose``) it shows (action 1) to its cell, deterministically."""
 
     classes_ = np.array([0, 1])
+    n_actions = 2
+    name = "age-sex"
 
     def __init__(self, max_age: int = 35) -> None:
         self.max_age = max_age
@@ -223,6 +229,9 @@ class AgeSexRule:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         p = self.rates_[self.cell(X)]
         return np.column_stack([1 - p, p])
+
+    def choose(self, X: pd.DataFrame, rng: np.random.Generator | None = None) -> Decision:
+        return deterministic(self.cell(X), 2)
 
 
 def _estimator(kind: str, seed: int) -> Any:
@@ -326,8 +335,12 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, gain_if_buy: float, cost_of_s
 
 
 @dataclass
-class TargetingModel:
-    """A trained P(buy) model with its decision threshold and the world it was trained in."""
+class TargetingModel(Policy):
+    """A trained P(buy) model with its decision threshold and the world it was trained in.
+
+    As a policy (``choose``): show (action 1) iff P(buy) >= threshold, deterministically (probability 1)."""
+
+    n_actions = 2
 
     kind: str
     estimator: Any
@@ -355,6 +368,13 @@ class TargetingModel:
         if self.kind == "age-sex":
             return self.estimator.cell(X).astype(np.int8)
         return (self.predict_proba(X) >= self.threshold).astype(np.int8)
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    def choose(self, X: pd.DataFrame, rng: np.random.Generator | None = None) -> Decision:
+        return deterministic(self.decide(X), 2)
 
     def save(self, path: Path) -> None:
         path = Path(path)

@@ -92,6 +92,10 @@ class SessionState:
     exposure: np.ndarray
     last_expected_spend: np.ndarray
 
+    def __len__(self) -> int:
+        """Sessions in the batch (the rows a policy decides for)."""
+        return int(self.hour.size)
+
 
 class SessionSimulator:
     """Steps many sessions at once; see the module docstring for the model."""

@@ -15,7 +15,12 @@ linear models on standardized features (``base="linear"``), seeded.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from nextbest.policies import Decision, Policy
+from nextbest.policies.contract import deterministic
 
 
 def make_regressor(base: str = "lgbm", seed: int = 0):
@@ -176,3 +181,16 @@ def make_learners(propensity: float, binary: bool, base: str = "lgbm", seed: int
         transformation[0]: transformation[1],
         "response_model": ResponseModel(base, seed, binary),
     }
+
+
+class UpliftPolicy(Policy):
+    """Treat (action 1) the customers whose predicted uplift reaches ``cutoff`` (chosen on validation data), else
+    not (action 0); deterministic: probability 1 for the chosen action."""
+
+    n_actions = 2
+
+    def __init__(self, learner: Any, cutoff: float, name: str = "uplift") -> None:
+        self.learner, self.cutoff, self.name = learner, cutoff, name
+
+    def choose(self, X: Any, rng: np.random.Generator | None = None) -> Decision:
+        return deterministic((np.asarray(self.learner.predict_uplift(X)) >= self.cutoff).astype(np.int64), 2)

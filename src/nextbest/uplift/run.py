@@ -15,7 +15,7 @@ import numpy as np
 
 from nextbest.stats import difference_interval, mean_interval
 from nextbest.uplift.data import Experiment, split_experiment
-from nextbest.uplift.learners import make_learners
+from nextbest.uplift.learners import UpliftPolicy, make_learners
 from nextbest.uplift.metrics import (
     Economics,
     bootstrap_indices,
@@ -118,7 +118,7 @@ def run_uplift(
         val_scores = learner.predict_uplift(val.X)
         test_scores = learner.predict_uplift(test.X)
         share, val_value, cutoff = choose_share(val.y, val.t, val_scores, p, economics=economics)
-        treat = test_scores >= cutoff
+        treat = UpliftPolicy(learner, cutoff, name)(test.X) == 1
         terms = net_contributions(test.y, test.t, treat, p, economics)
         value = bootstrap_mean(terms, boot, level)
         value.update(treated_share=float(treat.mean()), validation_share=share, validation_value=val_value,
