@@ -28,14 +28,17 @@ import pandas as pd
 
 from nextbest.errors import NextbestError
 from nextbest.sim.funnel_model import TARGET_INDEX, TARGETS, FunnelModel
-from nextbest.sim.journeys import KEY_STEPS, STEP_INDEX, STEPS, Journeys, journeys_from_frame
+from nextbest.sim.journeys import KEY_STEPS, SPEC, STEP_INDEX, STEPS, Journeys, journeys_from_frame
 
-ACTIONS: tuple[str, ...] = ("email", "call", "demo", "survey", "wait", "manager")
-EMAIL, CALL, DEMO, SURVEY, WAIT, MANAGER = range(6)
-ACTION_COSTS = np.array([1.0, 5.0, 10.0, 2.0, 0.0, 20.0])
-#: Key step each company action offers (e-mail offers the next message instead).
-ACTION_TARGET_KEY = {CALL: 0, DEMO: 1, SURVEY: 2, MANAGER: 4}
+#: The company actions and their costs, from the funnel spec (SalesCRM's: email, call, demo, survey, wait, manager).
+ACTIONS: tuple[str, ...] = SPEC.action_names
+EMAIL, CALL, DEMO, SURVEY, WAIT, MANAGER = (ACTIONS.index(name) for name in
+                                            ("email", "call", "demo", "survey", "wait", "manager"))  # fmt: skip
+ACTION_COSTS = SPEC.action_costs
 KEY = {name: i for i, name in enumerate(KEY_STEPS)}
+#: Key step each company action offers (e-mail offers the next message instead).
+ACTION_TARGET_KEY = {ACTIONS.index(action.name): KEY[action.offers[0]] for action in SPEC.actions
+                     if len(action.offers) == 1 and action.offers[0] in KEY}  # fmt: skip
 #: Stage of the lead as sales records it: the lead's response so far.
 STAGES: tuple[str, ...] = ("new", "interested", "declined", "subscribed", "not interested")
 NEW, INTERESTED, DECLINED, SUBSCRIBED, NOT_INTERESTED = range(5)
@@ -51,7 +54,7 @@ class RewardConfig:
     − cost(action). Every intermediate bonus must stay below 25% of the terminal bonus.
     """
 
-    subscription_value: float = 1000.0
+    subscription_value: float = SPEC.conversion_value
     action_costs: tuple[float, ...] = tuple(ACTION_COSTS.tolist())
     shaped: bool = False
     shaped_bonus: dict[str, float] = field(

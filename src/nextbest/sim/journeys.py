@@ -17,33 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from nextbest.data.funnel_spec import FunnelSpec, default_funnel_spec
+
+#: SalesCRM's funnel, as its shipped spec describes it (``nextbest/data/specs/salescrm.toml``).
+SPEC = default_funnel_spec()
 #: Canonical funnel steps, in funnel order.
-STEPS: tuple[str, ...] = (
-    "msg1",
-    "msg2",
-    "msg3",
-    "first_call",
-    "demo",
-    "survey",
-    "signup",
-    "manager",
-    "subscribed",
-)
+STEPS: tuple[str, ...] = SPEC.step_names
 STEP_INDEX = {name: i for i, name in enumerate(STEPS)}
 #: The funnel steps that carry information about later steps ("key visited steps").
-KEY_STEPS: tuple[str, ...] = ("first_call", "demo", "survey", "signup", "manager")
+KEY_STEPS: tuple[str, ...] = SPEC.key_steps
 #: Logged stages that mean the lead left the funnel of their own accord.
-DROPOUT_STAGES = frozenset({"not interested", "do not contact"})
-#: Columns of a prepared CRM frame that hold the date of each event step.
-EVENT_DATE_COLUMNS = {
-    "first_call": "first_call",
-    "demo": "demo",
-    "survey": "survey",
-    "signup": "signup",
-    "manager": "manager",
-    "subscribed": "subscribed",
-}
-STATUS_LEVEL = {"1st message": 1, "2nd message": 2, "3rd message": 3}
+DROPOUT_STAGES = SPEC.dropout_values
 
 
 @dataclass(frozen=True)
@@ -85,21 +69,14 @@ class Journeys:
         return Journeys(self.reached[index], self.dropped[index], self.country[index], self.education[index])
 
 
-def journeys_from_frame(frame: pd.DataFrame) -> Journeys:
-    """Read the reached steps of each lead from a prepared CRM frame.
+def journeys_from_frame(frame: pd.DataFrame, spec: FunnelSpec = SPEC) -> Journeys:
+    """Read the reached steps of each lead from a prepared CRM frame, as the funnel ``spec`` says each is recorded.
 
-    Message steps come from `status` (the k-th message reached when status is k or more); event
+    SalesCRM's spec: message steps come from `status` (the k-th message reached when status is k or more); event
     steps from a non-missing date; drop-out from `stage`. Categories come from the train-pooled
     `country_cat`/`education_cat` columns when present, else from the raw columns.
     """
-    n = len(frame)
-    reached = np.zeros((n, len(STEPS)), dtype=bool)
-    level = frame["status"].map(STATUS_LEVEL).fillna(0).to_numpy(dtype=int)
-    for k in (1, 2, 3):
-        reached[:, STEP_INDEX[f"msg{k}"]] = level >= k
-    for step, column in EVENT_DATE_COLUMNS.items():
-        reached[:, STEP_INDEX[step]] = frame[column].notna().to_numpy()
-    dropped = frame["stage"].isin(DROPOUT_STAGES).to_numpy() & ~reached[:, STEP_INDEX["subscribed"]]
+    reached, dropped = spec.reached(frame)
     country = _category(frame, "country_cat", "country")
     education = _category(frame, "education_cat", "education")
     return Journeys(reached, dropped, country, education)

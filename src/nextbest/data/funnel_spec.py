@@ -1,0 +1,217 @@
+"""A funnel described as data: its steps, how an export records each, its company actions and costs (TOML).
+
+    spec = load_funnel_spec("my_funnel.toml")     # or default_funnel_spec(): SalesCRM's, shipped in specs/
+    reached, dropped = spec.reached(frame)        # which steps each lead of an export reached, who dropped out
+
+The keys (``docs/funnel_spec.md`` has a worked example):
+
+* ``name``, ``description``; ``covariates``: categorical columns that describe a lead;
+* ``[[steps]]`` in funnel order: ``name``, ``taken_by`` (``company`` or ``lead``), ``key`` (the step carries
+  information about later steps), ``reached``: one of ``{date = COLUMN}`` (a filled-in date), ``{status =
+  COLUMN, levels = {VALUE = LEVEL, ...}, at_least = LEVEL}`` (a status at or above a level) or ``{column =
+  COLUMN, values = [...]}`` (one of some values);
+* ``[[actions]]`` in the order of the action space: ``name``, ``cost`` (>= 0), ``offers``: the steps the action
+  can bring about, in order (the first one not yet reached is offered; empty for waiting);
+* ``[dropout]``: ``column`` and the ``values`` that mean the lead left; ``[conversion]``: the final ``step`` and
+  its ``value``.
+
+A bad spec ends with one ``DataError`` naming the file and the key (``steps[3].reached``); an export that lacks
+a column the spec names, naming the column.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.errors import DataError
+
+SPECS = Path(__file__).resolve().parent / "specs"
+TAKERS = ("company", "lead")
+
+
+@dataclass(frozen=True)
+class Step:
+    """A funnel step and how the export records that a lead reached it."""
+
+    name: str
+    taken_by: str
+    key: bool
+    reached: dict[str, Any]
+
+    def columns(self) -> list[str]:
+        return [self.reached[kind] for kind in ("date", "status", "column") if kind in self.reached]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A company action: its name, its cost and the steps it can bring about, in order."""
+
+    name: str
+    cost: float
+    offers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FunnelSpec:
+    """A funnel: its steps in order, its actions, drop-out, conversion value and covariates (see the module doc)."""
+
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+    actions: tuple[Action, ...]
+    dropout_column: str
+    dropout_values: frozenset[str]
+    conversion_step: str
+    conversion_value: float
+    covariates: tuple[str, ...]
+    source: str
+
+    @property
+    def step_names(self) -> tuple[str, ...]:
+        return tuple(step.name for step in self.steps)
+
+    @property
+    def key_steps(self) -> tuple[str, ...]:
+        return tuple(step.name for step in self.steps if step.key)
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return tuple(action.name for action in self.actions)
+
+    @property
+    def action_costs(self) -> np.ndarray:
+        return np.array([action.cost for action in self.actions])
+
+    def columns(self) -> list[str]:
+        """Every export column the spec reads."""
+        named = [column for step in self.steps for column in step.columns()]
+        return list(dict.fromkeys([*named, self.dropout_column, *self.covariates]))
+
+    def reached(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``reached`` bool [n, steps] (step j reached by lead i) and ``dropped`` bool [n] (left, not converted)."""
+        absent = [column for column in self.columns() if column not in frame.columns and column not in self.covariates]
+        if absent:
+            raise DataError(f"{self.source}: the export lacks the columns {absent} that the funnel spec reads")
+        reached = np.column_stack([_reached(step, frame) for step in self.steps])
+        converted = reached[:, self.step_names.index(self.conversion_step)]
+        dropped = frame[self.dropout_column].isin(self.dropout_values).to_numpy() & ~converted
+        return reached, dropped
+
+
+def _reached(step: Step, frame: pd.DataFrame) -> np.ndarray:
+    rule = step.reached
+    if "date" in rule:
+        return frame[rule["date"]].notna().to_numpy()
+    if "status" in rule:
+        level = frame[rule["status"]].map(rule["levels"]).fillna(0).to_numpy(dtype=float)
+        return level >= rule["at_least"]
+    return frame[rule["column"]].isin(rule["values"]).to_numpy()
+
+
+def default_funnel_spec() -> FunnelSpec:
+    """SalesCRM's funnel, shipped with nextbest."""
+    return load_funnel_spec(SPECS / "salescrm.toml")
+
+
+def load_funnel_spec(path: str | Path) -> FunnelSpec:
+    """Read and check a funnel spec (TOML); DataError naming the file and the key when it is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: funnel spec not found")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a TOML file ({error})") from error
+    return _Checker(str(path)).spec(raw)
+
+
+class _Checker:
+    """Builds the typed spec from the parsed TOML, naming file and key in every refusal."""
+
+    TOP = {"name", "description", "covariates", "steps", "actions", "dropout", "conversion"}
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> DataError:
+        return DataError(f"{self.source}: {key}: {message}")
+
+    def spec(self, raw: dict[str, Any]) -> FunnelSpec:
+        self._keys(raw, "the spec", self.TOP, {"name", "steps", "actions", "dropout", "conversion"})
+        steps = tuple(self._step(item, i) for i, item in enumerate(self._list(raw, "steps")))
+        names = [step.name for step in steps]
+        self._unique(names, "steps")
+        actions = tuple(self._action(item, i, names) for i, item in enumerate(self._list(raw, "actions")))
+        self._unique([action.name for action in actions], "actions")
+        dropout, conversion = raw["dropout"], raw["conversion"]
+        self._keys(dropout, "dropout", {"column", "values"}, {"column", "values"})
+        self._keys(conversion, "conversion", {"step", "value"}, {"step", "value"})
+        if conversion["step"] not in names:
+            raise self.fail("conversion.step", f"{conversion['step']!r} is not one of the steps {names}")
+        value = conversion["value"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise self.fail("conversion.value", f"must be a positive number, got {value!r}")
+        covariates = raw.get("covariates", [])
+        if not isinstance(covariates, list) or not all(isinstance(c, str) for c in covariates):
+            raise self.fail("covariates", "must be a list of column names")
+        return FunnelSpec(str(raw["name"]), str(raw.get("description", "")), steps, actions, str(dropout["column"]),
+                          frozenset(map(str, dropout["values"])), conversion["step"], float(value),
+                          tuple(covariates), self.source)  # fmt: skip
+
+    def _keys(self, table: Any, where: str, allowed: set[str], required: set[str]) -> None:
+        if not isinstance(table, dict):
+            raise self.fail(where, "must be a table")
+        unknown, missing = sorted(set(table) - allowed), sorted(required - set(table))
+        if unknown:
+            raise self.fail(where, f"unknown keys {unknown} (known: {sorted(allowed)})")
+        if missing:
+            raise self.fail(where, f"missing keys {missing}")
+
+    def _list(self, raw: dict[str, Any], key: str) -> list[Any]:
+        if not isinstance(raw[key], list) or not raw[key]:
+            raise self.fail(key, f"needs at least one [[{key}]] entry")
+        return raw[key]
+
+    def _unique(self, names: list[str], key: str) -> None:
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise self.fail(key, f"names repeated: {repeated}")
+
+    def _step(self, item: Any, i: int) -> Step:
+        where = f"steps[{i}]"
+        self._keys(item, where, {"name", "taken_by", "key", "reached"}, {"name", "taken_by", "reached"})
+        if item["taken_by"] not in TAKERS:
+            raise self.fail(f"{where}.taken_by", f"must be one of {TAKERS}, got {item['taken_by']!r}")
+        rule = self._rule(item["reached"], f"{where}.reached")
+        return Step(str(item["name"]), item["taken_by"], bool(item.get("key", False)), rule)
+
+    def _rule(self, rule: Any, where: str) -> dict[str, Any]:
+        kinds = {"date": {"date"}, "status": {"status", "levels", "at_least"}, "column": {"column", "values"}}
+        if not isinstance(rule, dict) or len([k for k in kinds if k in rule]) != 1:
+            raise self.fail(where, "give exactly one of {date = COLUMN}, {status = COLUMN, levels, at_least}, "
+                                   "{column = COLUMN, values}")  # fmt: skip
+        kind = next(k for k in kinds if k in rule)
+        self._keys(rule, where, kinds[kind], kinds[kind])
+        levels = rule.get("levels")
+        if kind == "status" and (not isinstance(levels, dict) or rule["at_least"] not in levels.values()):
+            raise self.fail(where, "levels must map status values to levels and at_least must be one of the levels")
+        if kind == "column" and not isinstance(rule["values"], list):
+            raise self.fail(f"{where}.values", "must be a list")
+        return dict(rule)
+
+    def _action(self, item: Any, i: int, steps: list[str]) -> Action:
+        where = f"actions[{i}]"
+        self._keys(item, where, {"name", "cost", "offers"}, {"name", "cost", "offers"})
+        cost = item["cost"]
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0:
+            raise self.fail(f"{where}.cost", f"must be a number >= 0, got {cost!r}")
+        unknown = [step for step in item["offers"] if step not in steps]
+        if unknown:
+            raise self.fail(f"{where}.offers", f"unknown steps {unknown}")
+        return Action(str(item["name"]), float(cost), tuple(item["offers"]))
