@@ -159,3 +159,16 @@ def test_missing_uplift_json_and_json_out_path_are_refused(evaluations: list[Pat
         write_targeting_report(evaluations, None, tmp_path / "r.json")
     with pytest.raises(NextbestError, match="no evaluation files"):
         write_targeting_report([], None, tmp_path / "r.html")
+
+
+def test_target_demo_runs_end_to_end_on_a_small_world(tmp_path: Path) -> None:
+    """`make demo`'s targeting job, small: every command it chains (generate, train, evaluate, export, uplift,
+    report) called with its options, through the installed script."""
+    import subprocess
+    import sys
+
+    script = str(Path(sys.executable).parent / "nextbest")
+    result = subprocess.run([script, "target", "demo", "--customers", "5000", "--bootstrap", "20", "--out",
+                             str(tmp_path / "demo")], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "demo" / "report.html").is_file() and (tmp_path / "demo" / "uplift" / "uplift.json").is_file()

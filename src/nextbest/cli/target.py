@@ -139,7 +139,8 @@ def demo(
     figures = {}
     for kind in ("age-sex", "logreg", "gbm", "scratch-logreg"):
         typer.echo(f"training {kind} ...")
-        train(data=data, model=kind, out=out / "models" / f"{kind}.pkl", seed=seed)
+        train(data=data, model=kind, out=out / "models" / f"{kind}.pkl", seed=seed, impute="zero", label=None,
+              features=None, test_fraction=0.2, gain=None, cost=None)  # every option: typer's defaults are objects
         evaluate(model=out / "models" / f"{kind}.pkl", out=out / "eval" / f"{kind}.json", data=None)
         figures[kind] = json.loads((out / "eval" / f"{kind}.json").read_text())
     best = max(("logreg", "gbm"), key=lambda k: figures[k]["value_per_customer"])  # the exportable models
@@ -147,7 +148,8 @@ def demo(
         export(model=out / "models" / f"{best}.pkl", out=out / "export" / f"{best}.{fmt}", fmt=fmt)
     uplift_run(
         data="hillstrom", out=out / "uplift", treatment_col=None, treatment=None, control=None, outcome=None,
-        features=None, seed=seed, bootstrap=bootstrap, test_size=0.3, base="lgbm",
+        features=None, seed=seed, bootstrap=bootstrap, test_size=0.3, base="lgbm", treatment_cost=0.0,
+        outcome_value=1.0,
     )  # fmt: skip
     evaluations = [out / "eval" / f"{kind}.json" for kind in figures]
     report(evaluations=evaluations, out=out / "report.html", uplift=out / "uplift")
