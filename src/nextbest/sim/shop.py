@@ -36,6 +36,7 @@ decisions, with outcome noise integrated out.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -91,11 +92,16 @@ class ShopConfig:
 EXAMPLE_MESSAGE = Path(__file__).resolve().parent / "specs" / "shop_example_historic.json"
 
 
-def example_keys() -> list[str]:
-    """The product keys of the shop architecture document's example message (100 flags, in order of appearance)."""
+@functools.cache
+def _example_keys() -> tuple[str, ...]:
     pairs = json.loads(EXAMPLE_MESSAGE.read_text(), object_pairs_hook=list)
     products = next(value for key, value in pairs if key == "products")
-    return list(dict.fromkeys(key for key, _ in products))
+    return tuple(dict.fromkeys(key for key, _ in products))
+
+
+def example_keys() -> list[str]:
+    """The product keys of the shop architecture document's example message (100 flags, in order of appearance)."""
+    return list(_example_keys())
 
 
 @dataclass(frozen=True)
