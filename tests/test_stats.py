@@ -40,3 +40,16 @@ def test_difference_interval_covers_at_its_level() -> None:
         covered += d.low <= 0.3 <= d.high
         assert d.mean == pytest.approx(a.mean() - b.mean())
     assert 0.935 <= covered / 2000 <= 0.965
+
+
+def test_proportion_interval_is_wilsons() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    from nextbest.stats import proportion_interval
+
+    for k, n in ((0, 50), (3, 50), (48, 50), (500, 10_000)):
+        assert proportion_interval(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"), abs=1e-12)
+    low, high = proportion_interval(0, 10)
+    assert low == 0.0 and 0 < high < 0.35  # stays inside [0, 1] where the normal interval would not
+    with pytest.raises(ValueError):
+        proportion_interval(11, 10)

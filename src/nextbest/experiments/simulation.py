@@ -35,6 +35,7 @@ from nextbest.experiments.design import (
 )
 from nextbest.experiments.design import power as analytic_power
 from nextbest.experiments.sequential import msprt_path
+from nextbest.stats import proportion_interval
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,11 @@ class RateEstimate:
 def _rate(hits: np.ndarray, expected: float | None, description: str, **details: Any) -> RateEstimate:
     n = int(hits.size)
     rate = float(hits.mean())
-    z = 1.959963984540054
-    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return RateEstimate(
         rate=rate,
         n_experiments=n,
         standard_error=math.sqrt(rate * (1 - rate) / n),
-        ci=(max(0.0, centre - half), min(1.0, centre + half)),
+        ci=proportion_interval(int(np.count_nonzero(hits)), n),
         expected=expected,
         description=description,
         details=details,

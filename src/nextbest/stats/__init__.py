@@ -4,6 +4,14 @@ The A/B tests (Welch, CUPED, bootstrap, sequential) live in ``nextbest.experimen
 computes lives here, once.
 """
 
-from nextbest.stats.intervals import MeanInterval, difference_interval, mean_interval, percentile_interval, z_value
+from nextbest.stats.intervals import (
+    MeanInterval,
+    difference_interval,
+    mean_interval,
+    percentile_interval,
+    proportion_interval,
+    z_value,
+)
 
-__all__ = ["MeanInterval", "difference_interval", "mean_interval", "percentile_interval", "z_value"]
+__all__ = ["MeanInterval", "difference_interval", "mean_interval", "percentile_interval", "proportion_interval",
+           "z_value"]

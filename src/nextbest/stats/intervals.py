@@ -4,6 +4,7 @@
     mean_interval(x, level)    mean ∓ z · se,  se = s / √n  (s with ddof 1; se = 0 when n < 2)
     difference_interval(a, b)  (a.mean − b.mean) ∓ z · √(a.se² + b.se²)       (independent samples)
     percentile_interval(r, level)  [q((1 − level) / 2), q((1 + level) / 2)] of bootstrap replicates r
+    proportion_interval(k, n, level)  Wilson score interval of a proportion k / n (scipy's binomtest)
 
 Assumptions, carried by every result: independent observations, a mean close to normal (central limit theorem),
 so these are for large simulated or held-out samples, not for a handful of heavy-tailed values.
@@ -73,3 +74,12 @@ def percentile_interval(replicates: Any, level: float = 0.95) -> list[float]:
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
     return [float(low), float(high)]
+
+
+def proportion_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the proportion ``successes / n``: the z-test inverted, so it stays inside [0, 1]
+    and keeps its coverage near 0 and 1 (where the normal interval fails)."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"a proportion needs 0 <= successes <= n and n >= 1, got {successes} of {n}")
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
