@@ -53,3 +53,13 @@ def test_proportion_interval_is_wilsons() -> None:
     assert low == 0.0 and 0 < high < 0.35  # stays inside [0, 1] where the normal interval would not
     with pytest.raises(ValueError):
         proportion_interval(11, 10)
+
+
+def test_simulated_error_rates_carry_wilson_intervals() -> None:
+    from nextbest.experiments.simulation import aa_false_positive_rate
+    from nextbest.stats import proportion_interval
+
+    estimate = aa_false_positive_rate(n_experiments=4_000, n_per_arm=200, seed=3)
+    hits = round(estimate.rate * estimate.n_experiments)
+    assert estimate.ci == proportion_interval(hits, 4_000)
+    assert estimate.ci[0] < 0.05 < estimate.ci[1]  # the A/A rate is alpha, inside its interval
