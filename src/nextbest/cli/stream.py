@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import typer
 
@@ -85,7 +86,7 @@ def stats_command(
     print_stats(metrics, top=top, stream=sys.stdout)
 
 
-def print_stats(metrics: dict, top: int = 10, stream=sys.stderr) -> None:  # noqa: ANN001 - a text stream
+def print_stats(metrics: dict, top: int = 10, stream: TextIO = sys.stderr) -> None:
     """The worker's metrics as rich tables (counters, dead-letter reasons, the feed's per-key counts)."""
     from rich.console import Console
     from rich.table import Table

@@ -59,8 +59,7 @@ def evaluate_on_table(model: Any, path: str | Path | None = None) -> dict[str, A
     frame = read_table(path)
     y = binary_label(frame, model.encoding.label, str(path))
     same = path.resolve() == Path(model.data_dir).resolve()
-    held_out = split_table(len(frame), **{"test_fraction": model.table_split["test_fraction"],
-                                          "seed": model.table_split["seed"]}) if same else np.ones(len(frame), bool)
+    held_out = split_table(len(frame), **model.table_split) if same else np.ones(len(frame), bool)
     X = model.encoding.transform(frame[held_out].reset_index(drop=True), str(path))
     p, y = model.predict_proba(X), y[held_out]
     decisions = (p >= model.threshold).astype(np.int8)

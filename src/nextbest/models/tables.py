@@ -161,8 +161,7 @@ def train_on_table(
     The threshold maximizes the realized value ``sum 1[p >= t] (y * gain_if_buy - cost_of_slot)`` on a validation
     share of the training rows when ``economics`` are given; otherwise it is 0.5 (act when more likely than not).
     """
-    from nextbest.models.targeting import MODELS, TargetingModel, _estimator, choose_threshold, fold_platt
-    from nextbest.models.targeting import fold_platt_lightgbm as fold_gbm
+    from nextbest.models.targeting import MODELS, TargetingModel, choose_threshold, fit_model
 
     if kind not in MODELS or kind == "age-sex":
         raise NextbestError(f"model {kind!r} cannot learn a table: choose scratch-logreg, logreg or gbm")
@@ -176,8 +175,7 @@ def train_on_table(
     is_val = np.random.default_rng([seed, 7]).random(len(X)) < validation_fraction
     if len(np.unique(y_train[~is_val])) < 2 or len(np.unique(y_train[is_val])) < 2:
         raise DataError(f"{path}: too few rows of one label value to train and validate (column {label!r})")
-    estimator = _estimator(kind, seed).fit(X[~is_val].reset_index(drop=True), y_train[~is_val])
-    estimator = fold_platt(estimator) if kind == "logreg" else fold_gbm(estimator) if kind == "gbm" else estimator
+    estimator = fit_model(kind, seed, X[~is_val].reset_index(drop=True), y_train[~is_val])
     model = TargetingModel(kind, estimator, 0.5, encoding.features, dict(economics or {}), {}, str(path.resolve()),
                            encoding=encoding, table_split={"test_fraction": test_fraction, "seed": seed})  # fmt: skip
     p_val = model.predict_proba(X[is_val].reset_index(drop=True))

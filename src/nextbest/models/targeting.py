@@ -315,6 +315,16 @@ def fold_platt_lightgbm(calibrated: Any) -> Any:
     return classifier
 
 
+def fit_model(kind: str, seed: int, X: pd.DataFrame, y: np.ndarray) -> Any:
+    """The estimator of ``kind`` fitted on ``(X, y)``, its Platt calibration folded in (logreg, gbm) for export."""
+    estimator = _estimator(kind, seed).fit(X, y)
+    if kind == "logreg":
+        return fold_platt(estimator)
+    if kind == "gbm":
+        return fold_platt_lightgbm(estimator)
+    return estimator
+
+
 def choose_threshold(p: np.ndarray, y: np.ndarray, gain_if_buy: float, cost_of_slot: float) -> tuple[float, float]:
     """Threshold maximizing ``sum 1[p >= t] (y * gain - cost)`` over candidate thresholds (validation data).
 
@@ -425,7 +435,6 @@ def train_targeting(
         raise NextbestError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
     if impute not in Imputation.RULES:
         raise NextbestError(f"unknown imputation rule {impute!r}; choose one of {', '.join(Imputation.RULES)}")
-    estimator = _estimator(kind, seed)
     meta = load_world_meta(data_dir)
     world, economics = meta["world"], meta["economics"]
     features = FEATURES(world["n_categories"], world["n_u"])
@@ -436,11 +445,7 @@ def train_targeting(
     X, y = features_from_frame(train, features, imputation), train["bought"].to_numpy()
     if len(np.unique(y[~is_val])) < 2:
         raise NextbestError("the training split needs buyers and non-buyers")
-    estimator.fit(X[~is_val].reset_index(drop=True), y[~is_val])
-    if kind == "logreg":
-        estimator = fold_platt(estimator)
-    elif kind == "gbm":
-        estimator = fold_platt_lightgbm(estimator)
+    estimator = fit_model(kind, seed, X[~is_val].reset_index(drop=True), y[~is_val])
     model = TargetingModel(kind, estimator, float("inf"), features, economics, world, str(Path(data_dir).resolve()),
                            imputation=imputation)  # fmt: skip
     p_val = model.predict_proba(X[is_val].reset_index(drop=True))
