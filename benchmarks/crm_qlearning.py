@@ -24,13 +24,13 @@ TARGET_SECONDS = 5.0
 SAMPLE_EPISODES = 2_000
 
 
-def one_lead_at_a_time_seconds(sim, country, education) -> float:
+def one_lead_at_a_time_seconds(sim, codes) -> float:
     """Seconds per episode of the one-lead-at-a-time path (Gymnasium env, random actions)."""
     import numpy as np
 
     from nextbest.envs.crm import CRMFunnelEnv
 
-    env = CRMFunnelEnv(simulator=sim, country=country, education=education)
+    env = CRMFunnelEnv(simulator=sim, codes=codes)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     started = time.perf_counter()
@@ -55,7 +55,7 @@ def main() -> None:
     started = time.perf_counter()
     agent.train(journeys, EPISODES)
     seconds = time.perf_counter() - started
-    per_episode = one_lead_at_a_time_seconds(sim, *sim.model.encode_leads(journeys.country, journeys.education))
+    per_episode = one_lead_at_a_time_seconds(sim, sim.model.encode_leads(journeys))
     result = {
         "benchmark": "crm_qlearning",
         "episodes": EPISODES,

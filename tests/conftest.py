@@ -50,13 +50,11 @@ def simulator(prepared_crm: PreparedCRM):
 
 @pytest.fixture(scope="session")
 def funnel(prepared_crm: PreparedCRM):
-    """(simulator fitted on train, country codes, education codes of the train leads)."""
+    """(simulator fitted on train, covariate codes (n, 2) of the train leads)."""
     from nextbest.sim import journeys_from_frame, simulator_from_frame
 
     sim = simulator_from_frame(prepared_crm.train)
-    journeys = journeys_from_frame(prepared_crm.train)
-    country, education = sim.model.encode_leads(journeys.country, journeys.education)
-    return sim, country, education
+    return sim, sim.model.encode_leads(journeys_from_frame(prepared_crm.train))
 
 
 @pytest.fixture(scope="session")

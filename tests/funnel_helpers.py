@@ -12,7 +12,7 @@ class FixedWillingness(FunnelSimulator):
         super().__init__(base.model, reward=base.reward, config=base.config)
         self.value = value
 
-    def reset(self, country, education, rng, logged=None) -> FunnelState:
-        state = super().reset(country, education, rng, logged)
+    def reset(self, codes, rng, logged=None) -> FunnelState:
+        state = super().reset(codes, rng, logged)
         state.u[:] = self.value
         return state

@@ -18,8 +18,8 @@ WAIT, EMAIL = ACTIONS.index("wait"), ACTIONS.index("email")
 
 @pytest.fixture()
 def env(funnel) -> CRMFunnelEnv:
-    sim, country, education = funnel
-    return CRMFunnelEnv(simulator=sim, country=country, education=education)
+    sim, codes = funnel
+    return CRMFunnelEnv(simulator=sim, codes=codes)
 
 
 def run(env: gymnasium.Env, seed: int, actions: list[int]) -> list[tuple]:
@@ -36,8 +36,8 @@ def run(env: gymnasium.Env, seed: int, actions: list[int]) -> list[tuple]:
 
 def test_env_checker_passes(env, funnel):
     check_env(env.unwrapped, skip_render_check=True)
-    sim, country, education = funnel
-    made = gymnasium.make(ENV_ID, simulator=sim, country=country, education=education)
+    sim, codes = funnel
+    made = gymnasium.make(ENV_ID, simulator=sim, codes=codes)
     check_env(made.unwrapped)  # with a spec, so the checker also tries the "ansi" render mode
     assert env.observation_space == gymnasium.spaces.Box(0.0, 1.0, (16,), np.float32)
     assert env.action_space == gymnasium.spaces.Discrete(6)
@@ -59,9 +59,9 @@ def test_make_with_defaults_and_module_prefix():
 
 
 def test_same_seed_same_trajectory(env, funnel):
-    sim, country, education = funnel
+    sim, codes = funnel
     actions = np.random.default_rng(7).integers(0, 6, size=sim.config.horizon).tolist()
-    other = CRMFunnelEnv(simulator=sim, country=country, education=education)
+    other = CRMFunnelEnv(simulator=sim, codes=codes)
     for seed in range(20):
         first, second = run(env, seed, actions), run(other, seed, actions)
         assert len(first) == len(second)
@@ -71,18 +71,18 @@ def test_same_seed_same_trajectory(env, funnel):
 
 
 def test_reset_draws_lead_and_thresholds_from_np_random(env, funnel):
-    sim, country, education = funnel
+    sim, codes = funnel
     env.reset(seed=42)
     rng = np.random.default_rng(42)
-    lead = int(rng.integers(country.size))
-    expected = sim.reset(country[[lead]], education[[lead]], rng)
-    assert env.state.country[0] == country[lead]
+    lead = int(rng.integers(len(codes)))
+    expected = sim.reset(codes[[lead]], rng)
+    np.testing.assert_array_equal(env.state.codes[0], codes[lead])
     np.testing.assert_array_equal(env.state.u, expected.u)
 
 
 def test_env_and_batched_simulator_agree(env, funnel):
     """n episodes of the env equal one batch of n leads in the simulator: one copy of the dynamics."""
-    sim, country, education = funnel
+    sim, codes = funnel
     n, horizon = 150, sim.config.horizon
     actions = np.random.default_rng(3).integers(0, 6, size=(n, horizon))
     leads, thresholds = [], []
@@ -90,7 +90,7 @@ def test_env_and_batched_simulator_agree(env, funnel):
         _, info = env.reset(seed=seed)
         leads.append(info["lead"])
         thresholds.append(env.state.u[0].copy())
-    batch = sim.reset(country[leads], education[leads], np.random.default_rng(0))
+    batch = sim.reset(codes[leads], np.random.default_rng(0))
     batch.u[:] = np.array(thresholds)  # the same leads with the thresholds each episode drew
     batch_obs, batch_reward, batch_done = [sim.observe(batch)], [], []
     for week in range(horizon):
@@ -126,7 +126,7 @@ def test_observations_stay_in_space_under_random_actions(env):
 
 
 def test_terminated_truncated_semantics(env, funnel):
-    sim, country, education = funnel
+    sim, codes = funnel
     horizon = sim.config.horizon
     for seed in range(100):
         for step, (_, _, terminated, truncated, info) in enumerate(run(env, seed, [EMAIL] * horizon)):
@@ -136,8 +136,8 @@ def test_terminated_truncated_semantics(env, funnel):
 
 
 def test_willing_lead_subscribes_and_terminates(funnel):
-    sim, country, education = funnel
-    env = CRMFunnelEnv(simulator=FixedWillingness(sim, 0.0), country=country, education=education)
+    sim, codes = funnel
+    env = CRMFunnelEnv(simulator=FixedWillingness(sim, 0.0), codes=codes)
     env.reset(seed=0)
     _, reward, terminated, truncated, info = env.step(WAIT)
     assert terminated and not truncated and info["subscribed"] and info["stage"] == "subscribed"
@@ -151,8 +151,8 @@ def test_willing_lead_subscribes_and_terminates(funnel):
 
 
 def test_unwilling_lead_is_truncated_at_horizon(funnel):
-    sim, country, education = funnel
-    env = CRMFunnelEnv(simulator=FixedWillingness(sim, 1.0), country=country, education=education)
+    sim, codes = funnel
+    env = CRMFunnelEnv(simulator=FixedWillingness(sim, 1.0), codes=codes)
     trajectory = run(env, 0, [EMAIL] * 50)
     assert len(trajectory) == sim.config.horizon + 1
     assert trajectory[-1][3] and not trajectory[-1][2]
@@ -160,21 +160,21 @@ def test_unwilling_lead_is_truncated_at_horizon(funnel):
 
 
 def test_reset_options_render_and_errors(env, funnel):
-    sim, country, education = funnel
+    sim, codes = funnel
     _, info = env.reset(seed=0, options={"lead": 5})
     assert info["lead"] == 5
     with pytest.raises(NextbestError, match="outside the pool"):
-        env.reset(options={"lead": country.size})
+        env.reset(options={"lead": len(codes)})
     with pytest.raises(NextbestError, match="action"):
         env.step(6)
-    text = CRMFunnelEnv(sim, country, education, render_mode="ansi")
+    text = CRMFunnelEnv(sim, codes, render_mode="ansi")
     text.reset(seed=0)
     assert "week 0/" in text.render()
     with pytest.raises(NextbestError, match="render_mode"):
-        CRMFunnelEnv(sim, country, education, render_mode="human")
+        CRMFunnelEnv(sim, codes, render_mode="human")
     with pytest.raises(NextbestError, match="lead pool"):
         CRMFunnelEnv(simulator=sim)
-    with pytest.raises(NextbestError, match="as many"):
-        CRMFunnelEnv(sim, country, education[:-1])
+    with pytest.raises(NextbestError, match="one code per covariate"):
+        CRMFunnelEnv(sim, codes[:, :1])
     with pytest.raises(NextbestError, match="codes must be"):
-        CRMFunnelEnv(sim, country + 100, education)
+        CRMFunnelEnv(sim, codes + 100)

@@ -9,8 +9,9 @@ import pytest
 
 from nextbest.agents.baselines import BASELINES, make_baseline
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
-from nextbest.evaluation.crm import CALIBRATION_STEPS, EvaluationConfig, evaluate_crm, simulate_policy
+from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm, simulate_policy
 from nextbest.evaluation.metrics import business_metrics, ratio
+from nextbest.sim.journeys import STEPS
 from nextbest.stats import percentile_interval
 
 
@@ -35,9 +36,9 @@ def test_percentile_interval_and_ratio() -> None:
 
 
 def test_common_random_numbers_across_policies(simulator, test_journeys) -> None:
-    country, education = simulator.model.encode_leads(test_journeys.country, test_journeys.education)
-    a = simulate_policy(simulator, country, education, BASELINES["always_wait"](), seed=11)
-    b = simulate_policy(simulator, country, education, make_baseline("logged", simulator.config), seed=11)
+    codes = simulator.model.encode_leads(test_journeys)
+    a = simulate_policy(simulator, codes, BASELINES["always_wait"](), seed=11)
+    b = simulate_policy(simulator, codes, make_baseline("logged", simulator.config), seed=11)
     np.testing.assert_array_equal(a.rollout.state.u, b.rollout.state.u)
 
 
@@ -70,7 +71,7 @@ def test_evaluation_json_contract(evaluation) -> None:
         assert set(evaluation[key]) >= {"factor", "ci"}
     assert len(evaluation["top_segments"]) == 3
     calibration = evaluation["simulator_calibration"]
-    assert [s["step"] for s in calibration["steps"]] == list(CALIBRATION_STEPS)
+    assert [s["step"] for s in calibration["steps"]] == [*STEPS, "dropped"]
     assert 0.0 <= calibration["within_ci_fraction"] <= 1.0
     assert [row["call_offer_rate"] for row in evaluation["sensitivity"]] == [1.0, 0.5]
     assert {"subscription_rate", "roi", "cpa_reduction_vs_random"} <= set(evaluation["targets"])

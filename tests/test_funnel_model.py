@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from nextbest.sim import FunnelModel, Journeys
-from nextbest.sim.funnel_model import KEY_INDEX, TARGETS, current_cell
-from nextbest.sim.journeys import STEP_INDEX, STEPS
+from nextbest.sim.funnel_model import TARGETS, current_cell
+from nextbest.sim.journeys import SPEC, STEP_INDEX, STEPS
+
+KEY_INDEX = np.array([STEP_INDEX[s] for s in SPEC.key_steps])
 
 
 def _tiny_journeys() -> Journeys:
@@ -17,38 +19,39 @@ def _tiny_journeys() -> Journeys:
     reached[0, [STEP_INDEX["first_call"], STEP_INDEX["signup"], STEP_INDEX["subscribed"]]] = True
     country = np.array(["Rare", "Common", "Common", "Common", "Common", "Common"])
     education = np.array(["B1"] * 6)
-    return Journeys(reached, np.zeros(6, dtype=bool), country, education)
+    return Journeys(reached, np.zeros(6, dtype=bool), np.column_stack([country, education]))
 
 
 def test_sparse_cells_never_give_certainties() -> None:
     journeys = _tiny_journeys()
     model = FunnelModel(smoothing=10.0).fit(journeys)
-    country, education = model.encode_leads(journeys.country, journeys.education)
+    codes = model.encode_leads(journeys)
     key = journeys.reached[:, KEY_INDEX]
     for target in TARGETS:
-        p = model.probability(target, country, education, key)
+        p = model.probability(target, codes, key)
         assert np.all(p > 0.0) and np.all(p < 1.0), target
     # the lone subscribed 'Rare' lead must not make subscription certain for 'Rare' leads
-    p_rare = model.probability("subscribed", country[:1], education[:1], key[:1])
+    p_rare = model.probability("subscribed", codes[:1], key[:1])
     assert p_rare[0] < 0.9
 
 
 def test_unseen_categories_fall_back_to_the_cell_rate() -> None:
     journeys = _tiny_journeys()
     model = FunnelModel().fit(journeys)
-    country, education = model.encode_leads(np.array(["Atlantis"]), np.array(["B99"]))
-    assert country[0] == len(model.countries_) and education[0] == len(model.educations_)
-    p = model.probability("first_call", country, education, np.zeros((1, 5), dtype=bool))
+    unseen = Journeys(np.zeros((1, len(STEPS)), dtype=bool), np.zeros(1, dtype=bool), np.array([["Atlantis", "B99"]]))
+    codes = model.encode_leads(unseen)
+    assert codes[0, 0] == len(model.vocabularies_[0]) and codes[0, 1] == len(model.vocabularies_[1])
+    p = model.probability("first_call", codes, np.zeros((1, 5), dtype=bool))
     assert 0 < p[0] < 1
 
 
 def test_cell_means_match_smoothed_cell_rates_on_train(train_journeys: Journeys) -> None:
     """Recentring: for every target the mean prediction over the fitting leads equals the smoothed rate."""
     model = FunnelModel(smoothing=10.0).fit(train_journeys)
-    country, education = model.encode_leads(train_journeys.country, train_journeys.education)
+    codes = model.encode_leads(train_journeys)
     key = train_journeys.reached[:, KEY_INDEX]
     for target in ("first_call", "demo", "signup", "manager", "subscribed", "dropped"):
-        p = model.probability(target, country, education, key)
+        p = model.probability(target, codes, key)
         actual = train_journeys.dropped if target == "dropped" else train_journeys.reached[:, STEP_INDEX[target]]
         assert p.mean() == pytest.approx(actual.mean(), abs=0.003), target
 

@@ -9,14 +9,16 @@ import pytest
 from nextbest.agents.baselines import LoggedPolicy, RandomPolicy
 from nextbest.errors import NextbestError
 from nextbest.sim import ACTION_COSTS, ACTIONS, OBS_DIM, FunnelConfig, RewardConfig, simulator_from_frame
-from nextbest.sim.funnel import CALL, MANAGER, WAIT, FunnelSimulator
+from nextbest.sim.funnel import FunnelSimulator
 from nextbest.sim.journeys import STEPS
 from nextbest.sim.rollout import run_episodes
 
+CALL, MANAGER, WAIT = (ACTIONS.index(name) for name in ("call", "manager", "wait"))
+
 
 def _leads(sim: FunnelSimulator, journeys, n: int | None = None):
-    country, education = sim.model.encode_leads(journeys.country, journeys.education)
-    return (country[:n], education[:n]) if n else (country, education)
+    codes = sim.model.encode_leads(journeys)
+    return codes[:n] if n else codes
 
 
 def test_shaped_bonuses_must_stay_below_a_quarter_of_the_terminal() -> None:
@@ -29,7 +31,7 @@ def test_shaped_bonuses_must_stay_below_a_quarter_of_the_terminal() -> None:
 
 def test_business_reward_is_value_minus_costs(simulator, train_journeys) -> None:
     rng = np.random.default_rng(0)
-    state = simulator.reset(*_leads(simulator, train_journeys, 3000), rng)
+    state = simulator.reset(_leads(simulator, train_journeys, 3000), rng)
     rollout = run_episodes(simulator, state, RandomPolicy(), rng)
     spent = np.where(rollout.actions >= 0, ACTION_COSTS[np.maximum(rollout.actions, 0)], 0.0).sum(axis=1)
     np.testing.assert_allclose(rollout.state.cost, spent)
@@ -40,7 +42,7 @@ def test_business_reward_is_value_minus_costs(simulator, train_journeys) -> None
 def test_shaped_reward_is_used_for_training_only(prepared, train_journeys) -> None:
     shaped = simulator_from_frame(prepared.train, reward=RewardConfig(shaped=True))
     rng = np.random.default_rng(1)
-    state = shaped.reset(*_leads(shaped, train_journeys, 2000), rng)
+    state = shaped.reset(_leads(shaped, train_journeys, 2000), rng)
     total_shaped, total_business = np.zeros(2000), np.zeros(2000)
     while not state.done.all():
         result = shaped.step(state, rng.integers(0, len(ACTIONS), 2000))
@@ -53,7 +55,7 @@ def test_shaped_reward_is_used_for_training_only(prepared, train_journeys) -> No
 
 def test_always_waiting_costs_nothing_and_episodes_end_at_the_horizon(simulator, train_journeys) -> None:
     rng = np.random.default_rng(2)
-    state = simulator.reset(*_leads(simulator, train_journeys), rng)
+    state = simulator.reset(_leads(simulator, train_journeys), rng)
     for _ in range(simulator.config.horizon):
         simulator.step(state, np.full(len(state), WAIT))
     assert state.done.all() and state.cost.sum() == 0
@@ -63,7 +65,7 @@ def test_always_waiting_costs_nothing_and_episodes_end_at_the_horizon(simulator,
 
 def test_a_declined_offer_is_not_taken_by_repetition_alone(simulator, train_journeys) -> None:
     rng = np.random.default_rng(3)
-    state = simulator.reset(*_leads(simulator, train_journeys), rng)
+    state = simulator.reset(_leads(simulator, train_journeys), rng)
     simulator.step(state, np.full(len(state), CALL))
     declined = ~state.key[:, 0] & ~state.done
     for _ in range(5):
@@ -74,7 +76,7 @@ def test_a_declined_offer_is_not_taken_by_repetition_alone(simulator, train_jour
 
 def test_manager_costs_twenty_dollars(simulator, train_journeys) -> None:
     rng = np.random.default_rng(4)
-    state = simulator.reset(*_leads(simulator, train_journeys, 10), rng)
+    state = simulator.reset(_leads(simulator, train_journeys, 10), rng)
     result = simulator.step(state, np.full(10, MANAGER))
     assert np.all(result.cost == 20.0)
 
@@ -82,7 +84,7 @@ def test_manager_costs_twenty_dollars(simulator, train_journeys) -> None:
 def test_same_seed_same_episodes(simulator, train_journeys) -> None:
     def once(seed: int):
         rng = np.random.default_rng(seed)
-        state = simulator.reset(*_leads(simulator, train_journeys, 5000), rng)
+        state = simulator.reset(_leads(simulator, train_journeys, 5000), rng)
         return run_episodes(simulator, state, RandomPolicy(), rng)
 
     a, b, c = once(7), once(7), once(8)
@@ -93,7 +95,7 @@ def test_same_seed_same_episodes(simulator, train_journeys) -> None:
 
 def test_observations_are_16_values_in_unit_interval(simulator, train_journeys) -> None:
     rng = np.random.default_rng(5)
-    state = simulator.reset(*_leads(simulator, train_journeys, 4000), rng)
+    state = simulator.reset(_leads(simulator, train_journeys, 4000), rng)
     while not state.done.all():
         obs = simulator.observe(state)
         assert obs.shape == (4000, OBS_DIM) and obs.dtype == np.float32
@@ -103,11 +105,11 @@ def test_observations_are_16_values_in_unit_interval(simulator, train_journeys) 
 
 def test_logged_replay_reproduces_train_rates(simulator, train_journeys) -> None:
     """In sample, replaying the logged process must give back the train reach rates."""
-    country, education = _leads(simulator, train_journeys)
+    codes = _leads(simulator, train_journeys)
     rng = np.random.default_rng(6)
-    state = simulator.reset(np.tile(country, 5), np.tile(education, 5), rng)
+    state = simulator.reset(np.tile(codes, (5, 1)), rng)
     rollout = run_episodes(simulator, state, LoggedPolicy(simulator.config), rng)
-    simulated = rollout.state.reached().mean(axis=0)
+    simulated = rollout.state.reached.mean(axis=0)
     for j, step in enumerate(STEPS):
         actual = train_journeys.rate(step)
         assert simulated[j] == pytest.approx(actual, rel=0.35, abs=0.004), step
@@ -115,12 +117,12 @@ def test_logged_replay_reproduces_train_rates(simulator, train_journeys) -> None
 
 def test_call_offer_rate_keeps_the_logged_replay_but_raises_acceptance(prepared, train_journeys) -> None:
     low = simulator_from_frame(prepared.train, config=FunnelConfig(call_offer_rate=0.25))
-    country, education = _leads(low, train_journeys)
+    codes = _leads(low, train_journeys)
     rng = np.random.default_rng(8)
-    state = low.reset(np.tile(country, 3), np.tile(education, 3), rng)
+    state = low.reset(np.tile(codes, (3, 1)), rng)
     rollout = run_episodes(low, state, LoggedPolicy(low.config), rng)
     assert rollout.state.key[:, 0].mean() == pytest.approx(train_journeys.rate("first_call"), rel=0.2)
-    state = low.reset(country, education, np.random.default_rng(9))
+    state = low.reset(codes, np.random.default_rng(9))
     low.step(state, np.full(len(state), CALL))
     assert state.key[:, 0].mean() > 2.5 * train_journeys.rate("first_call")
     with pytest.raises(NextbestError):

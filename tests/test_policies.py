@@ -22,9 +22,11 @@ from nextbest.policies import (
     UniformRandom,
     check_decision,
 )
-from nextbest.sim.funnel import CALL, WAIT, FunnelConfig
+from nextbest.sim.funnel import ACTIONS, FunnelConfig
 from nextbest.sim.shop import World, write_world_data
 from nextbest.uplift.learners import TLearner, UpliftPolicy
+
+CALL, WAIT = ACTIONS.index("call"), ACTIONS.index("wait")
 
 
 def frequencies_match(policy: Policy, observations, n_rows: int, n_actions: int, draws: int = 400) -> None:
@@ -55,9 +57,9 @@ def test_generic_policies() -> None:
 
 
 def test_funnel_baselines_and_q_learning(funnel) -> None:
-    sim, country, education = funnel
+    sim, codes = funnel
     rng = np.random.default_rng(0)
-    state = sim.reset(country[:300], education[:300], rng)
+    state = sim.reset(codes[:300], rng)
     for _ in range(3):
         sim.step(state, rng.integers(0, 6, size=len(state)))
     obs = sim.observe(state)

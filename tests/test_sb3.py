@@ -20,9 +20,9 @@ rl = pytest.mark.rl
 @pytest.fixture(scope="module")
 def observations(funnel) -> np.ndarray:
     """Observations of 500 leads after two weeks of random actions (varied states)."""
-    sim, country, education = funnel
+    sim, codes = funnel
     rng = np.random.default_rng(0)
-    state = sim.reset(country[:500], education[:500], rng)
+    state = sim.reset(codes[:500], rng)
     for _ in range(2):
         sim.step(state, rng.integers(0, 6, size=len(state)))
     return sim.observe(state)
@@ -30,11 +30,11 @@ def observations(funnel) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["ppo", "dqn"])
 def trained(request, funnel, tmp_path_factory) -> tuple[SB3Policy, Path, list[int]]:
-    sim, country, education = funnel
+    sim, codes = funnel
     out_dir = tmp_path_factory.mktemp(request.param)
     reported: list[int] = []
     policy = train_sb3(
-        request.param, sim, country, education, EPISODES, seed=0, out_dir=out_dir, progress=reported.append
+        request.param, sim, codes, EPISODES, seed=0, out_dir=out_dir, progress=reported.append
     )
     return policy, out_dir, reported
 
@@ -74,20 +74,20 @@ def test_save_load_round_trip(trained, observations, tmp_path):
 
 @rl
 def test_same_seed_same_policy(funnel, observations):
-    sim, country, education = funnel
+    sim, codes = funnel
     config = SB3Config(n_envs=2, ppo_n_steps=64, ppo_batch_size=64)
-    first, second = (train_sb3("ppo", sim, country, education, 40, seed=5, config=config) for _ in range(2))
+    first, second = (train_sb3("ppo", sim, codes, 40, seed=5, config=config) for _ in range(2))
     assert first.curve.business_value == second.curve.business_value
     np.testing.assert_array_equal(first(observations, None), second(observations, None))
 
 
 @rl
 def test_bad_inputs_raise_nextbest_errors(funnel, tmp_path):
-    sim, country, education = funnel
+    sim, codes = funnel
     with pytest.raises(NextbestError, match="unknown algorithm"):
-        train_sb3("a2c", sim, country, education, 10, seed=0)
+        train_sb3("a2c", sim, codes, 10, seed=0)
     with pytest.raises(NextbestError, match="must divide"):
-        train_sb3("ppo", sim, country, education, 10, seed=0, config=SB3Config(ppo_batch_size=100))
+        train_sb3("ppo", sim, codes, 10, seed=0, config=SB3Config(ppo_batch_size=100))
     with pytest.raises(NextbestError, match="no such model"):
         SB3Policy.load(tmp_path / "missing.zip", "ppo")
     broken = tmp_path / "broken.zip"

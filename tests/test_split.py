@@ -108,9 +108,9 @@ def test_smoothed_rates_formula_and_vocabulary():
     stats = fit_historical_stats(train, m=20, min_count=30)
     global_rate = 5 / 60
     assert stats.global_rate == pytest.approx(global_rate)
-    assert stats.country_rates["A"] == pytest.approx((4 + 20 * global_rate) / (40 + 20))
-    assert stats.country_rates["B"] == pytest.approx((0 + 20 * global_rate) / (10 + 20))
-    assert stats.country_vocab == ["A"]
+    assert stats.category_rates["country"]["A"] == pytest.approx((4 + 20 * global_rate) / (40 + 20))
+    assert stats.category_rates["country"]["B"] == pytest.approx((0 + 20 * global_rate) / (10 + 20))
+    assert stats.vocabularies["country"] == ["A"]
     assert stats.reference_date == "2021-01-21"
     assert stats.days_since_first_contact_mean == pytest.approx(5.0)  # 30 x 10 days, 30 x 0 (filled)
     assert stats.days_since_first_contact_std == pytest.approx(5.0)
@@ -132,7 +132,7 @@ def test_features_map_unseen_and_missing():
     featured = add_features(other, stats)
     assert featured["country_cat"].tolist() == ["Other", "Other", "Unknown"]
     assert featured["education_cat"].tolist() == ["B1", "Other", "Unknown"]
-    assert featured.loc[0, "country_conv_rate"] == pytest.approx(stats.country_rates["B"])
+    assert featured.loc[0, "country_conv_rate"] == pytest.approx(stats.category_rates["country"]["B"])
     assert featured.loc[1, "country_conv_rate"] == pytest.approx(stats.global_rate)
     assert featured.loc[2, "country_conv_rate"] == pytest.approx(stats.global_rate)
     assert featured.loc[2, "days_to_reference_z"] == 0.0

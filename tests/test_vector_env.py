@@ -21,8 +21,8 @@ SCALE = 0.01
 
 
 def make(funnel, num_envs: int = 16, seed: int | None = 0, simulator: FunnelSimulator | None = None) -> FunnelVecEnv:
-    sim, country, education = funnel
-    return FunnelVecEnv(simulator or sim, country, education, num_envs=num_envs, reward_scale=SCALE, seed=seed)
+    sim, codes = funnel
+    return FunnelVecEnv(simulator or sim, codes, num_envs=num_envs, reward_scale=SCALE, seed=seed)
 
 
 def roll(env: FunnelVecEnv, actions: np.ndarray) -> list[tuple]:
@@ -33,8 +33,8 @@ def roll(env: FunnelVecEnv, actions: np.ndarray) -> list[tuple]:
 
 
 def test_spaces_match_the_gymnasium_env(funnel):
-    sim, country, education = funnel
-    env, single = make(funnel), CRMFunnelEnv(sim, country, education)
+    sim, codes = funnel
+    env, single = make(funnel), CRMFunnelEnv(sim, codes)
     assert isinstance(env, VecEnv) and env.num_envs == 16
     assert env.observation_space == single.observation_space
     assert env.action_space == single.action_space
@@ -95,7 +95,7 @@ def test_auto_reset_semantics(funnel):
 
 
 def test_auto_reset_of_forced_outcomes(funnel):
-    sim, country, education = funnel
+    sim, codes = funnel
     unwilling = make(funnel, num_envs=8, simulator=FixedWillingness(sim, 1.0))
     unwilling.reset()
     for week in range(1, sim.config.horizon + 1):
@@ -118,12 +118,12 @@ def test_auto_reset_of_forced_outcomes(funnel):
 
 def test_first_episodes_equal_the_batched_simulator(funnel):
     """VecEnv and simulator stepped on the same leads, thresholds and actions agree: one copy of the dynamics."""
-    sim, country, education = funnel
+    sim, codes = funnel
     n, horizon = 200, sim.config.horizon
     env = make(funnel, num_envs=n, seed=11)
     env_obs = [env.reset()]
     leads, thresholds = env.leads, env.state.u.copy()
-    batch = sim.reset(country[leads], education[leads], np.random.default_rng(99))
+    batch = sim.reset(codes[leads], np.random.default_rng(99))
     batch.u[:] = thresholds
     np.testing.assert_array_equal(env_obs[0], sim.observe(batch))
     actions = np.random.default_rng(5).integers(0, 6, size=(horizon, n))
@@ -148,8 +148,8 @@ def test_first_episodes_equal_the_batched_simulator(funnel):
 
 def test_one_slot_repeats_the_gymnasium_env(funnel):
     """With one slot and the same seed, the VecEnv draws the same lead and thresholds as CRMFunnelEnv."""
-    sim, country, education = funnel
-    single = CRMFunnelEnv(sim, country, education)
+    sim, codes = funnel
+    single = CRMFunnelEnv(sim, codes)
     for seed in range(10):
         env = make(funnel, num_envs=1, seed=seed)
         obs, info = single.reset(seed=seed)
@@ -202,7 +202,7 @@ def test_vec_env_methods(funnel):
     with pytest.raises(NextbestError, match="num_envs"):
         make(funnel, num_envs=0)
     with pytest.raises(NextbestError, match="lead pool"):
-        FunnelVecEnv(sim, funnel[1], funnel[2][:-1], num_envs=2)
+        FunnelVecEnv(sim, funnel[1][:, :1], num_envs=2)
 
 
 def test_sb3_wrappers_accept_it(funnel):
@@ -217,13 +217,13 @@ def test_sb3_wrappers_accept_it(funnel):
 
 
 def test_copy_rows_overwrites_every_field(funnel):
-    sim, country, education = funnel
+    sim, codes = funnel
     rng = np.random.default_rng(0)
-    target = sim.reset(country[:6], education[:6], rng)
+    target = sim.reset(codes[:6], rng)
     for _ in range(3):
         sim.step(target, rng.integers(0, 6, size=6))
     before = sim.observe(target)
-    fresh = sim.reset(country[10:12], education[10:12], rng)
+    fresh = sim.reset(codes[10:12], rng)
     copy_rows(target, np.array([1, 4]), fresh)
     after = sim.observe(target)
     np.testing.assert_array_equal(after[[0, 2, 3, 5]], before[[0, 2, 3, 5]])

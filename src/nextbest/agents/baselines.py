@@ -1,8 +1,8 @@
-"""Baseline sales policies: random, always-wait, the logged process, and a hand-written rule.
+"""Baseline sales policies for any funnel spec: random, always-wait, the logged process, and a playbook rule.
 
 Each keeps the one policy contract (``nextbest.policies``): ``choose(obs, rng)`` gives the actions on a batch of
-16-dimensional observations (see `FunnelSimulator.observe`) and the probability of each; calling the policy gives
-the actions alone, like every learned policy.
+observations (see `FunnelSimulator.observe` and `FunnelLayout.columns`) and the probability of each; calling the
+policy gives the actions alone, like every learned policy.
 """
 
 from __future__ import annotations
@@ -11,27 +11,33 @@ import numpy as np
 
 from nextbest.policies import Decision, Policy
 from nextbest.policies.contract import deterministic
-from nextbest.sim.funnel import ACTIONS, CALL, DEMO, EMAIL, MANAGER, SURVEY, WAIT, FunnelConfig
-
-#: Observation columns used by the rules.
-OBS_WEEK = 4
-OBS_CALL, OBS_DEMO, OBS_SURVEY, OBS_SIGNUP, OBS_MANAGER = 8, 9, 10, 11, 12
-
-#: The logged sales process read off the data: three messages, then the offers in funnel order,
-#: then waiting for the lead (see docs/crm_funnel.md).
-LOGGED_SEQUENCE = (EMAIL, EMAIL, EMAIL, CALL, DEMO, SURVEY, MANAGER, WAIT, WAIT, WAIT)
+from nextbest.sim.funnel import FunnelConfig, FunnelLayout
+from nextbest.sim.journeys import SPEC
 
 
-def _week(obs: np.ndarray, horizon: int) -> np.ndarray:
-    """Weeks since the lead entered the CRM (days since first contact / 7)."""
-    return np.rint(obs[:, OBS_WEEK] * horizon).astype(np.int64)
+def logged_sequence(layout: FunnelLayout) -> tuple[int, ...]:
+    """The logged sales process read off the data: each company step's action once, in funnel order
+    (SalesCRM: three e-mails, call, demo, survey, manager), then waiting for the lead (docs/crm_funnel.md)."""
+    offered_by = {step: action for action in range(len(layout.spec.actions)) for step in layout.offers(action)}
+    return tuple(offered_by[i] for i, step in enumerate(layout.spec.steps) if step.taken_by == "company")
 
 
-class RandomPolicy(Policy):
-    """Uniformly random action each week (probability 1/6 each)."""
+def _week(obs: np.ndarray, layout: FunnelLayout, horizon: int) -> np.ndarray:
+    """Weeks since the lead entered the CRM."""
+    return np.rint(obs[:, layout.column("weeks since entry")] * horizon).astype(np.int64)
+
+
+class _FunnelBaseline(Policy):
+    def __init__(self, config: FunnelConfig | None = None, layout: FunnelLayout | None = None) -> None:
+        self.config = config or FunnelConfig()
+        self.layout = layout or FunnelLayout(SPEC)
+        self.n_actions = len(self.layout.spec.actions)
+
+
+class RandomPolicy(_FunnelBaseline):
+    """Uniformly random action each week (probability 1/actions each)."""
 
     name = "random"
-    n_actions = len(ACTIONS)
 
     def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
         n = obs.shape[0]
@@ -39,74 +45,84 @@ class RandomPolicy(Policy):
         return Decision(actions, np.full(n, 1.0 / self.n_actions), np.full((n, self.n_actions), 1.0 / self.n_actions))
 
 
-class AlwaysWaitPolicy(Policy):
+class AlwaysWaitPolicy(_FunnelBaseline):
     """Never contact the lead."""
 
     name = "always_wait"
-    n_actions = len(ACTIONS)
 
     def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
-        return deterministic(np.full(obs.shape[0], WAIT), self.n_actions)
+        return deterministic(np.full(obs.shape[0], self.layout.wait), self.n_actions)
 
 
-class LoggedPolicy(Policy):
+class LoggedPolicy(_FunnelBaseline):
     """The behaviour policy: the logged process, each offer once in funnel order, then wait.
 
-    The call is offered with the rate the simulator's FunnelConfig assumes (1.0: to every lead); a
-    lead not offered the call is left alone that week.
+    The uncertain offer (SalesCRM: the call) is made with the rate the simulator's FunnelConfig assumes (1.0: to
+    every lead); a lead not offered it is left alone that week.
     """
 
     name = "logged"
-    n_actions = len(ACTIONS)
 
-    def __init__(self, config: FunnelConfig | None = None) -> None:
-        self.config = config or FunnelConfig()
-        self._rates = np.ones(len(ACTIONS))
-        self._rates[CALL] = self.config.call_offer_rate
+    def __init__(self, config: FunnelConfig | None = None, layout: FunnelLayout | None = None) -> None:
+        super().__init__(config, layout)
+        self._sequence = np.asarray(logged_sequence(self.layout), dtype=np.int64)
+        self._rates = np.ones(self.n_actions)
+        uncertain = self.layout.spec.uncertain_offer
+        if uncertain is not None:
+            step = self.layout.spec.step_names.index(uncertain)
+            action = next(a for a in range(self.n_actions) if step in self.layout.offers(a))
+            self._rates[action] = self.config.call_offer_rate
 
     def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
         """The planned offer with its offer rate r, else wait with 1 - r (a planned wait has probability 1)."""
-        week = _week(obs, self.config.horizon)
-        sequence = np.asarray(LOGGED_SEQUENCE)
-        planned = sequence[np.minimum(week, sequence.size - 1)]
+        week = _week(obs, self.layout, self.config.horizon)
+        wait = self.layout.wait
+        planned = np.where(week < self._sequence.size, self._sequence[np.minimum(week, self._sequence.size - 1)], wait)
         rate = self._rates[planned]
         offered = rng.random(obs.shape[0]) < rate
-        actions = np.where(offered, planned, WAIT).astype(np.int64)
+        actions = np.where(offered, planned, wait).astype(np.int64)
         rows = np.arange(actions.size)
         distribution = np.zeros((actions.size, self.n_actions))
-        distribution[rows, WAIT] = 1.0 - rate
+        distribution[rows, wait] = 1.0 - rate
         distribution[rows, planned] += rate
         return Decision(actions, distribution[rows, actions], distribution)
 
 
-class RulePolicy(Policy):
-    """ "Message until the call, then demo, then account manager": two e-mails, a call; if the lead
-    took the call, a demo and then an account manager; otherwise wait."""
+class RulePolicy(_FunnelBaseline):
+    """A sales playbook: the non-key offers first, one a week (SalesCRM: the three e-mails); then the company's
+    key steps in funnel order: the first once, the week after the opening (SalesCRM: the call in week 4), each later
+    one every week once all before it were taken (SalesCRM: demo, survey, manager while the lead keeps saying
+    yes); wait otherwise."""
 
     name = "rule"
-    n_actions = len(ACTIONS)
-
-    def __init__(self, config: FunnelConfig | None = None) -> None:
-        self.horizon = (config or FunnelConfig()).horizon
 
     def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
         return deterministic(self._actions(obs), self.n_actions)
 
     def _actions(self, obs: np.ndarray) -> np.ndarray:
-        week = _week(obs, self.horizon)
-        had_call, had_demo = obs[:, OBS_CALL] > 0.5, obs[:, OBS_DEMO] > 0.5
-        had_manager = obs[:, OBS_MANAGER] > 0.5
-        action = np.where(week < 2, EMAIL, np.where(week == 2, CALL, WAIT))
-        action = np.where(had_call & ~had_demo & (week > 2), DEMO, action)
-        action = np.where(had_call & had_demo & ~had_manager, MANAGER, action)
-        return action.astype(np.int64)
+        layout, spec = self.layout, self.layout.spec
+        sequence = logged_sequence(layout)
+        key = set(spec.key_steps)
+        company = [i for i, step in enumerate(spec.steps) if step.taken_by == "company"]
+        opening = [sequence[j] for j, i in enumerate(company) if spec.steps[i].name not in key]
+        escalation = [(i, sequence[j]) for j, i in enumerate(company) if spec.steps[i].name in key]
+        week = _week(obs, layout, self.config.horizon)
+        action = np.full(obs.shape[0], layout.wait, dtype=np.int64)
+        for j, planned in enumerate(opening):
+            action = np.where(week == j, planned, action)
+        start = len(opening)
+        had_previous = np.ones(obs.shape[0], dtype=bool)
+        for n, (step, planned) in enumerate(escalation):
+            had = obs[:, layout.column(f"had {spec.step_names[step]}")] > 0.5
+            allowed = (week == start) if n == 0 else (week > start) & had_previous
+            action = np.where(allowed & ~had & (action == layout.wait), planned, action)
+            had_previous = had_previous & had
+        return action
 
 
 BASELINES = {p.name: p for p in (RandomPolicy, AlwaysWaitPolicy, LoggedPolicy, RulePolicy)}
 
 
-def make_baseline(name: str, config: FunnelConfig | None = None):
-    """A baseline policy by name (random, always_wait, logged, rule) for a simulator's config."""
-    if name in ("logged", "rule"):
-        return BASELINES[name](config)
-    return BASELINES[name]()
+def make_baseline(name: str, config: FunnelConfig | None = None, layout: FunnelLayout | None = None) -> Policy:
+    """A baseline policy by name (random, always_wait, logged, rule) for a simulator's config and layout."""
+    return BASELINES[name](config, layout)

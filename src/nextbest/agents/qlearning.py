@@ -11,12 +11,12 @@ where k is the number of leads of the batch step that were in (s, a). For k = 1 
 textbook update with learning rate α; for k > 1 it equals k sequential updates toward the same
 mean target, so a popular state is not moved k·α at once.
 
-Oversampling (30% subscribed, 30% first-call, 40% any lead by default) shows the rare successes
-more often. Their latent willingness is drawn from its posterior given the logged journey, and
+Oversampling (30% converted, 30% first key step (SalesCRM: first call), 40% any lead by default) shows the
+rare successes more often. Their latent willingness is drawn from its posterior given the logged journey, and
 each lead carries the importance weight w = (1/N) / P(sampled) so that the updates still estimate
 values for the real lead population: the mean target becomes Σ w·target / Σ w and the step size
-1 − Π (1 − α·w). States are the 16-dimensional
-observations rounded to `decimals` places. Exploration is ε-greedy with ε_e = max(ε_end,
+1 − Π (1 − α·w). States are the observations
+(16 columns for SalesCRM) rounded to `decimals` places. Exploration is ε-greedy with ε_e = max(ε_end,
 ε_start · decay^e) for episode e.
 """
 
@@ -32,8 +32,8 @@ import numpy as np
 from nextbest.errors import NextbestError
 from nextbest.policies import Decision, Policy
 from nextbest.policies.contract import deterministic
-from nextbest.sim.funnel import ACTIONS, FunnelSimulator
-from nextbest.sim.journeys import STEP_INDEX, Journeys
+from nextbest.sim.funnel import FunnelSimulator
+from nextbest.sim.journeys import Journeys
 
 CHECKPOINT_PREFIX = "qtable_ep"
 
@@ -134,13 +134,13 @@ class QLearningAgent(Policy):
     """Tabular Q-learning agent; `train` runs episodes on a simulator; as a policy (``choose``) it is greedy."""
 
     name = "qlearning"
-    n_actions = len(ACTIONS)
 
     def __init__(self, sim: FunnelSimulator, config: QLearningConfig | None = None) -> None:
         self.sim = sim
+        self.n_actions = sim.n_actions
         self.config = config or QLearningConfig()
         self.config.validate()
-        self.table = StateTable(16, len(ACTIONS), self.config.decimals)
+        self.table = StateTable(sim.layout.obs_dim, sim.n_actions, self.config.decimals)
         self.rng = np.random.default_rng(self.config.seed)
         self.episodes_done = 0
         self.log = TrainingLog()
@@ -153,10 +153,10 @@ class QLearningAgent(Policy):
         return deterministic(self.greedy(obs), self.n_actions)
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy action per observation; unseen states fall back to 'wait' (no spend)."""
+        """Greedy action per observation; unseen states fall back to waiting (no spend)."""
         rows = self.table.rows(obs, add=False)
         q = self.table.q[np.maximum(rows, 0)]
-        return np.where(rows >= 0, np.argmax(q, axis=1), ACTIONS.index("wait"))
+        return np.where(rows >= 0, np.argmax(q, axis=1), self.sim.layout.wait)
 
     # ----------------------------------------------------------------- training
     def train(
@@ -170,7 +170,7 @@ class QLearningAgent(Policy):
         cfg = self.config
         if episodes % cfg.batch_size:
             raise NextbestError(f"episodes ({episodes}) must be a multiple of batch_size ({cfg.batch_size})")
-        country, education = self.sim.model.encode_leads(journeys.country, journeys.education)
+        codes = self.sim.model.encode_leads(journeys)
         logged = np.column_stack([journeys.reached, journeys.dropped])
         strata = self._strata(journeys)
         weights = self._importance_weights(strata, len(journeys))
@@ -181,9 +181,7 @@ class QLearningAgent(Policy):
                 self._snapshot = self._greedy_snapshot()
                 self._window_max_delta = 0.0
             picks = self._sample_leads(strata, len(journeys))
-            state = self.sim.reset(
-                country[picks], education[picks], self.rng, logged[picks] if cfg.oversample else None
-            )
+            state = self.sim.reset(codes[picks], self.rng, logged[picks] if cfg.oversample else None)
             start = self.episodes_done
             decay = cfg.epsilon_decay ** np.arange(start, start + cfg.batch_size)
             epsilon = np.maximum(cfg.epsilon_end, cfg.epsilon_start * decay)
@@ -202,8 +200,9 @@ class QLearningAgent(Policy):
         return self.log
 
     def _strata(self, journeys: Journeys) -> list[np.ndarray]:
-        subscribed = np.flatnonzero(journeys.reached[:, STEP_INDEX["subscribed"]])
-        called = np.flatnonzero(journeys.reached[:, STEP_INDEX["first_call"]])
+        spec = journeys.spec
+        subscribed = np.flatnonzero(journeys.reached[:, spec.step_names.index(spec.conversion_step)])
+        called = np.flatnonzero(journeys.reached[:, spec.step_names.index(spec.key_steps[0])])
         everyone = np.arange(len(journeys))
         return [subscribed if subscribed.size else everyone, called if called.size else everyone, everyone]
 
@@ -240,9 +239,9 @@ class QLearningAgent(Policy):
         max_delta = 0.0
         while not state.done.all():
             active = ~state.done
-            greedy = np.argmax(table.q[rows] + self.rng.random((n, len(ACTIONS))) * 1e-9, axis=1)
+            greedy = np.argmax(table.q[rows] + self.rng.random((n, self.n_actions)) * 1e-9, axis=1)
             explore = self.rng.random(n) < epsilon
-            actions = np.where(explore, self.rng.integers(0, len(ACTIONS), size=n), greedy)
+            actions = np.where(explore, self.rng.integers(0, self.n_actions, size=n), greedy)
             result = self.sim.step(state, actions)
             next_rows = table.rows(self.sim.observe(state))
             bootstrap = np.where(result.done, 0.0, table.q[next_rows].max(axis=1))
@@ -256,7 +255,7 @@ class QLearningAgent(Policy):
 
     def _update(self, rows: np.ndarray, actions: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
         """Apply the batched, importance-weighted update; return the largest |ΔQ| it made."""
-        pair = rows * len(ACTIONS) + actions
+        pair = rows * self.n_actions + actions
         unique, inverse = np.unique(pair, return_inverse=True)
         total_weight = np.bincount(inverse, weights=weight, minlength=unique.size)
         mean_target = np.bincount(inverse, weights=weight * target, minlength=unique.size) / total_weight

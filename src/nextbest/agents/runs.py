@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig, latest_checkpoint
+from nextbest.data.funnel_spec import FunnelSpec
 from nextbest.data.prepared import PreparedCRM, load_prepared
 from nextbest.errors import NextbestError
 from nextbest.sim.funnel import FunnelConfig, FunnelSimulator, RewardConfig, simulator_from_frame
@@ -34,14 +35,15 @@ class RunSettings:
     agent: str = "qlearning"
     episodes: int = 100_000
     seed: int = 0
-    subscription_value: float = 1000.0
+    subscription_value: float | None = None
     shaped_reward: bool = False
     call_offer_rate: float = 1.0
     smoothing: float = 10.0
     oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
 
-    def reward(self) -> RewardConfig:
-        return RewardConfig(subscription_value=self.subscription_value, shaped=self.shaped_reward)
+    def reward(self, spec: FunnelSpec) -> RewardConfig:
+        """The reward of the run; the conversion value is the spec's unless the run sets it."""
+        return RewardConfig(subscription_value=self.subscription_value, shaped=self.shaped_reward, spec=spec)
 
     def funnel(self) -> FunnelConfig:
         return FunnelConfig(call_offer_rate=self.call_offer_rate)
@@ -62,7 +64,11 @@ class LoadedRun:
 def build_simulator(prepared: PreparedCRM, settings: RunSettings) -> FunnelSimulator:
     """The simulator of a run: fitted on the train split only."""
     return simulator_from_frame(
-        prepared.train, smoothing=settings.smoothing, reward=settings.reward(), config=settings.funnel()
+        prepared.train,
+        smoothing=settings.smoothing,
+        reward=settings.reward(prepared.spec),
+        config=settings.funnel(),
+        spec=prepared.spec,
     )
 
 
@@ -78,7 +84,7 @@ def train_run(
         raise NextbestError(f"unknown agent {settings.agent!r}; choose one of {', '.join(AGENTS)}")
     out.mkdir(parents=True, exist_ok=True)
     sim = build_simulator(prepared, settings)
-    journeys = journeys_from_frame(prepared.train)
+    journeys = journeys_from_frame(prepared.train, prepared.spec)
     started = time.perf_counter()
     if settings.agent == "qlearning":
         curves, final = _train_qlearning(sim, journeys, settings, out, progress, resume)
@@ -110,8 +116,8 @@ def _train_qlearning(sim, journeys, settings: RunSettings, out: Path, progress, 
 def _train_sb3(sim, journeys, settings: RunSettings, out: Path, progress) -> tuple[dict, dict]:
     from nextbest.agents.sb3 import train_sb3
 
-    country, education = sim.model.encode_leads(journeys.country, journeys.education)
-    policy = train_sb3(settings.agent, sim, country, education, settings.episodes, settings.seed, out, progress)
+    codes = sim.model.encode_leads(journeys)
+    policy = train_sb3(settings.agent, sim, codes, settings.episodes, settings.seed, out, progress)
     curves = _curve_per_1k(policy.curve)
     final = {
         "episodes": settings.episodes,

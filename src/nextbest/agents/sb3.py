@@ -130,7 +130,7 @@ class RewardCurve:
 
 
 class SB3Policy(Policy):
-    """A trained SB3 model as a policy: `choose(obs (n, 16), rng)`, its deterministic action with probability 1.
+    """A trained SB3 model as a policy: `choose(obs (n, obs_dim), rng)`, its deterministic action with probability 1.
 
     `curve` holds the training reward curve (None after `load`).
     """
@@ -177,15 +177,14 @@ class SB3Policy(Policy):
 def train_sb3(
     algorithm: Algorithm,
     simulator: FunnelSimulator,
-    country: np.ndarray,
-    education: np.ndarray,
+    codes: np.ndarray,
     episodes: int,
     seed: int,
     out_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     config: SB3Config | None = None,
 ) -> SB3Policy:
-    """Train PPO or DQN on `config.n_envs` leads of the pool (country, education) for `episodes` episodes.
+    """Train PPO or DQN on `config.n_envs` leads of the pool (covariate codes (n, C)) for `episodes` episodes.
 
     Budget: total_timesteps = (episodes + n_envs) · horizon, enough for `episodes` episodes to end
     while n_envs run side by side; training stops as soon as `episodes` episodes have ended.
@@ -201,7 +200,7 @@ def train_sb3(
         raise NextbestError(f"episodes must be at least 1, got {episodes}")
     model_class = _model_class(algorithm)
     _torch().set_num_threads(config.torch_threads)
-    env = _vector_env(simulator, country, education, config)
+    env = _vector_env(simulator, codes, config)
     model = model_class("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **config.algorithm_kwargs(algorithm))
     callback = _episode_callback(episodes, progress)
     budget = (episodes + config.n_envs) * simulator.config.horizon
@@ -239,14 +238,14 @@ def _model_class(algorithm: str) -> Any:
     return PPO if algorithm == "ppo" else DQN
 
 
-def _vector_env(simulator: FunnelSimulator, country: np.ndarray, education: np.ndarray, config: SB3Config) -> Any:
+def _vector_env(simulator: FunnelSimulator, codes: np.ndarray, config: SB3Config) -> Any:
     """FunnelVecEnv of n_envs leads stepped as one simulator batch, reward scaled for the learner.
 
     SB3 seeds it through `VecEnv.seed` when the model is built.
     """
     from nextbest.envs.vector import FunnelVecEnv
 
-    return FunnelVecEnv(simulator, country, education, num_envs=config.n_envs, reward_scale=config.reward_scale)
+    return FunnelVecEnv(simulator, codes, num_envs=config.n_envs, reward_scale=config.reward_scale)
 
 
 def _episode_callback(episodes: int, progress: Callable[[int], None] | None) -> Any:

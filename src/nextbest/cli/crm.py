@@ -15,7 +15,14 @@ def prepare(
     data: Path | None = typer.Option(
         None,
         "--data",
-        help="SalesCRM file (.csv or .xlsx); default: found via NEXTBEST_DATA_DIR or ../shared/data.",
+        help="The export (.csv or .xlsx) the spec describes; default: the shared SalesCRM file, found via "
+        "NEXTBEST_DATA_DIR or ../shared/data.",
+    ),
+    spec: Path | None = typer.Option(
+        None,
+        "--spec",
+        help="Funnel spec (TOML, docs/funnel_spec.md) describing the export's steps, actions and columns; "
+        "default: SalesCRM's. Train, evaluate and report read it from the prepared folder.",
     ),
 ) -> None:
     """Load and validate the leads, split them in time (70/15/15), fit train-only statistics, write them."""
@@ -23,12 +30,17 @@ def prepare(
     from rich.table import Table
 
     from nextbest.data import prepare_crm
+    from nextbest.data.funnel_spec import load_funnel_spec
 
     console = Console()
+    funnel = load_funnel_spec(spec) if spec is not None else None
+    if funnel is not None and data is None:
+        raise typer.BadParameter("a spec of your own needs the export it describes: give --data", param_hint="--data")
     with console.status("loading, validating and splitting the leads..."):
-        summary = prepare_crm(out, data_path=data)
-    table = Table(title=f"CRM temporal split of {summary['source']}")
-    for column in ("split", "rows", "subscribed", "first calls", "first lead date", "last lead date"):
+        summary = prepare_crm(out, data_path=data, spec=funnel)
+    table = Table(title=f"{summary.get('funnel', 'CRM')} temporal split of {summary['source']}")
+    conversion, first_key = summary.get("conversion_step", "subscribed"), summary.get("first_key_step", "first call")
+    for column in ("split", "rows", conversion, first_key, "first lead date", "last lead date"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name in ("train", "val", "test"):
         period = summary["periods"][name]
@@ -85,13 +97,19 @@ def train(
     data: Path | None = typer.Option(
         None, "--data", help="Prepared folder from `crm prepare`; default: prepare the shared data into RUN/prepared."
     ),
-    subscription_value: float = typer.Option(1000.0, "--subscription-value", help="Value of a subscription ($)."),
+    subscription_value: float | None = typer.Option(
+        None, "--subscription-value", help="Value of a conversion ($); default: the funnel spec's (SalesCRM: 1000)."
+    ),
     shaped: bool = typer.Option(False, "--shaped-reward", help="Train on the shaped reward (evaluation never does)."),
     call_offer_rate: float = typer.Option(
-        1.0, "--call-offer-rate", help="Assumed share of leads the logged process offered a call (0-1]."
+        1.0,
+        "--call-offer-rate",
+        help="Assumed share of leads the logged process offered the spec's uncertain step (SalesCRM: a call), (0-1].",
     ),
     oversample: str = typer.Option(
-        "0.3,0.3,0.4", "--oversample", help="Batch shares of subscribed, first-call and any leads, or 'none'."
+        "0.3,0.3,0.4",
+        "--oversample",
+        help="Batch shares of converted, first-key-step (SalesCRM: first call) and any leads, or 'none'.",
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in RUN/checkpoints."),
 ) -> None:
@@ -126,6 +144,23 @@ def train(
     shown = ", ".join(f"{k}={_fmt(v)}" for k, v in final.items() if k != "agent")
     console.print(f"[bold]{agent}[/bold]: {shown}")
     console.print(f"run written to {out} (training_metrics_final.json, training_curves.png)")
+
+
+@crm_app.command("example")
+def example(
+    out: Path = typer.Option(..., "--out", help="Folder for the example export and its spec (created if missing)."),
+    leads: int = typer.Option(6000, "--leads", min=100, help="Leads to generate."),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed writes the same file."),
+) -> None:
+    """Write a synthetic B2B SaaS CRM export (lead → MQL → SQL → demo → trial → paid, with a few defects) and
+    the funnel spec that describes it; then run `crm prepare --data OUT/b2b_saas.csv --spec OUT/b2b_saas.toml`."""
+    from nextbest.data.b2b_saas import write_b2b_example
+
+    written = write_b2b_example(out, n_leads=leads, seed=seed)
+    for name, path in written.get("files", {}).items():
+        typer.echo(f"{name}: {path}")
+    typer.echo(f"next: nextbest crm prepare --data {out / 'b2b_saas.csv'} --spec {out / 'b2b_saas.toml'} "
+               f"--out {out / 'prepared'}")  # fmt: skip
 
 
 def _prepare_default(target: Path, console) -> object:
@@ -169,10 +204,13 @@ def evaluate(
 
     console = Console()
     loaded = load_run(run)
-    train_journeys = journeys_from_frame(loaded.prepared.train)
-    test_journeys = journeys_from_frame(loaded.prepared.test)
+    spec = loaded.prepared.spec
+    train_journeys = journeys_from_frame(loaded.prepared.train, spec)
+    test_journeys = journeys_from_frame(loaded.prepared.test, spec)
     policies = {"learned": loaded.policy}
-    policies.update({name: make_baseline(name, loaded.simulator.config) for name in BASELINES})
+    policies.update(
+        {name: make_baseline(name, loaded.simulator.config, loaded.simulator.layout) for name in BASELINES}
+    )
     settings = loaded.settings
 
     def retrain(simulator):
@@ -192,7 +230,7 @@ def evaluate(
             config,
             retrain=retrain if sensitivity else None,
             progress=advance,
-            validation=journeys_from_frame(loaded.prepared.val),
+            validation=journeys_from_frame(loaded.prepared.val, spec),
         )
     result["run"] = str(run)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,8 +242,11 @@ def evaluate(
 def _print_evaluation(console, result: dict) -> None:
     from rich.table import Table
 
-    table = Table(title="held-out test leads (95% bootstrap intervals)")
-    for column in ("policy", "subscription rate", "first-call rate", "CPA $", "ROI", "value/lead $"):
+    settings = result["settings"]
+    table = Table(title=f"{settings.get('funnel', 'CRM')}: held-out test leads (95% bootstrap intervals)")
+    conversion = settings.get("conversion_step", "subscription")
+    first_key = settings.get("first_key_step", "first-call")
+    for column in ("policy", f"{conversion} rate", f"{first_key} rate", "CPA $", "ROI", "value/lead $"):
         table.add_column(column, justify="left" if column == "policy" else "right")
     for name, m in result["policies"].items():
         table.add_row(
@@ -265,14 +306,14 @@ def demo(
 ) -> None:
     """The whole CRM job on embedded defaults: prepare → train (Q-learning) → evaluate → report."""
     prepared = out / "prepared"
-    prepare(out=prepared, data=None)
+    prepare(out=prepared, data=None, spec=None)
     train(
         out=out / "run",
         agent="qlearning",
         episodes=episodes,
         seed=seed,
         data=prepared,
-        subscription_value=1000.0,
+        subscription_value=None,
         shaped=False,
         call_offer_rate=1.0,
         oversample="0.3,0.3,0.4",

@@ -8,6 +8,7 @@ from nextbest.data.salescrm import (
     Defect,
     LoadedCRM,
     lead_dates,
+    load_export,
     load_salescrm,
 )
 from nextbest.data.split import (
@@ -15,6 +16,7 @@ from nextbest.data.split import (
     HistoricalStats,
     SplitResult,
     add_features,
+    feature_columns,
     fit_historical_stats,
     prepare_crm,
     split_summary,
@@ -31,8 +33,10 @@ __all__ = [
     "LoadedCRM",
     "SplitResult",
     "add_features",
+    "feature_columns",
     "fit_historical_stats",
     "lead_dates",
+    "load_export",
     "load_salescrm",
     "prepare_crm",
     "resolve_data_file",

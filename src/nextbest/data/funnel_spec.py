@@ -211,6 +211,8 @@ class _Checker:
         if not isinstance(covariates, list) or not all(isinstance(c, str) for c in covariates):
             raise self.fail("covariates", "must be a list of column names")
         self._requirements(steps)
+        if not any(step.key for step in steps if step.name != conversion["step"]):
+            raise self.fail("steps", "mark at least one step before the conversion `key = true`")
         uncertain = raw.get("uncertain_offer")
         if uncertain is not None and uncertain not in [s.name for s in steps if s.taken_by == "company"]:
             raise self.fail("uncertain_offer", f"{uncertain!r} is not one of the company steps")
@@ -230,6 +232,8 @@ class _Checker:
             count = sum(name == step.name for _, name in offered)
             if step.taken_by == "company" and count != 1:
                 raise self.fail("actions", f"company step {step.name!r} is offered by {count} actions; give it one")
+        if all(action.offers for action in actions):
+            raise self.fail("actions", "give a waiting action (offers = []): the policy must be able to do nothing")
 
     def _requirements(self, steps: tuple[Step, ...]) -> None:
         names = [step.name for step in steps]

@@ -1,15 +1,16 @@
-"""Reading a folder written by `prepare_crm` (train/val/test Parquet + statistics)."""
+"""Reading a folder written by `prepare_crm` (train/val/test Parquet, statistics and the funnel spec)."""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from nextbest.data.split import HistoricalStats, prepare_crm
+from nextbest.data.funnel_spec import FunnelSpec, default_funnel_spec, load_funnel_spec
+from nextbest.data.split import SPEC_FILE, HistoricalStats, prepare_crm
 from nextbest.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -17,7 +18,10 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class PreparedCRM:
-    """The three splits with train-only features, the statistics and the split summary."""
+    """The three splits with train-only features, the statistics, the split summary and the funnel spec.
+
+    ``spec`` is read from the folder's ``funnel_spec.toml`` (SalesCRM's spec for folders written before it).
+    """
 
     train: pd.DataFrame
     val: pd.DataFrame
@@ -25,6 +29,7 @@ class PreparedCRM:
     stats: HistoricalStats
     split: dict
     directory: Path
+    spec: FunnelSpec = field(default_factory=default_funnel_spec)
 
     def part(self, name: str) -> pd.DataFrame:
         """One split by name (train, val or test)."""
@@ -53,14 +58,26 @@ def load_prepared(directory: str | Path) -> PreparedCRM:
         split = json.loads((root / "split.json").read_text())
     except (ValueError, KeyError, TypeError) as error:
         raise DataError(f"{root}: historical_stats.json or split.json is not valid ({error})") from error
-    return PreparedCRM(frames["train"], frames["val"], frames["test"], stats, split, root)
+    spec_file = root / SPEC_FILE
+    spec = load_funnel_spec(spec_file) if spec_file.is_file() else default_funnel_spec()
+    return PreparedCRM(frames["train"], frames["val"], frames["test"], stats, split, root, spec)
 
 
-def load_or_prepare(directory: str | Path | None = None, data_path: str | Path | None = None) -> PreparedCRM:
-    """A prepared folder, or the embedded default (the shared SalesCRM file) prepared in a temp folder."""
+def load_or_prepare(
+    directory: str | Path | None = None, data_path: str | Path | None = None, spec: FunnelSpec | None = None
+) -> PreparedCRM:
+    """A prepared folder, or the export at ``data_path`` that ``spec`` describes prepared in a temp folder.
+
+    Without a folder and with neither a data path nor a spec, the embedded default: the shared SalesCRM file.
+    A folder prepared for another funnel than ``spec`` is a DataError.
+    """
     if directory is not None:
-        return load_prepared(directory)
+        prepared = load_prepared(directory)
+        if spec is not None and prepared.spec.name != spec.name:
+            raise DataError(
+                f"{directory}: prepared for funnel '{prepared.spec.name}', not '{spec.name}' ({spec.source})"
+            )
+        return prepared
     target = Path(tempfile.mkdtemp(prefix="nextbest-crm-"))
-    prepare_crm(target, data_path=data_path)
+    prepare_crm(target, data_path=data_path, spec=spec)
     return load_prepared(target)
-

@@ -1,38 +1,52 @@
-"""Loader of the SalesCRM funnel data (one row per lead), from its CSV or its XLSX form.
+"""Loader of a CRM export (one row per lead) that a funnel spec describes, from its CSV or its XLSX form.
 
-Both files hold the same 11,032 leads and give the same frame (:func:`load_salescrm`). Columns of the
-frame (canonical snake_case names, see :data:`RAW_COLUMNS`):
+:func:`load_export` reads any export a :class:`~nextbest.data.funnel_spec.FunnelSpec` describes;
+:func:`load_salescrm` is the SalesCRM export (the shared file by default) read with SalesCRM's shipped spec.
+Both SalesCRM files hold the same 11,032 leads and give the same frame. The export's raw column names are
+renamed with the spec's ``[export.rename]`` (a column not named there keeps its name); every column the spec
+reads must be present. Columns of the frame:
 
-- ``lead_id`` (int64), ``country``, ``education``, ``status``, ``stage`` (pandas ``string``, ``<NA>`` when
-  empty; surrounding blanks stripped; ``status`` is one of :data:`STATUS_VALUES`);
-- the funnel event dates :data:`DATE_COLUMNS` (``datetime64[ns]``, ``NaT`` when the event did not happen
-  or its date is unusable);
+- the id column (int64, unique; SalesCRM: ``lead_id``);
+- the text columns (``spec.text_columns()``: covariates, status and value columns, the drop-out column;
+  pandas ``string``, ``<NA>`` when empty, surrounding blanks stripped). A status column (a step reached by
+  ``{status = COLUMN, levels = ...}``) holds one of its levels' values, matched case-insensitively and
+  spelled as the spec spells it (SalesCRM: ``status`` is one of :data:`STATUS_VALUES`); a value column's
+  values are spelled as the spec spells them when they match case-insensitively;
+- the date columns ``spec.date_columns()`` (``datetime64[ns]``, ``NaT`` when the event did not happen or its
+  date is unusable; SalesCRM: :data:`DATE_COLUMNS`);
 - ``lead_date``: the earliest of the date columns of the row (``NaT`` when the row has no date at all).
 
-Dates are read as ISO ``YYYY-MM-DD`` (CSV), datetime cells (XLSX), ``DD.MM.YYYY`` day-first, and
-``MM-DD-YYYY`` month-first (day-first when the first part is above 12). Cells whose date is invalid or
-implausible are set to missing and reported as a :class:`Defect`, never an error: out-of-range parts
-(``2021-13-12``, ``20221-08-24``), the placeholder ``0000-00-00``, Excel serials outside Excel's range,
-Excel error values (``#VALUE!``), dates before :data:`EARLIEST_VALID_DATE`, and dates after the latest
-date seen in the event columns other than ``Last Contact`` (the autofill runs of ``Last Contact`` into
-2023..2042). ``No`` in a date column means the event did not happen: missing, counted, not a defect.
-Everything else that cannot be read raises :class:`DataError` naming the file, the row and the column.
+The id column comes first, then the columns the spec reads in the order of the export's header (SalesCRM:
+:data:`FRAME_COLUMNS`). Other columns of the export are ignored.
+
+Dates are read with the spec's ``date_format`` (a strftime format) when it has one, else as ISO
+``YYYY-MM-DD`` (CSV), ``DD.MM.YYYY`` day-first, and ``MM-DD-YYYY`` month-first (day-first when the first part
+is above 12); datetime cells and Excel serials (XLSX) either way. Cells whose date is invalid or implausible
+are set to missing and reported as a :class:`Defect`, never an error: out-of-range parts (``2021-13-12``,
+``31/02/2024``, ``20221-08-24``), the placeholder ``0000-00-00``, Excel serials outside Excel's range, Excel
+error values (``#VALUE!``), dates before :data:`EARLIEST_VALID_DATE`, dates in the future, and in the spec's
+``autofilled_dates`` (SalesCRM: ``Last Contact``, autofilled into 2023..2042) dates after the latest date of
+the other date columns. ``No`` in a date column means the event did not happen: missing, counted, not a
+defect. Everything else that cannot be read raises :class:`DataError` naming the file, the row and the raw
+column as the file shows it.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
+from nextbest.data.funnel_spec import FunnelSpec, default_funnel_spec
 from nextbest.data.paths import resolve_data_file
 from nextbest.errors import DataError
 
@@ -40,38 +54,40 @@ DATASET = "salescrm"
 DEFAULT_FILE = "SalesCRM - CRM.csv"
 XLSX_SHEET = "CRM"
 
-RAW_COLUMNS: dict[str, str] = {
-    "ID": "lead_id",
-    "Country": "country",
-    "Education": "education",
-    "First Contact": "first_contact",
-    "Last Contact": "last_contact",
-    "Status": "status",
-    "Stage": "stage",
-    "First Call": "first_call",
-    "Signed up for a demo": "demo",
-    "Filled in customer survey": "survey",
-    "Did sign up to the platform": "signup",
-    "Account Manager assigned": "manager",
-    "Subscribed": "subscribed",
-}
+
+def _status_levels(spec: FunnelSpec) -> dict[str, dict[str, int]]:
+    """The status columns of a spec and the values of each, ordered by level (the steps' ``levels``)."""
+    levels: dict[str, dict[str, int]] = {}
+    for step in spec.steps:
+        if "status" in step.reached:
+            levels.setdefault(step.reached["status"], {}).update(step.reached["levels"])
+    return {column: dict(sorted(values.items(), key=lambda item: item[1])) for column, values in levels.items()}
+
+
+def _value_spellings(spec: FunnelSpec) -> dict[str, list[str]]:
+    """The value columns of a spec (steps reached by ``{column = COLUMN, values}``) and the values named."""
+    values: dict[str, list[str]] = {}
+    for step in spec.steps:
+        if "column" in step.reached:
+            values.setdefault(step.reached["column"], []).extend(str(v) for v in step.reached["values"])
+    return values
+
+
+SALESCRM_SPEC: FunnelSpec = default_funnel_spec()
+#: SalesCRM's raw column names (as the file shows them) and their canonical names, in the file's order.
+RAW_COLUMNS: dict[str, str] = dict(SALESCRM_SPEC.export.rename)
 CANONICAL_TO_RAW: dict[str, str] = {canonical: raw for raw, canonical in RAW_COLUMNS.items()}
-DATE_COLUMNS: tuple[str, ...] = (
-    "first_contact",
-    "last_contact",
-    "first_call",
-    "demo",
-    "survey",
-    "signup",
-    "manager",
-    "subscribed",
-)
-TEXT_COLUMNS: tuple[str, ...] = ("country", "education", "status", "stage")
-STATUS_VALUES: tuple[str, ...] = ("1st message", "2nd message", "3rd message")
+DATE_COLUMNS: tuple[str, ...] = tuple(SALESCRM_SPEC.date_columns())
+TEXT_COLUMNS: tuple[str, ...] = tuple(SALESCRM_SPEC.text_columns())
+STATUS_VALUES: tuple[str, ...] = tuple(_status_levels(SALESCRM_SPEC)["status"])
 EARLIEST_VALID_DATE = pd.Timestamp("2015-01-01")
 #: Date columns whose latest date bounds the plausible dates of ``last_contact``.
-BOUNDING_DATE_COLUMNS: tuple[str, ...] = tuple(c for c in DATE_COLUMNS if c != "last_contact")
+BOUNDING_DATE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in DATE_COLUMNS if c not in SALESCRM_SPEC.export.autofilled_dates
+)
 FRAME_COLUMNS: tuple[str, ...] = (*RAW_COLUMNS.values(), "lead_date")
+#: Years a datetime64[ns] column can hold (pandas' range, 1677-09-21 .. 2262-04-11, in whole years).
+_REPRESENTABLE_YEARS = range(pd.Timestamp.min.year + 1, pd.Timestamp.max.year)
 
 _ISO = re.compile(r"^(\d{1,6})-(\d{1,2})-(\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 _DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4,6})$")
@@ -139,14 +155,16 @@ class _Unreadable(Exception):
 # --------------------------------------------------------------------------------------------- public
 
 
-def load_salescrm(path: str | Path | None = None) -> LoadedCRM:
-    """Load the SalesCRM leads from a ``.csv`` or ``.xlsx`` file (default: the resolved shared CSV).
+def load_export(path: str | Path, spec: FunnelSpec) -> LoadedCRM:
+    """Load the leads of a ``.csv`` or ``.xlsx`` export that ``spec`` describes (see the module doc).
 
-    Returns the validated frame (columns :data:`FRAME_COLUMNS`, one row per lead, file order) with the
-    list of repaired cells. Raises DataError for an unusable file: empty, no rows, missing columns,
-    bad or duplicated IDs, unreadable dates, unknown Status values, unsupported file type.
+    Returns the validated frame (one row per lead, file order) with the list of repaired cells. Raises
+    DataError for an unusable file: not found, empty, no rows, missing columns, bad or duplicated IDs,
+    unreadable dates, unknown status values, unsupported file type.
     """
-    source = resolve_data_file(DATASET, DEFAULT_FILE, path)
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise DataError(f"{source}: {'is a folder, not a file' if source.is_dir() else 'does not exist'}")
     suffix = source.suffix.lower()
     if suffix == ".csv":
         table = _read_csv(source)
@@ -154,12 +172,24 @@ def load_salescrm(path: str | Path | None = None) -> LoadedCRM:
         table = _read_xlsx(source)
     else:
         raise DataError(f"{source}: unsupported file type '{source.suffix}' (expected .csv or .xlsx)")
-    return _build(table)
+    return _build(table, spec)
 
 
-def lead_dates(frame: pd.DataFrame) -> pd.Series:
-    """The earliest of the :data:`DATE_COLUMNS` of each row (NaT when the row has no date)."""
-    return frame[list(DATE_COLUMNS)].min(axis=1, skipna=True).astype("datetime64[ns]")
+def load_salescrm(path: str | Path | None = None) -> LoadedCRM:
+    """Load the SalesCRM leads from a ``.csv`` or ``.xlsx`` file (default: the resolved shared CSV).
+
+    :func:`load_export` with SalesCRM's shipped spec; the frame's columns are :data:`FRAME_COLUMNS`.
+    """
+    loaded = load_export(resolve_data_file(DATASET, DEFAULT_FILE, path), SALESCRM_SPEC)
+    if list(loaded.frame.columns) != list(FRAME_COLUMNS):
+        loaded.frame = loaded.frame[list(FRAME_COLUMNS)]
+    return loaded
+
+
+def lead_dates(frame: pd.DataFrame, spec: FunnelSpec | None = None) -> pd.Series:
+    """The earliest of the date columns (default: SalesCRM's :data:`DATE_COLUMNS`) of each row (NaT when none)."""
+    columns = list(DATE_COLUMNS) if spec is None else spec.date_columns()
+    return frame[columns].min(axis=1, skipna=True).astype("datetime64[ns]")
 
 
 # ------------------------------------------------------------------------------------------ readers
@@ -274,25 +304,39 @@ def _is_empty_row(row: tuple[object, ...]) -> bool:
 # -------------------------------------------------------------------------------------- validation
 
 
-def _build(table: _RawTable) -> LoadedCRM:
+@dataclass
+class _Layout:
+    """Where the spec's columns are in the export: canonical name -> raw header name, and the frame's order."""
+
+    raw: dict[str, str]
+    position: dict[str, int]
+    order: list[str]
+    rank: dict[str, int]
+
+
+def _build(table: _RawTable, spec: FunnelSpec) -> LoadedCRM:
     """Validate a raw table and turn it into the canonical frame with its defects."""
     _drop_empty_rows(table)
-    _check_header(table)
+    layout = _layout(table, spec)
     if not table.rows:
         raise DataError(f"{table.path}: no rows (only a header)")
-    position = {name: table.header.index(name) for name in RAW_COLUMNS}
-    columns: dict[str, object] = {"lead_id": _read_ids(table, position["ID"])}
-    for canonical in TEXT_COLUMNS:
-        columns[canonical] = _read_text(table, position[CANONICAL_TO_RAW[canonical]])
-    _check_status(table, columns["status"])
-    defects: list[Defect] = []
-    for canonical in DATE_COLUMNS:
-        columns[canonical] = _read_dates(table, CANONICAL_TO_RAW[canonical], position, defects)
-    frame = _assemble(columns)
-    defects += _range_defects(frame, table)
-    defects.sort(key=lambda d: (d.row, list(RAW_COLUMNS).index(d.column.split(" (")[0])))
-    frame["lead_date"] = lead_dates(frame)
-    return LoadedCRM(frame=frame, defects=defects, source=table.path, counts=dict(table.counts))
+    id_column = spec.export.id
+    columns: dict[str, list[object]] = {id_column: _read_ids(table, layout.position[id_column], layout.raw[id_column])}
+    for canonical in spec.text_columns():
+        columns[canonical] = _read_text(table, layout.position[canonical])
+    for canonical, levels in _status_levels(spec).items():
+        _check_status(table, layout.raw[canonical], columns[canonical], list(levels))
+    for canonical, values in _value_spellings(spec).items():
+        _respell(columns[canonical], values)
+    defects: list[tuple[str, Defect]] = []
+    for canonical in spec.date_columns():
+        raw_column, position = layout.raw[canonical], layout.position[canonical]
+        columns[canonical] = _read_dates(table, raw_column, position, defects, spec.export.date_format)
+    frame = _assemble(columns, layout.order, id_column, set(spec.date_columns()))
+    defects += _range_defects(frame, table, layout, spec)
+    defects.sort(key=lambda item: (item[1].row, layout.rank[item[0]]))
+    frame["lead_date"] = lead_dates(frame, spec)
+    return LoadedCRM(frame=frame, defects=[d for _, d in defects], source=table.path, counts=dict(table.counts))
 
 
 def _drop_empty_rows(table: _RawTable) -> None:
@@ -304,18 +348,45 @@ def _drop_empty_rows(table: _RawTable) -> None:
     table.rows = [r for _, r in kept]
 
 
-def _check_header(table: _RawTable) -> None:
-    """All of :data:`RAW_COLUMNS` must be present, each once."""
-    missing = [name for name in RAW_COLUMNS if name not in table.header]
+def _layout(table: _RawTable, spec: FunnelSpec) -> _Layout:
+    """Find every column the spec reads (the id, its columns, its dates), each once; DataError naming the missing.
+
+    A canonical column is found under a raw name that ``[export.rename]`` maps to it, or under its own name
+    when the rename does not use that name for another column.
+    """
+    rename = spec.export.rename
+    order_of_rename = {name: i for i, name in enumerate(rename)}
+    required = list(dict.fromkeys([spec.export.id, *spec.columns(), *spec.date_columns()]))
+    raw: dict[str, str] = {}
+    missing: list[str] = []
+    for canonical in required:
+        candidates = [name for name, target in rename.items() if target == canonical]
+        if canonical not in rename and canonical not in candidates:
+            candidates.append(canonical)
+        present = [name for name in candidates if name in table.header]
+        if len(present) > 1:
+            shown = " and ".join(repr(n) for n in present)
+            raise DataError(f"{table.path}: columns {shown} both hold '{canonical}'; keep one")
+        if present:
+            raw[canonical] = present[0]
+        else:
+            missing.append(candidates[0] if candidates else canonical)
     if missing:
+        missing.sort(key=lambda name: order_of_rename.get(name, len(rename)))
         found = ", ".join(repr(n) for n in table.header[:15]) or "none"
         hint = " (is the separator a comma?)" if len(table.header) == 1 and re.search("[;\t|]", table.header[0]) else ""
         raise DataError(
             f"{table.path}: missing required column(s) {', '.join(repr(n) for n in missing)}; found: {found}{hint}"
         )
-    doubled = [name for name in RAW_COLUMNS if table.header.count(name) > 1]
+    rank = {name: order_of_rename.get(name, len(rename) + table.header.index(name)) for name in raw.values()}
+    doubled = sorted((name for name in raw.values() if table.header.count(name) > 1), key=rank.__getitem__)
     if doubled:
         raise DataError(f"{table.path}: column(s) {', '.join(repr(n) for n in doubled)} appear more than once")
+    canonical_of = {name: canonical for canonical, name in raw.items()}
+    read = [canonical_of[name] for name in table.header if name in canonical_of]
+    order = [spec.export.id, *(c for c in read if c != spec.export.id)]
+    position = {canonical: table.header.index(name) for canonical, name in raw.items()}
+    return _Layout(raw, position, order, rank)
 
 
 def _where(table: _RawTable, index: int, raw_column: str) -> str:
@@ -324,7 +395,7 @@ def _where(table: _RawTable, index: int, raw_column: str) -> str:
     return f"{table.path}: row {row}, column '{table.cell_label(raw_column, row)}'"
 
 
-def _read_ids(table: _RawTable, position: int) -> list[int]:
+def _read_ids(table: _RawTable, position: int, raw_column: str) -> list[int]:
     """Integer lead IDs; missing, non-integer or duplicated IDs raise DataError."""
     ids: list[int] = []
     first_row: dict[int, int] = {}
@@ -333,10 +404,10 @@ def _read_ids(table: _RawTable, position: int) -> list[int]:
         lead_id = _as_int(value)
         if lead_id is None:
             shown = "an empty ID" if value is None or str(value).strip() == "" else f"non-integer ID {value!r}"
-            raise DataError(f"{_where(table, index, 'ID')}: {shown}")
+            raise DataError(f"{_where(table, index, raw_column)}: {shown}")
         if lead_id in first_row:
             raise DataError(
-                f"{_where(table, index, 'ID')}: duplicated ID {lead_id} (first seen on row {first_row[lead_id]})"
+                f"{_where(table, index, raw_column)}: duplicated ID {lead_id} (first seen on row {first_row[lead_id]})"
             )
         first_row[lead_id] = table.row_numbers[index]
         ids.append(lead_id)
@@ -368,42 +439,54 @@ def _read_text(table: _RawTable, position: int) -> list[str | None]:
     return values
 
 
-def _check_status(table: _RawTable, statuses: list[str | None]) -> None:
-    """Status must be empty or one of :data:`STATUS_VALUES` (case-insensitive; normalized in place)."""
-    canonical = {value.lower(): value for value in STATUS_VALUES}
+def _check_status(table: _RawTable, raw_column: str, statuses: list[str | None], allowed: list[str]) -> None:
+    """A status must be empty or one of ``allowed`` (case-insensitive; normalized in place to its spelling)."""
+    canonical = {value.lower(): value for value in allowed}
     for index, status in enumerate(statuses):
         if status is None:
             continue
         if status.lower() not in canonical:
             raise DataError(
-                f"{_where(table, index, 'Status')}: unknown status {status!r} "
-                f"(expected one of {', '.join(STATUS_VALUES)})"
+                f"{_where(table, index, raw_column)}: unknown status {status!r} (expected one of {', '.join(allowed)})"
             )
         statuses[index] = canonical[status.lower()]
+
+
+def _respell(cells: list[str | None], values: list[str]) -> None:
+    """Values matching one of ``values`` case-insensitively take its spelling (in place); others are kept."""
+    spelling = {value.lower(): value for value in values}
+    for index, cell in enumerate(cells):
+        if cell is not None:
+            cells[index] = spelling.get(cell.lower(), cell)
 
 
 # ------------------------------------------------------------------------------------------- dates
 
 
 def _read_dates(
-    table: _RawTable, raw_column: str, position: dict[str, int], defects: list[Defect]
+    table: _RawTable,
+    raw_column: str,
+    position: int,
+    defects: list[tuple[str, Defect]],
+    date_format: str | None = None,
 ) -> list[pd.Timestamp | None]:
     """Parse one date column; repairable cells become None plus a Defect, unreadable ones raise."""
     values: list[pd.Timestamp | None] = []
     for index, row in enumerate(table.rows):
         number = table.row_numbers[index]
-        value = row[position[raw_column]]
+        value = row[position]
         serial = table.serial_defects.get((number, raw_column))
         if serial is not None:
-            defects.append(_defect(table, number, raw_column, serial, "date serial out of range"))
+            defects.append((raw_column, _defect(table, number, raw_column, serial, "date serial out of range")))
             values.append(None)
             continue
         try:
-            parsed, reason, note = _parse_date(value)
+            parsed, reason, note = _parse_date(value, date_format)
         except _Unreadable:
-            raise DataError(f"{_where(table, index, raw_column)}: cannot read {value!r} as a date") from None
+            expected = f" (expected the format {date_format})" if date_format else ""
+            raise DataError(f"{_where(table, index, raw_column)}: cannot read {value!r} as a date{expected}") from None
         if reason is not None:
-            defects.append(_defect(table, number, raw_column, _shown(value), reason))
+            defects.append((raw_column, _defect(table, number, raw_column, _shown(value), reason)))
         if note is not None:
             table.counts[f"{note} ({raw_column})"] += 1
         values.append(parsed)
@@ -421,11 +504,19 @@ def _shown(value: object) -> str:
     return str(value).strip()
 
 
-def _parse_date(value: object) -> tuple[pd.Timestamp | None, str | None, str | None]:
+def _parse_date(value: object, date_format: str | None = None) -> tuple[pd.Timestamp | None, str | None, str | None]:
     """Read one date cell: (date or None, defect reason or None, benign-repair note or None).
 
-    Raises _Unreadable when the cell is not a date in any accepted shape.
+    Text is read with ``date_format`` when given, else in the shapes the module doc lists. Raises
+    _Unreadable when the cell is not a date in any accepted shape.
     """
+    parsed, reason, note = _parse_any_date(value, date_format)
+    if parsed is not None and parsed.year not in _REPRESENTABLE_YEARS:
+        return None, f"year {parsed.year} out of range", None
+    return parsed, reason, note
+
+
+def _parse_any_date(value: object, date_format: str | None) -> tuple[pd.Timestamp | None, str | None, str | None]:
     if value is None:
         return None, None, None
     if isinstance(value, datetime | date):
@@ -436,23 +527,26 @@ def _parse_date(value: object) -> tuple[pd.Timestamp | None, str | None, str | N
         return _from_serial(float(value))
     if not isinstance(value, str):
         raise _Unreadable
-    return _parse_date_text(value.strip())
+    return _parse_date_text(value.strip(), date_format)
 
 
 def _from_serial(serial: float) -> tuple[pd.Timestamp | None, str | None, str | None]:
     """An Excel day serial (1900 system) as a date; outside Excel's range it is a defect."""
     if not 1 <= serial < 2958466:  # 2958465 is 9999-12-31
         return None, "date serial out of range", None
-    return (pd.Timestamp("1899-12-30") + pd.Timedelta(days=int(serial))), None, "Excel serial number read"
+    day = datetime(1899, 12, 30) + timedelta(days=int(serial))
+    return pd.Timestamp(day), None, "Excel serial number read"
 
 
-def _parse_date_text(text: str) -> tuple[pd.Timestamp | None, str | None, str | None]:
+def _parse_date_text(text: str, date_format: str | None = None) -> tuple[pd.Timestamp | None, str | None, str | None]:
     if not text:
         return None, None, None
     if text.lower() in _NO_EVENT_WORDS:
         return None, None, f"'{text}' read as missing"
     if _EXCEL_ERROR.match(text.upper()):
         return None, "Excel error value", None
+    if date_format is not None:
+        return (*_parse_formatted(text, date_format), None)
     if match := _ISO.match(text):
         year, month, day = (int(part) for part in match.groups())
         return (*_calendar_date(year, month, day), None)
@@ -465,6 +559,54 @@ def _parse_date_text(text: str) -> tuple[pd.Timestamp | None, str | None, str | 
             return (*_calendar_date(year, second, first), "DD-MM-YYYY read day-first")
         return (*_calendar_date(year, first, second), "MM-DD-YYYY read month-first")
     raise _Unreadable
+
+
+def _parse_formatted(text: str, date_format: str) -> tuple[pd.Timestamp | None, str | None]:
+    """A date in the strftime ``date_format``; text of the format's shape that is no real date is a defect."""
+    try:
+        return pd.Timestamp(datetime.strptime(text, date_format)).normalize(), None
+    except ValueError:
+        pass
+    match = _format_shape(date_format).match(text)
+    if match is None:
+        raise _Unreadable
+    parts = match.groupdict()
+    year = int(parts["Y"]) if parts.get("Y") else None
+    if parts.get("y"):
+        short = int(parts["y"])
+        year = short + (2000 if short < 69 else 1900)  # strptime's pivot
+    if year is not None and parts.get("m") and parts.get("d"):
+        parsed, reason = _calendar_date(year, int(parts["m"]), int(parts["d"]))
+        if reason is not None:
+            return parsed, reason
+    return None, f"not a date in the format {date_format}"
+
+
+_FORMAT_FIELDS = {"d": r"(?P<d>\d{1,2})", "m": r"(?P<m>\d{1,2})", "Y": r"(?P<Y>\d{1,6})", "y": r"(?P<y>\d{2})"}
+_FORMAT_OTHERS = {"H": r"\d{1,2}", "I": r"\d{1,2}", "M": r"\d{1,2}", "S": r"\d{1,2}", "f": r"\d{1,6}",
+                  "j": r"\d{1,3}", "p": "[AaPp][Mm]", "z": r"(?:Z|[+-]\d{2}:?\d{2})", "%": "%"}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _format_shape(date_format: str) -> re.Pattern[str]:
+    """A regex of the text a strftime format writes, any numbers in its fields (day, month, year captured)."""
+    pattern: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(date_format):
+        char = date_format[i]
+        if char == "%" and i + 1 < len(date_format):
+            directive = date_format[i + 1]
+            if directive in _FORMAT_FIELDS:
+                pattern.append(_FORMAT_FIELDS[directive] if directive not in seen else r"\d{1,6}")
+                seen.add(directive)
+            else:
+                pattern.append(_FORMAT_OTHERS.get(directive, r"[^\W\d_]+" if directive in "aAbB" else ".+?"))
+            i += 2
+        else:
+            pattern.append(r"\s+" if char.isspace() else re.escape(char))
+            i += 1
+    return re.compile("^" + "".join(pattern) + "$")
 
 
 def _calendar_date(year: int, month: int, day: int) -> tuple[pd.Timestamp | None, str | None]:
@@ -481,45 +623,55 @@ def _calendar_date(year: int, month: int, day: int) -> tuple[pd.Timestamp | None
         return None, f"day {day} out of range for {year}-{month:02d}"
 
 
-def _assemble(columns: dict[str, object]) -> pd.DataFrame:
-    """The canonical frame with its dtypes (int64, string, datetime64[ns])."""
-    data: dict[str, object] = {"lead_id": pd.array(columns["lead_id"], dtype="int64")}
-    for name in RAW_COLUMNS.values():
-        if name in TEXT_COLUMNS:
-            data[name] = pd.array(columns[name], dtype="string")
-        elif name in DATE_COLUMNS:
+def _assemble(columns: dict[str, list[object]], order: list[str], id_column: str, dates: set[str]) -> pd.DataFrame:
+    """The canonical frame in ``order`` with its dtypes (int64 id, datetime64[ns] dates, string text)."""
+    data: dict[str, object] = {}
+    for name in order:
+        if name == id_column:
+            data[name] = pd.array(columns[name], dtype="int64")
+        elif name in dates:
             data[name] = pd.Series(columns[name], dtype="object").astype("datetime64[ns]")
-    frame = pd.DataFrame(data)
-    return frame[list(RAW_COLUMNS.values())]
+        else:
+            data[name] = pd.array(columns[name], dtype="string")
+    return pd.DataFrame(data)[order]
 
 
-def _range_defects(frame: pd.DataFrame, table: _RawTable) -> list[Defect]:
+def _range_defects(
+    frame: pd.DataFrame, table: _RawTable, layout: _Layout, spec: FunnelSpec
+) -> list[tuple[str, Defect]]:
     """Set implausible dates to NaT in place and report them.
 
-    Implausible: before :data:`EARLIEST_VALID_DATE`; in the :data:`BOUNDING_DATE_COLUMNS`, after today;
-    in ``last_contact``, after the latest date of the bounding columns once those have been cleaned.
+    Implausible: before :data:`EARLIEST_VALID_DATE`; in the bounding date columns (all but the spec's
+    ``autofilled_dates``), after today; in an autofilled column, after the latest date of the bounding
+    columns once those have been cleaned (SalesCRM: ``last_contact``).
     """
-    defects: list[Defect] = []
+    dates = spec.date_columns()
+    autofilled = [column for column in spec.export.autofilled_dates if column in dates]
+    bounding = [column for column in dates if column not in autofilled]
+    defects: list[tuple[str, Defect]] = []
     earliest = f"before {EARLIEST_VALID_DATE.date()}"
-    for column in BOUNDING_DATE_COLUMNS:
-        defects += _flag(frame, table, column, frame[column] < EARLIEST_VALID_DATE, earliest)
-        defects += _flag(frame, table, column, frame[column] > pd.Timestamp(date.today()), "in the future")
-    latest = frame[list(BOUNDING_DATE_COLUMNS)].max().max()
+    for column in bounding:
+        defects += _flag(frame, table, layout, column, frame[column] < EARLIEST_VALID_DATE, earliest)
+        defects += _flag(frame, table, layout, column, frame[column] > pd.Timestamp(date.today()), "in the future")
+    latest = frame[bounding].max().max() if bounding else pd.NaT
     if pd.isna(latest):
         latest, reason = pd.Timestamp(date.today()), "in the future"
     else:
         reason = f"after the latest event date {latest.date()} of the other date columns"
-    defects += _flag(frame, table, "last_contact", frame["last_contact"] < EARLIEST_VALID_DATE, earliest)
-    defects += _flag(frame, table, "last_contact", frame["last_contact"] > latest, reason)
+    for column in autofilled:
+        defects += _flag(frame, table, layout, column, frame[column] < EARLIEST_VALID_DATE, earliest)
+        defects += _flag(frame, table, layout, column, frame[column] > latest, reason)
     return defects
 
 
-def _flag(frame: pd.DataFrame, table: _RawTable, column: str, mask: pd.Series, reason: str) -> list[Defect]:
+def _flag(
+    frame: pd.DataFrame, table: _RawTable, layout: _Layout, column: str, mask: pd.Series, reason: str
+) -> list[tuple[str, Defect]]:
     """Report the cells of ``column`` selected by ``mask`` as defects and set them to NaT."""
-    raw_column = CANONICAL_TO_RAW[column]
-    position = table.header.index(raw_column)
+    raw_column = layout.raw[column]
+    position = layout.position[column]
     defects = [
-        _defect(table, table.row_numbers[i], raw_column, _shown(table.rows[i][position]), reason)
+        (raw_column, _defect(table, table.row_numbers[i], raw_column, _shown(table.rows[i][position]), reason))
         for i in mask[mask].index
     ]
     frame.loc[mask, column] = pd.NaT

@@ -1,5 +1,9 @@
 """Temporal train/validation/test split of the CRM leads, and statistics learned on train only.
 
+Any funnel a :class:`~nextbest.data.funnel_spec.FunnelSpec` describes: conversion is its conversion step
+reached, the categorical features are its covariates, the contact span its ``[export] contact_span``. The
+functions take ``spec=None`` for SalesCRM's shipped spec.
+
 The split orders leads by ``lead_date`` (ties by ``lead_id``) and cuts at the cumulative fractions, so
 every train lead is no later than every validation lead, which is no later than every test lead. Leads
 without any date cannot be placed in time: they are left out of all three splits and counted.
@@ -16,10 +20,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from nextbest.data.salescrm import LoadedCRM, load_salescrm
-from nextbest.errors import NextbestError
+from nextbest.data.funnel_spec import FunnelSpec, _reached
+from nextbest.data.paths import resolve_data_file
+from nextbest.data.salescrm import DATASET, DEFAULT_FILE, SALESCRM_SPEC, LoadedCRM, load_export, load_salescrm
+from nextbest.errors import DataError, NextbestError
 
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -27,14 +34,18 @@ SMOOTHING_M = 20.0
 MIN_CATEGORY_COUNT = 30
 OTHER = "Other"
 UNKNOWN = "Unknown"
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "country_cat",
-    "education_cat",
-    "country_conv_rate",
-    "education_conv_rate",
-    "days_since_first_contact_z",
-    "days_to_reference_z",
-)
+TIME_FEATURES: tuple[str, ...] = ("days_since_first_contact_z", "days_to_reference_z")
+SPEC_FILE = "funnel_spec.toml"
+
+
+def feature_columns(spec: FunnelSpec | None = None) -> tuple[str, ...]:
+    """The features :func:`add_features` adds: ``{c}_cat`` and ``{c}_conv_rate`` per covariate, then the times."""
+    covariates = (spec or SALESCRM_SPEC).covariates
+    return (*(f"{c}_cat" for c in covariates), *(f"{c}_conv_rate" for c in covariates), *TIME_FEATURES)
+
+
+#: SalesCRM's features.
+FEATURE_COLUMNS: tuple[str, ...] = feature_columns(SALESCRM_SPEC)
 
 
 @dataclass
@@ -61,15 +72,18 @@ class SplitResult:
 class HistoricalStats:
     """Train-only statistics behind the features.
 
-    - conversion = ``subscribed`` is not NaT; ``global_rate`` = positives / leads in train;
-    - smoothed rate of a category = (positives + m * global_rate) / (n + m), with m = ``smoothing_m``;
-      categories unseen in train, and missing values, get ``global_rate``;
-    - vocabularies: categories with at least ``min_category_count`` train leads; others pool into
+    - conversion = the spec's conversion step reached (SalesCRM: ``subscribed`` is not NaT);
+      ``global_rate`` = positives / leads in train;
+    - ``category_rates[c]``: per covariate ``c``, the smoothed rate of a category = (positives + m *
+      global_rate) / (n + m), with m = ``smoothing_m``; categories unseen in train, and missing values,
+      get ``global_rate``;
+    - ``vocabularies[c]``: categories with at least ``min_category_count`` train leads; others pool into
       ``"Other"``, missing into ``"Unknown"``;
     - z-scores use the train mean and population std (std 1 when it is 0) of
-      ``days_since_first_contact`` = last_contact - first_contact in days (0 when either is missing)
-      and ``days_to_reference`` = ``reference_date`` - lead_date in days, ``reference_date`` being the
-      last lead_date in train.
+      ``days_since_first_contact`` = last - first date of the spec's ``contact_span`` in days (0 when either
+      is missing, or for every lead when the spec has no span; SalesCRM: last_contact - first_contact) and
+      ``days_to_reference`` = ``reference_date`` - lead_date in days, ``reference_date`` being the last
+      lead_date in train.
     """
 
     reference_date: str
@@ -78,10 +92,8 @@ class HistoricalStats:
     global_rate: float
     smoothing_m: float = SMOOTHING_M
     min_category_count: int = MIN_CATEGORY_COUNT
-    country_rates: dict[str, float] = field(default_factory=dict)
-    education_rates: dict[str, float] = field(default_factory=dict)
-    country_vocab: list[str] = field(default_factory=list)
-    education_vocab: list[str] = field(default_factory=list)
+    category_rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
     days_since_first_contact_mean: float = 0.0
     days_since_first_contact_std: float = 1.0
     days_to_reference_mean: float = 0.0
@@ -93,8 +105,14 @@ class HistoricalStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> HistoricalStats:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        """Inverse of :meth:`to_dict`; also reads the older layout (``country_rates``, ``country_vocab``, ...)."""
+        data = dict(data)
+        rates = dict(data.pop("category_rates", None) or {})
+        vocabularies = dict(data.pop("vocabularies", None) or {})
+        for key in [key for key in data if key.endswith(("_rates", "_vocab"))]:
+            covariate, kind = key.rsplit("_", 1)
+            (rates if kind == "rates" else vocabularies)[covariate] = data.pop(key)
+        return cls(**data, category_rates=rates, vocabularies=vocabularies)
 
 
 # ------------------------------------------------------------------------------------------- split
@@ -134,10 +152,11 @@ def _last_date(part: pd.DataFrame) -> str | None:
 
 
 def fit_historical_stats(
-    train: pd.DataFrame, m: float = SMOOTHING_M, min_count: int = MIN_CATEGORY_COUNT
+    train: pd.DataFrame, spec: FunnelSpec | None = None, m: float = SMOOTHING_M, min_count: int = MIN_CATEGORY_COUNT
 ) -> HistoricalStats:
     """Fit :class:`HistoricalStats` on the train split only (see its docstring for the formulas)."""
-    converted = train["subscribed"].notna()
+    spec = spec or SALESCRM_SPEC
+    converted = pd.Series(converted_leads(train, spec), index=train.index)
     n_train = len(train)
     positives = int(converted.sum())
     global_rate = positives / n_train if n_train else 0.0
@@ -150,16 +169,35 @@ def fit_historical_stats(
         global_rate=global_rate,
         smoothing_m=float(m),
         min_category_count=int(min_count),
-        country_rates=_smoothed_rates(train["country"], converted, global_rate, m),
-        education_rates=_smoothed_rates(train["education"], converted, global_rate, m),
-        country_vocab=_vocabulary(train["country"], min_count),
-        education_vocab=_vocabulary(train["education"], min_count),
+        category_rates={c: _smoothed_rates(_covariate(train, c), converted, global_rate, m) for c in spec.covariates},
+        vocabularies={c: _vocabulary(_covariate(train, c), min_count) for c in spec.covariates},
     )
-    mean, std = _moments(_days_since_first_contact(train))
+    mean, std = _moments(_days_since_first_contact(train, spec))
     stats.days_since_first_contact_mean, stats.days_since_first_contact_std = mean, std
     mean, std = _moments(_days_to_reference(train, stats.reference_date))
     stats.days_to_reference_mean, stats.days_to_reference_std = mean, std
     return stats
+
+
+def converted_leads(frame: pd.DataFrame, spec: FunnelSpec | None = None) -> np.ndarray:
+    """Bool [n]: the lead reached the spec's conversion step (its column of ``spec.reached``)."""
+    return step_reached(frame, (spec or SALESCRM_SPEC).conversion_step, spec)
+
+
+def step_reached(frame: pd.DataFrame, step: str, spec: FunnelSpec | None = None) -> np.ndarray:
+    """Bool [n]: the lead reached ``step`` by the spec's rule (needs only that step's column)."""
+    rule = (spec or SALESCRM_SPEC).step(step)
+    missing = [column for column in rule.columns() if column not in frame.columns]
+    if missing:
+        raise DataError(f"the leads lack the columns {missing} that step {step!r} of the funnel spec reads")
+    return _reached(rule, frame)
+
+
+def _covariate(frame: pd.DataFrame, covariate: str) -> pd.Series:
+    """A covariate column (all missing when the frame lacks it)."""
+    if covariate in frame.columns:
+        return frame[covariate]
+    return pd.Series(pd.NA, index=frame.index, dtype="string")
 
 
 def _smoothed_rates(category: pd.Series, converted: pd.Series, global_rate: float, m: float) -> dict[str, float]:
@@ -178,9 +216,12 @@ def _vocabulary(category: pd.Series, min_count: int) -> list[str]:
     return sorted(str(name) for name in counts[counts >= min_count].index)
 
 
-def _days_since_first_contact(frame: pd.DataFrame) -> pd.Series:
-    """last_contact - first_contact in days, 0 when either date is missing."""
-    days = (frame["last_contact"] - frame["first_contact"]).dt.days
+def _days_since_first_contact(frame: pd.DataFrame, spec: FunnelSpec) -> pd.Series:
+    """Last - first date of the spec's contact span in days, 0 when either date is missing or there is no span."""
+    if spec.export.contact_span is None:
+        return pd.Series(0.0, index=frame.index)
+    first, last = spec.export.contact_span
+    days = (frame[last] - frame[first]).dt.days
     return days.fillna(0).astype(float)
 
 
@@ -198,19 +239,20 @@ def _moments(values: pd.Series) -> tuple[float, float]:
     return float(clean.mean()), std if std > 0 else 1.0
 
 
-def add_features(frame: pd.DataFrame, stats: HistoricalStats) -> pd.DataFrame:
-    """Return a copy of ``frame`` with the :data:`FEATURE_COLUMNS` computed from train-only ``stats``.
+def add_features(frame: pd.DataFrame, stats: HistoricalStats, spec: FunnelSpec | None = None) -> pd.DataFrame:
+    """Return a copy of ``frame`` with the :func:`feature_columns` computed from train-only ``stats``.
 
-    country_cat / education_cat: the value when in the vocabulary, "Other" when not, "Unknown" when
-    missing; *_conv_rate: the smoothed train rate of the raw value (global rate when unseen or missing);
+    {c}_cat per covariate c: the value when in the vocabulary, "Other" when not, "Unknown" when missing;
+    {c}_conv_rate: the smoothed train rate of the raw value (global rate when unseen or missing);
     *_z: (x - train mean) / train std, a missing lead_date giving 0.
     """
+    spec = spec or SALESCRM_SPEC
     out = frame.copy()
-    out["country_cat"] = _pooled(frame["country"], stats.country_vocab)
-    out["education_cat"] = _pooled(frame["education"], stats.education_vocab)
-    out["country_conv_rate"] = _rate(frame["country"], stats.country_rates, stats.global_rate)
-    out["education_conv_rate"] = _rate(frame["education"], stats.education_rates, stats.global_rate)
-    since = _days_since_first_contact(frame)
+    for c in spec.covariates:
+        out[f"{c}_cat"] = _pooled(_covariate(frame, c), stats.vocabularies.get(c, []))
+    for c in spec.covariates:
+        out[f"{c}_conv_rate"] = _rate(_covariate(frame, c), stats.category_rates.get(c, {}), stats.global_rate)
+    since = _days_since_first_contact(frame, spec)
     out["days_since_first_contact_z"] = (
         since - stats.days_since_first_contact_mean
     ) / stats.days_since_first_contact_std
@@ -238,39 +280,77 @@ def prepare_crm(
     out_dir: str | Path,
     data_path: str | Path | None = None,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    spec: FunnelSpec | None = None,
 ) -> dict[str, object]:
     """Load, split, fit train statistics and write the prepared CRM data set to ``out_dir``.
 
-    Writes train.parquet, val.parquet, test.parquet (leads with features), historical_stats.json,
-    split.json (the returned summary) and defects.csv (cells repaired to missing).
+    ``spec`` describes the export at ``data_path`` (None: SalesCRM's spec; its export defaults to the
+    shared SalesCRM file, any other spec needs ``data_path``). Writes train.parquet, val.parquet,
+    test.parquet (leads with features), historical_stats.json, split.json (the returned summary),
+    defects.csv (cells repaired to missing) and funnel_spec.toml (the spec file, verbatim).
     """
+    spec_text = _spec_text(spec or SALESCRM_SPEC)
     out = _output_dir(out_dir)
-    loaded = load_salescrm(data_path)
+    loaded = _load(data_path, spec)
+    spec = spec or SALESCRM_SPEC
     split = temporal_split(loaded.frame, fractions)
-    stats = fit_historical_stats(split.train)
+    stats = fit_historical_stats(split.train, spec)
     try:
         for name, part in split.parts().items():
-            add_features(part, stats).to_parquet(out / f"{name}.parquet", index=False)
+            add_features(part, stats, spec).to_parquet(out / f"{name}.parquet", index=False)
         _write_json(out / "historical_stats.json", stats.to_dict())
         loaded.defects_frame().to_csv(out / "defects.csv", index=False)
-        summary = split_summary(loaded, split, out)
+        (out / SPEC_FILE).write_bytes(spec_text)
+        summary = split_summary(loaded, split, out, spec)
         _write_json(out / "split.json", summary)
     except OSError as error:
         raise NextbestError(f"{out}: cannot write the prepared data ({error})") from None
     return summary
 
 
-def split_summary(loaded: LoadedCRM, split: SplitResult, out: Path | None = None) -> dict[str, object]:
-    """The JSON summary of a split: boundaries, per-split counts, dropped leads, source and defects."""
+def _load(data_path: str | Path | None, spec: FunnelSpec | None) -> LoadedCRM:
+    """The export: SalesCRM's (shared file by default) when ``spec`` is None, else the one ``spec`` describes."""
+    if spec is None:
+        return load_salescrm(data_path)
+    if data_path is None:
+        if Path(spec.source).resolve() != Path(SALESCRM_SPEC.source).resolve():
+            raise DataError(f"{spec.source}: give the export file that funnel '{spec.name}' describes")
+        data_path = resolve_data_file(DATASET, DEFAULT_FILE)
+    return load_export(data_path, spec)
+
+
+def _spec_text(spec: FunnelSpec) -> bytes:
+    """The spec file's bytes, copied verbatim into the prepared folder."""
+    try:
+        return Path(spec.source).read_bytes()
+    except OSError as error:
+        raise DataError(f"{spec.source}: cannot read the funnel spec file to copy it ({error})") from None
+
+
+def split_summary(
+    loaded: LoadedCRM, split: SplitResult, out: Path | None = None, spec: FunnelSpec | None = None
+) -> dict[str, object]:
+    """The JSON summary of a split: boundaries, per-split counts, dropped leads, source and defects.
+
+    ``subscribed``: leads per split that reached the conversion step; ``first_calls``: that reached the
+    spec's first key step (SalesCRM: subscribed and first_call).
+    """
+    spec = spec or SALESCRM_SPEC
     parts = split.parts()
+    first_key = spec.key_steps[0] if spec.key_steps else None
     summary: dict[str, object] = {
         "source": str(loaded.source.resolve()),
+        "funnel": spec.name,
+        "conversion_step": spec.conversion_step,
+        "first_key_step": first_key,
         "leads_loaded": len(loaded.frame),
         "fractions": list(split.fractions),
         "boundaries": split.boundaries,
         "rows": {name: len(part) for name, part in parts.items()},
-        "subscribed": {name: int(part["subscribed"].notna().sum()) for name, part in parts.items()},
-        "first_calls": {name: int(part["first_call"].notna().sum()) for name, part in parts.items()},
+        "subscribed": {name: int(converted_leads(part, spec).sum()) for name, part in parts.items()},
+        "first_calls": {
+            name: int(step_reached(part, first_key, spec).sum()) if first_key else 0 for name, part in parts.items()
+        },
         "periods": {name: _period(part) for name, part in parts.items()},
         "dropped_no_date": split.dropped_no_date,
         "dropped_no_date_note": "leads with no date at all cannot be placed in time and are in no split",
@@ -280,7 +360,7 @@ def split_summary(loaded: LoadedCRM, split: SplitResult, out: Path | None = None
     }
     if out is not None:
         files = [f"{name}.parquet" for name in SPLIT_NAMES]
-        files += ["historical_stats.json", "split.json", "defects.csv"]
+        files += ["historical_stats.json", "split.json", "defects.csv", SPEC_FILE]
         summary["files"] = {name: str(out / name) for name in files}
     return summary
 

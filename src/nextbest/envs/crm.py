@@ -12,8 +12,9 @@ imports SB3, so only `nextbest.agents.sb3` imports it. Neither env has dynamics 
 is one copy of them.
 
 Episode contract:
-    observation  Box(0, 1, (16,), float32): `FunnelSimulator.observe` of the lead
-    action       Discrete(6): email, call, demo, survey, wait, manager (`nextbest.sim.funnel.ACTIONS`)
+    observation  Box(0, 1, (obs_dim,), float32): `FunnelSimulator.observe` of the lead (16 for SalesCRM,
+                 `simulator.layout.columns` names them)
+    action       Discrete(actions of the spec): SalesCRM's email, call, demo, survey, wait, manager
     reward       the simulator's training reward (business value, or the shaped reward when the
                  simulator's RewardConfig says so); `info["business_reward"]` is always business value
     terminated   the lead subscribed or dropped out
@@ -30,7 +31,7 @@ import gymnasium as gym
 import numpy as np
 
 from nextbest.errors import NextbestError
-from nextbest.sim.funnel import ACTIONS, OBS_DIM, STAGES, FunnelSimulator, FunnelState, simulator_from_frame
+from nextbest.sim.funnel import STAGES, FunnelSimulator, FunnelState, simulator_from_frame
 from nextbest.sim.journeys import journeys_from_frame
 
 ENV_ID = "nextbest/CRMFunnel-v0"
@@ -43,8 +44,8 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
         simulator: the dynamics; None builds one from the train split of `data_dir`
             (`load_or_prepare(data_dir)`, the embedded default data when None) and uses its train
             leads as the pool.
-        country, education: integer category codes (`simulator.model.encode_leads`) of the leads
-            an episode samples from, uniformly; required together with `simulator`.
+        codes: integer covariate codes (n, C) (`simulator.model.encode_leads`) of the leads an
+            episode samples from, uniformly; required together with `simulator`.
         data_dir: a folder written by `nextbest crm prepare`; only used without `simulator`.
         render_mode: None or "ansi" (`render()` returns a one-line text of the lead's state).
     """
@@ -54,22 +55,21 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(
         self,
         simulator: FunnelSimulator | None = None,
-        country: np.ndarray | None = None,
-        education: np.ndarray | None = None,
+        codes: np.ndarray | None = None,
         data_dir: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise NextbestError(f"render_mode {render_mode!r} is not supported; use None or 'ansi'")
         if simulator is None:
-            if country is not None or education is not None:
-                raise NextbestError("country/education codes need the simulator that encoded them")
-            simulator, country, education = default_simulator(data_dir)
+            if codes is not None:
+                raise NextbestError("covariate codes need the simulator that encoded them")
+            simulator, codes = default_simulator(data_dir)
         self.simulator = simulator
-        self.country, self.education = _check_pool(simulator, country, education)
+        self.codes = check_pool(simulator, codes)
         self.render_mode = render_mode
-        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(OBS_DIM,), dtype=np.float32)
-        self.action_space = gym.spaces.Discrete(len(ACTIONS))
+        self.observation_space = gym.spaces.Box(0.0, 1.0, shape=(simulator.layout.obs_dim,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(simulator.n_actions)
         self._state: FunnelState | None = None
         self._lead = -1
 
@@ -83,7 +83,7 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
     @property
     def pool_size(self) -> int:
         """Number of leads an episode samples from."""
-        return int(self.country.shape[0])
+        return int(self.codes.shape[0])
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -101,7 +101,7 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
             raise NextbestError(f"lead {lead} is outside the pool of {self.pool_size} leads")
         self._lead = int(lead)
         rows = np.array([self._lead])
-        self._state = self.simulator.reset(self.country[rows], self.education[rows], rng=self.np_random)
+        self._state = self.simulator.reset(self.codes[rows], rng=self.np_random)
         return self.simulator.observe(self._state)[0], self._info()
 
     def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -110,7 +110,8 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
         if state.done[0]:
             raise NextbestError("the episode has ended; call reset()")
         if not self.action_space.contains(action):
-            raise NextbestError(f"action {action!r} is not one of 0..{len(ACTIONS) - 1} ({', '.join(ACTIONS)})")
+            names = self.simulator.spec.action_names
+            raise NextbestError(f"action {action!r} is not one of 0..{len(names) - 1} ({', '.join(names)})")
         result = self.simulator.step(state, np.array([action], dtype=np.int64))
         terminated = bool(state.subscribed[0] or state.dropped[0])
         truncated = bool(result.done[0]) and not terminated
@@ -140,27 +141,25 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
         )
 
 
-def _check_pool(
-    simulator: FunnelSimulator, country: np.ndarray | None, education: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validated integer code arrays of the lead pool (codes up to the 'unseen' code are allowed)."""
-    if country is None or education is None:
-        raise NextbestError("a simulator needs its lead pool: pass country and education codes")
-    country = np.asarray(country, dtype=np.int64).reshape(-1)
-    education = np.asarray(education, dtype=np.int64).reshape(-1)
-    if country.size == 0 or country.shape != education.shape:
-        raise NextbestError(
-            f"the lead pool needs as many country as education codes, at least one ({country.size}, {education.size})"
-        )
-    limits = (len(simulator.model.countries_), len(simulator.model.educations_))
-    for name, codes, limit in (("country", country, limits[0]), ("education", education, limits[1])):
-        if codes.min() < 0 or codes.max() > limit:
+def check_pool(simulator: FunnelSimulator, codes: np.ndarray | None) -> np.ndarray:
+    """Validated integer covariate codes (n, C) of the lead pool (codes up to the 'unseen' code are allowed)."""
+    covariates = simulator.spec.covariates
+    if codes is None:
+        raise NextbestError(f"a simulator needs its lead pool: pass the codes of {', '.join(covariates)}")
+    codes = np.asarray(codes, dtype=np.int64)
+    codes = codes.reshape(-1, len(covariates)) if codes.ndim == 1 else codes
+    if codes.shape[0] == 0 or codes.shape[1] != len(covariates):
+        raise NextbestError(f"the lead pool needs at least one lead with one code per covariate {list(covariates)}, "
+                            f"got an array of shape {codes.shape}")  # fmt: skip
+    for c, (name, vocabulary) in enumerate(zip(covariates, simulator.model.vocabularies_, strict=True)):
+        limit = len(vocabulary)
+        if codes[:, c].min() < 0 or codes[:, c].max() > limit:
             raise NextbestError(f"{name} codes must be in 0..{limit} (the simulator's vocabulary plus 'unseen')")
-    return country, education
+    return codes
 
 
 @lru_cache(maxsize=4)
-def default_simulator(data_dir: str | None = None) -> tuple[FunnelSimulator, np.ndarray, np.ndarray]:
+def default_simulator(data_dir: str | None = None) -> tuple[FunnelSimulator, np.ndarray]:
     """Simulator fitted on the train split of `data_dir` (embedded default when None) and its train lead codes.
 
     Cached per folder, so that many environments share one simulator (it keeps no episode state).
@@ -168,9 +167,7 @@ def default_simulator(data_dir: str | None = None) -> tuple[FunnelSimulator, np.
     from nextbest.data.prepared import load_or_prepare
 
     prepared = load_or_prepare(data_dir)
-    simulator = simulator_from_frame(prepared.train)
-    journeys = journeys_from_frame(prepared.train)
-    country, education = simulator.model.encode_leads(journeys.country, journeys.education)
-    country.flags.writeable = False
-    education.flags.writeable = False
-    return simulator, country, education
+    simulator = simulator_from_frame(prepared.train, spec=prepared.spec)
+    codes = simulator.model.encode_leads(journeys_from_frame(prepared.train, prepared.spec))
+    codes.flags.writeable = False
+    return simulator, codes

@@ -37,19 +37,21 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from nextbest.envs.crm import _check_pool
+from nextbest.envs.crm import check_pool
 from nextbest.errors import NextbestError
-from nextbest.sim.funnel import ACTIONS, OBS_DIM, FunnelSimulator, FunnelState
+from nextbest.sim.funnel import FunnelSimulator, FunnelState
 
 
 def copy_rows(target: Any, rows: np.ndarray, source: Any) -> None:
-    """Overwrite `rows` of every array field of the dataclass state `target` (a `FunnelState`, a `SessionState`)
-    with the rows of `source`, a state of the same class with len(rows) rows."""
+    """Overwrite `rows` of every per-lead field of the dataclass state `target` (a `FunnelState`, a
+    `SessionState`) with the rows of `source`, a state of the same class with len(rows) rows; fields whose
+    metadata says "shared" hold one value for the whole batch and are left alone."""
     size = len(getattr(source, fields(source)[0].name))
     if size != len(rows):
         raise NextbestError(f"{len(rows)} rows to overwrite but a source state of {size} rows")
     for item in fields(source):
-        getattr(target, item.name)[rows] = getattr(source, item.name)
+        if not item.metadata.get("shared"):
+            getattr(target, item.name)[rows] = getattr(source, item.name)
 
 
 class SharedSlotsVecEnv(VecEnv):
@@ -115,7 +117,7 @@ class FunnelVecEnv(SharedSlotsVecEnv):
 
     Args:
         simulator: the dynamics (shared, it keeps no episode state).
-        country, education: integer category codes of the pool leads (`simulator.model.encode_leads`).
+        codes: integer covariate codes (n, C) of the pool leads (`simulator.model.encode_leads`).
         num_envs: leads stepped together (the SB3 environments).
         reward_scale: factor applied to the rewards returned to the learner; infos stay in money.
         seed: seed of the env's generator (leads and latent thresholds); `seed()` sets it again.
@@ -124,8 +126,7 @@ class FunnelVecEnv(SharedSlotsVecEnv):
     def __init__(
         self,
         simulator: FunnelSimulator,
-        country: np.ndarray,
-        education: np.ndarray,
+        codes: np.ndarray,
         num_envs: int,
         reward_scale: float = 1.0,
         seed: int | None = None,
@@ -133,13 +134,13 @@ class FunnelVecEnv(SharedSlotsVecEnv):
         if num_envs < 1:
             raise NextbestError(f"num_envs must be at least 1, got {num_envs}")
         self.simulator = simulator
-        self.country, self.education = _check_pool(simulator, country, education)
+        self.codes = check_pool(simulator, codes)
         self.reward_scale = float(reward_scale)
         self.render_mode = None  # read by VecEnv.__init__ through get_attr
         super().__init__(
             num_envs,
-            gym.spaces.Box(0.0, 1.0, shape=(OBS_DIM,), dtype=np.float32),
-            gym.spaces.Discrete(len(ACTIONS)),
+            gym.spaces.Box(0.0, 1.0, shape=(simulator.layout.obs_dim,), dtype=np.float32),
+            gym.spaces.Discrete(simulator.n_actions),
         )
         self._rng = np.random.default_rng(seed)
         self._state: FunnelState | None = None
@@ -161,16 +162,16 @@ class FunnelVecEnv(SharedSlotsVecEnv):
     @property
     def pool_size(self) -> int:
         """Number of leads an episode samples from."""
-        return int(self.country.shape[0])
+        return int(self.codes.shape[0])
 
     # ------------------------------------------------------------------ episodes
     def _new_leads(self, count: int) -> tuple[np.ndarray, FunnelState]:
         """Draw `count` pool rows and start their episodes (same draw order as CRMFunnelEnv.reset)."""
         leads = self._rng.integers(self.pool_size, size=count)
-        return leads, self.simulator.reset(self.country[leads], self.education[leads], rng=self._rng)
+        return leads, self.simulator.reset(self.codes[leads], rng=self._rng)
 
     def reset(self) -> VecEnvObs:
-        """Start new episodes in every slot; returns the (num_envs, 16) first observations."""
+        """Start new episodes in every slot; returns the (num_envs, obs_dim) first observations."""
         self._leads, self._state = self._new_leads(self.num_envs)
         self._actions = None
         self._reset_seeds()

@@ -20,12 +20,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, ratio
-from nextbest.sim.funnel import ACTIONS, STAGES, FunnelConfig, FunnelSimulator, refit_like
-from nextbest.sim.journeys import STEPS, Journeys
+from nextbest.sim.funnel import STAGES, FunnelConfig, FunnelSimulator, refit_like
+from nextbest.sim.journeys import Journeys
 from nextbest.sim.rollout import PolicyFn, Rollout, run_episodes
 from nextbest.stats import mean_interval, percentile_interval
 
-CALIBRATION_STEPS: tuple[str, ...] = (*STEPS, "dropped")
 #: The issue's business targets for the learned policy.
 TARGETS = {
     "subscription_rate_min": 0.01,
@@ -51,16 +50,18 @@ class EvaluationConfig:
 
 @dataclass
 class _Leads:
-    country: np.ndarray
-    education: np.ndarray
-    country_name: np.ndarray
-    education_name: np.ndarray
+    codes: np.ndarray  # (n, C) covariate codes
+    names: np.ndarray  # (n, C) pooled category names
+    covariates: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
 
     def take(self, index: np.ndarray) -> _Leads:
-        return _Leads(self.country[index], self.education[index], self.country_name[index], self.education_name[index])
+        return _Leads(self.codes[index], self.names[index], self.covariates)
 
-    def tile(self, times: int) -> tuple[np.ndarray, np.ndarray]:
-        return np.tile(self.country, times), np.tile(self.education, times)
+    def tile(self, times: int) -> np.ndarray:
+        return np.tile(self.codes, (times, 1))
 
 
 @dataclass
@@ -71,12 +72,12 @@ class PolicyRun:
     metrics: dict[str, float]
 
 
-def simulate_policy(
-    sim: FunnelSimulator, country: np.ndarray, education: np.ndarray, policy: PolicyFn, seed: int
-) -> PolicyRun:
-    """Run `policy` on the given leads; the same seed gives every policy the same lead draws."""
+def simulate_policy(sim: FunnelSimulator, codes: np.ndarray, policy: PolicyFn, seed: int) -> PolicyRun:
+    """Run `policy` on the leads with covariate codes (n, C); the same seed gives every policy the same draws.
+
+    first_call_rate is the rate of the spec's first key step (SalesCRM: the first call)."""
     rng = np.random.default_rng(seed)
-    state = sim.reset(country, education, rng)
+    state = sim.reset(codes, rng)
     rollout = run_episodes(sim, state, policy, rng)
     metrics = business_metrics(
         rollout.state.subscribed, rollout.state.key[:, 0], rollout.state.cost, sim.reward.subscription_value
@@ -102,9 +103,9 @@ def evaluate_crm(
     diagnostic of drift between the periods, never used for the policy metrics.
     """
     cfg = config or EvaluationConfig()
-    leads = _Leads(*sim.model.encode_leads(test.country, test.education), test.country, test.education)
+    leads = _Leads(sim.model.encode_leads(test), test.covariates, test.spec.covariates)
     point = {
-        name: simulate_policy(sim, *leads.tile(cfg.replications), policy, cfg.seed) for name, policy in policies.items()
+        name: simulate_policy(sim, leads.tile(cfg.replications), policy, cfg.seed) for name, policy in policies.items()
     }
     samples, calibration_samples = _bootstrap(sim, train, leads, policies, cfg, progress)
     out: dict = {"policies": {}}
@@ -116,8 +117,10 @@ def evaluate_crm(
         out["policies"][name] = entry
     for baseline in ("random", "logged"):
         out[f"improvement_vs_{baseline}"] = _improvement(point, samples, baseline, cfg.level)
-    out["action_flows"] = {name: action_flow(run.rollout) for name, run in point.items()}
-    out["top_segments"] = top_segments(point["learned"].rollout, leads, cfg.replications, cfg.segment_min_support)
+    out["action_flows"] = {name: action_flow(run.rollout, sim.spec.action_names) for name, run in point.items()}
+    out["top_segments"] = top_segments(
+        point["learned"].rollout, leads, cfg.replications, cfg.segment_min_support, sim.spec.action_names
+    )
     out["simulator_calibration"] = _calibration(point["logged"].rollout, test, calibration_samples, cfg.level)
     if validation is not None:
         out["simulator_calibration_train_val"] = _drift_diagnostic(sim, train, validation, test, leads, policies, cfg)
@@ -126,7 +129,10 @@ def evaluate_crm(
         out["sensitivity"] = _sensitivity(sim, train, leads, policies, retrain, cfg)
     out["settings"] = {
         "subscription_value": sim.reward.subscription_value,
-        "action_costs": dict(zip(ACTIONS, sim.reward.action_costs)),
+        "action_costs": dict(zip(sim.spec.action_names, sim.reward.action_costs)),
+        "funnel": sim.spec.name,
+        "conversion_step": sim.spec.conversion_step,
+        "first_key_step": sim.spec.key_steps[0],
         "simulator": asdict(sim.config),
         "evaluation": asdict(cfg),
         "test_leads": len(test),
@@ -146,12 +152,12 @@ def _bootstrap(
     rng = np.random.default_rng(cfg.seed + 1)
     samples = {name: {m: [] for m in (*METRICS, "ratio_to_random", "ratio_to_logged")} for name in policies}
     calibration: list[np.ndarray] = []
-    n_test = leads.country.size
+    n_test = len(leads)
     for b in range(cfg.bootstrap):
         twin = refit_like(sim, train.subset(rng.integers(0, len(train), size=len(train))))
         resampled = leads.take(rng.integers(0, n_test, size=n_test))
         runs = {
-            name: simulate_policy(twin, *resampled.tile(cfg.bootstrap_replications), policy, cfg.seed + 1000 + b)
+            name: simulate_policy(twin, resampled.tile(cfg.bootstrap_replications), policy, cfg.seed + 1000 + b)
             for name, policy in policies.items()
         }
         for name, run in runs.items():
@@ -182,7 +188,7 @@ def _drift_diagnostic(
     both = train.concat(validation)
     refitted = refit_like(sim, both)
     logged = {"logged": policies["logged"]}
-    point = simulate_policy(refitted, *leads.tile(cfg.replications), policies["logged"], cfg.seed)
+    point = simulate_policy(refitted, leads.tile(cfg.replications), policies["logged"], cfg.seed)
     _, samples = _bootstrap(refitted, both, leads, logged, cfg, None)
     result = _calibration(point.rollout, test, samples, cfg.level)
     result["fitted_on"] = "train + validation leads (diagnostic of drift; the run's simulator uses train only)"
@@ -190,7 +196,7 @@ def _drift_diagnostic(
 
 
 def _reach_rates(state, rows: slice) -> np.ndarray:
-    reached = state.reached()[rows]
+    reached = state.reached[rows]
     return np.append(reached.mean(axis=0), state.dropped[rows].mean())
 
 
@@ -207,11 +213,12 @@ def _improvement(point: dict[str, PolicyRun], samples: dict, baseline: str, leve
 
 
 def _calibration(logged: Rollout, test: Journeys, samples: list[np.ndarray], level: float) -> dict:
+    calibration_steps = (*test.spec.step_names, "dropped")
     simulated = _reach_rates(logged.state, slice(None))
-    actual = np.array([test.rate(step) for step in CALIBRATION_STEPS])
-    stacked = np.vstack(samples) if samples else np.full((1, len(CALIBRATION_STEPS)), math.nan)
+    actual = np.array([test.rate(step) for step in calibration_steps])
+    stacked = np.vstack(samples) if samples else np.full((1, len(calibration_steps)), math.nan)
     steps = []
-    for j, step in enumerate(CALIBRATION_STEPS):
+    for j, step in enumerate(calibration_steps):
         low, high = percentile_interval(stacked[:, j], level)
         steps.append(
             {
@@ -232,7 +239,7 @@ def _calibration(logged: Rollout, test: Journeys, samples: list[np.ndarray], lev
     }
 
 
-def action_flow(rollout: Rollout) -> dict:
+def action_flow(rollout: Rollout, action_names: tuple[str, ...]) -> dict:
     """Counts of week-to-week action transitions (for a Sankey-style diagram) and how episodes ended.
 
     links: {"week": w, "from": action at week w, "to": action at week w + 1 or the outcome
@@ -240,9 +247,10 @@ def action_flow(rollout: Rollout) -> dict:
     """
     actions = rollout.actions.astype(np.int64)
     n, horizon = actions.shape
-    names = [*ACTIONS, "subscribed", "dropped", "open"]
+    names = [*action_names, "subscribed", "dropped", "open"]
     subscribed, dropped = rollout.state.subscribed, rollout.state.dropped
-    outcome = np.where(subscribed, len(ACTIONS), np.where(dropped, len(ACTIONS) + 1, len(ACTIONS) + 2))
+    k = len(action_names)
+    outcome = np.where(subscribed, k, np.where(dropped, k + 1, k + 2))
     following = np.column_stack([actions[:, 1:], np.full(n, -1)])
     target = np.where(following >= 0, following, outcome[:, None])
     week = np.broadcast_to(np.arange(horizon), actions.shape)
@@ -258,28 +266,35 @@ def action_flow(rollout: Rollout) -> dict:
     return {"episodes": int(n), "horizon": int(horizon), "links": links, "outcomes": dict(ends)}
 
 
-def top_segments(rollout: Rollout, leads: _Leads, replications: int, min_support: int, k: int = 3) -> list[dict]:
-    """Education × country × stage segments with the highest value-to-go under the policy.
+def top_segments(
+    rollout: Rollout,
+    leads: _Leads,
+    replications: int,
+    min_support: int,
+    action_names: tuple[str, ...],
+    k: int = 3,
+) -> list[dict]:
+    """Covariates × stage segments (SalesCRM: country × education × stage) with the highest value-to-go.
 
     A lead-episode enters a segment the first week it is in a stage; its value-to-go is the business
     value from that week to the end. Segments need `min_support` distinct test leads (episodes are
-    `replications` copies of each lead); the top k by mean value.
+    `replications` copies of each lead); the top k by mean value. Each segment names its covariate values
+    under the covariates' names.
     """
-    education = np.tile(leads.education_name, replications)
-    country = np.tile(leads.country_name, replications)
+    names = np.tile(leads.names, (replications, 1))
     to_go = np.cumsum(rollout.rewards[:, ::-1], axis=1)[:, ::-1]
-    groups: dict[tuple[str, str, str], list[tuple[float, tuple[str, ...], int]]] = {}
-    n_leads = leads.education_name.size
+    groups: dict[tuple[str, ...], list[tuple[float, tuple[str, ...], int]]] = {}
+    n_leads = len(leads)
     for stage_code in range(len(STAGES)):
         at = rollout.stages == stage_code
         first_week = np.where(at.any(axis=1), np.argmax(at, axis=1), -1)
         for i in np.flatnonzero(first_week >= 0):
             week = first_week[i]
-            plan = tuple(ACTIONS[a] for a in rollout.actions[i, week:] if a >= 0)
-            key = (str(education[i]), str(country[i]), STAGES[stage_code])
+            plan = tuple(action_names[a] for a in rollout.actions[i, week:] if a >= 0)
+            key = (*(str(v) for v in names[i]), STAGES[stage_code])
             groups.setdefault(key, []).append((float(to_go[i, week]), plan, int(i % n_leads)))
     ranked = []
-    for (edu, ctry, stage), entries in groups.items():
+    for key, entries in groups.items():
         distinct = len({lead for _, _, lead in entries})
         if distinct < min_support:
             continue
@@ -287,9 +302,8 @@ def top_segments(rollout: Rollout, leads: _Leads, replications: int, min_support
         sequences = Counter(_compact(plan) for _, plan, _ in entries).most_common(3)
         ranked.append(
             {
-                "education": edu,
-                "country": ctry,
-                "stage": stage,
+                **dict(zip(leads.covariates, key[:-1], strict=True)),
+                "stage": key[-1],
                 "value_per_lead": float(values.mean()),
                 "value_ci": [float(v) for v in _mean_interval(values)],
                 "episodes": len(entries),
@@ -350,7 +364,10 @@ def _sensitivity(
     retrain: Callable[[FunnelSimulator], PolicyFn],
     cfg: EvaluationConfig,
 ) -> list[dict]:
-    """Point metrics when the logged call-offer rate (the untestable assumption) takes other values."""
+    """Point metrics when the logged offer rate of the spec's uncertain step (SalesCRM: the call; the untestable
+    assumption) takes other values; skipped (empty) when the spec names no uncertain step."""
+    if sim.spec.uncertain_offer is None:
+        return []
     from nextbest.agents.baselines import make_baseline
 
     rows = []
@@ -360,11 +377,11 @@ def _sensitivity(
         variant_policies = {
             "learned": retrain(variant),
             "random": policies["random"],
-            "logged": make_baseline("logged", config),
+            "logged": make_baseline("logged", config, sim.layout),
         }
         row: dict = {"call_offer_rate": rate}
         for name, policy in variant_policies.items():
-            metrics = simulate_policy(variant, *leads.tile(cfg.replications), policy, cfg.seed).metrics
+            metrics = simulate_policy(variant, leads.tile(cfg.replications), policy, cfg.seed).metrics
             row[name] = {m: json_number(metrics[m]) for m in METRICS}
         rows.append(row)
     return rows

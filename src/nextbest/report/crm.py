@@ -332,6 +332,8 @@ def _segments(inputs: ReportInputs) -> str:
         return _missing_section("top_segments")
     if not segments:
         return note("No segment had enough lead-episodes to be ranked.")
+    fixed = {"stage", "value_per_lead", "value_ci", "episodes", "leads", "action_sequences"}
+    covariates = [key for key in segments[0] if key not in fixed]
     rows = []
     for rank, seg in enumerate(segments[:3], start=1):
         plans = "<br>".join(
@@ -341,8 +343,7 @@ def _segments(inputs: ReportInputs) -> str:
         rows.append(
             [
                 rank,
-                seg.get("education"),
-                seg.get("country"),
+                *(seg.get(name) for name in covariates),
                 seg.get("stage"),
                 with_ci(seg.get("value_per_lead"), seg.get("value_ci"), fmt_money),
                 fmt_count(seg.get("episodes")),
@@ -350,11 +351,13 @@ def _segments(inputs: ReportInputs) -> str:
             ]
         )
     intro = (
-        "Education × country × stage segments with the highest value per lead under the learned policy, "
-        "counted from the first week a lead is in the stage to the end of the episode. Action sequences: "
-        "the learned policy's most frequent plans in the segment (trailing waits collapsed)."
+        f"{' × '.join(name.replace('_', ' ').capitalize() for name in [*covariates, 'stage'])} segments with the "
+        "highest value per lead under the learned policy, counted from the first week a lead is in the stage to the "
+        "end of the episode. Action sequences: the learned policy's most frequent plans in the segment (trailing "
+        "waits collapsed)."
     )
-    headers = ["#", "education", "country", "stage", "value per lead [95% CI]", "lead-episodes", "learned actions"]
+    headers = ["#", *(name.replace("_", " ") for name in covariates), "stage", "value per lead [95% CI]",
+               "lead-episodes", "learned actions"]  # fmt: skip
     return paragraph(intro) + table(headers, rows)
 
 

@@ -1,16 +1,15 @@
-"""The CRM funnel simulator: vectorized dynamics of many leads at once (the only copy of them).
+"""The CRM funnel simulator: vectorized dynamics of many leads at once (the only copy of them), for any
+funnel a spec describes (``nextbest.data.funnel_spec``).
 
-Each lead is stepped one week at a time. Sales picks one action per lead and week:
-
-    0 email ($1)   1 call ($5)   2 demo ($10)   3 survey ($2)   4 wait ($0)   5 account manager ($20)
-
+Each lead is stepped one week at a time. Sales picks one of the spec's actions per lead and week
+(SalesCRM's: 0 email ($1), 1 call ($5), 2 demo ($10), 3 survey ($2), 4 wait ($0), 5 account manager ($20)).
 Within a week, in this order:
-1. the action's cost is paid; a contact (any action but wait) may make the lead drop out:
+1. the action's cost is paid; a contact (an action that offers something) may make the lead drop out:
    dropped when u_drop < 1 − (1 − P_drop)^(contacts / C), C = contacts of the logged process;
-2. a company action offers its target step (e-mail: the next message; call: first call; demo; survey;
-   manager); the lead takes it when u_target < P(target | current state);
-3. the lead's own steps: platform sign-up when u_signup < P(signup | state), then subscription when
-   u_subscribed < P(subscribed | state) — subscription ends the episode with the subscription value.
+2. a company action offers the first of its steps the lead has not reached and may reach (its
+   ``requires`` met; SalesCRM's e-mail: the next message); the lead takes it when u_step < P(step | state);
+3. the lead's own steps, in funnel order (SalesCRM's: platform sign-up, then subscription): each taken
+   when u_step < P(step | state); the conversion step ends the episode with the conversion value.
 
 The u's are one uniform draw per lead and target, fixed for the episode: a lead's latent
 willingness. An offer the lead declined succeeds later only if the lead's situation changed (more
@@ -21,64 +20,145 @@ then the learned P, which is what the calibration check measures on held-out lea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from nextbest.data.funnel_spec import FunnelSpec
 from nextbest.errors import NextbestError
-from nextbest.sim.funnel_model import TARGET_INDEX, TARGETS, FunnelModel
-from nextbest.sim.journeys import KEY_STEPS, SPEC, STEP_INDEX, STEPS, Journeys, journeys_from_frame
+from nextbest.sim.funnel_model import FunnelModel, targets
+from nextbest.sim.journeys import SPEC, Journeys, journeys_from_frame
 
-#: The company actions and their costs, from the funnel spec (SalesCRM's: email, call, demo, survey, wait, manager).
+#: SalesCRM's company actions and their costs, from its spec (email, call, demo, survey, wait, manager).
 ACTIONS: tuple[str, ...] = SPEC.action_names
-EMAIL, CALL, DEMO, SURVEY, WAIT, MANAGER = (ACTIONS.index(name) for name in
-                                            ("email", "call", "demo", "survey", "wait", "manager"))  # fmt: skip
 ACTION_COSTS = SPEC.action_costs
-KEY = {name: i for i, name in enumerate(KEY_STEPS)}
-#: Key step each company action offers (e-mail offers the next message instead).
-ACTION_TARGET_KEY = {ACTIONS.index(action.name): KEY[action.offers[0]] for action in SPEC.actions
-                     if len(action.offers) == 1 and action.offers[0] in KEY}  # fmt: skip
-#: Stage of the lead as sales records it: the lead's response so far.
+#: Stage of the lead as sales records it: the lead's response so far ("subscribed": converted).
 STAGES: tuple[str, ...] = ("new", "interested", "declined", "subscribed", "not interested")
 NEW, INTERESTED, DECLINED, SUBSCRIBED, NOT_INTERESTED = range(5)
+#: SalesCRM's observation size (`FunnelLayout(spec).obs_dim` for any funnel).
 OBS_DIM = 16
+#: SalesCRM's default shaped-reward bonuses per key step.
+SALESCRM_BONUS = {"first_call": 15.0, "demo": 12.0, "survey": 8.0, "signup": 20.0, "manager": 10.0}
 
 
 @dataclass(frozen=True)
 class RewardConfig:
     """Business value and the optional shaped training reward.
 
-    Business reward of a week = subscription_value · [subscribed this week] − cost(action).
-    Shaped reward = bonus of each key step first reached this week + shaped_subscription · [subscribed]
-    − cost(action). Every intermediate bonus must stay below 25% of the terminal bonus.
+    Business reward of a week = conversion_value · [converted this week] − cost(action).
+    Shaped reward = bonus of each key step first reached this week + shaped_subscription · [converted]
+    − cost(action). Every intermediate bonus must stay below 25% of the terminal bonus. The spec gives the
+    action costs and the conversion value unless they are set here.
     """
 
-    subscription_value: float = SPEC.conversion_value
-    action_costs: tuple[float, ...] = tuple(ACTION_COSTS.tolist())
+    subscription_value: float | None = None
+    action_costs: tuple[float, ...] | None = None
     shaped: bool = False
-    shaped_bonus: dict[str, float] = field(
-        default_factory=lambda: {"first_call": 15.0, "demo": 12.0, "survey": 8.0, "signup": 20.0, "manager": 10.0}
-    )
+    shaped_bonus: dict[str, float] | None = None
     shaped_subscription: float = 100.0
+    spec: FunnelSpec = field(default=SPEC, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if len(self.action_costs) != len(ACTIONS):
-            raise NextbestError(f"action_costs needs {len(ACTIONS)} values ({', '.join(ACTIONS)})")
+        spec = self.spec
+        if self.subscription_value is None:
+            object.__setattr__(self, "subscription_value", spec.conversion_value)
+        if self.action_costs is None:
+            object.__setattr__(self, "action_costs", tuple(spec.action_costs.tolist()))
+        if self.shaped_bonus is None:
+            default = SALESCRM_BONUS if set(SALESCRM_BONUS) <= set(spec.key_steps) else {}
+            object.__setattr__(self, "shaped_bonus", dict(default))
+        if len(self.action_costs) != len(spec.actions):
+            raise NextbestError(f"action_costs needs {len(spec.actions)} values ({', '.join(spec.action_names)})")
         if self.subscription_value <= 0:
             raise NextbestError("subscription_value must be positive")
         limit = 0.25 * self.shaped_subscription
         for step, bonus in self.shaped_bonus.items():
-            if step not in KEY:
-                raise NextbestError(f"shaped bonus for unknown step {step!r}; known: {', '.join(KEY_STEPS)}")
+            if step not in spec.key_steps:
+                raise NextbestError(f"shaped bonus for unknown step {step!r}; known: {', '.join(spec.key_steps)}")
             if not 0 <= bonus < limit:
                 raise NextbestError(
                     f"shaped bonus {step}={bonus} must be in [0, {limit:g}) (25% of the terminal {limit * 4:g})"
                 )
 
     def bonus_vector(self) -> np.ndarray:
-        """Shaped bonus per key step, in KEY_STEPS order."""
-        return np.array([self.shaped_bonus.get(step, 0.0) for step in KEY_STEPS])
+        """Shaped bonus per key step, in spec.key_steps order."""
+        return np.array([self.shaped_bonus.get(step, 0.0) for step in self.spec.key_steps])
+
+
+@dataclass(frozen=True)
+class FunnelLayout:
+    """What the simulator derives from a spec: step indices, which action offers what, the observation layout.
+
+    Observation columns (every entry in [0, 1]): each covariate's code / number of codes; stage; for each
+    action that offers non-key steps, the share of them reached (SalesCRM: messages / 3); weeks since entry,
+    weeks since the last contact, mean weeks between contacts (each / horizon); contacts per week; a flag per
+    key step and per other lead step but the conversion; each covariate's train conversion rate (scaled by
+    the largest); the share of the funnel's steps completed.
+    """
+
+    spec: FunnelSpec
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.spec.steps)
+
+    @property
+    def key_index(self) -> np.ndarray:
+        return np.array([self.spec.step_names.index(s) for s in self.spec.key_steps], dtype=np.int64)
+
+    @property
+    def conversion(self) -> int:
+        return self.spec.step_names.index(self.spec.conversion_step)
+
+    @property
+    def wait(self) -> int:
+        """The first action that offers nothing (no contact)."""
+        return next(i for i, action in enumerate(self.spec.actions) if not action.offers)
+
+    def offers(self, action: int) -> list[int]:
+        return [self.spec.step_names.index(name) for name in self.spec.actions[action].offers]
+
+    def requires(self, step: int) -> int | None:
+        required = self.spec.steps[step].requires
+        return None if required is None else self.spec.step_names.index(required)
+
+    @property
+    def lead_steps(self) -> list[int]:
+        return [i for i, step in enumerate(self.spec.steps) if step.taken_by == "lead"]
+
+    @property
+    def progress_groups(self) -> list[list[int]]:
+        """Per action with non-key steps: those steps (their share reached is one observation column)."""
+        key = set(self.spec.key_steps)
+        groups = [[s for s in self.offers(a) if self.spec.steps[s].name not in key]
+                  for a in range(len(self.spec.actions))]  # fmt: skip
+        return [group for group in groups if group]
+
+    @property
+    def flag_steps(self) -> list[int]:
+        """Steps with a 0/1 observation column: key steps and the lead's other steps but the conversion."""
+        key = set(self.spec.key_steps)
+        return [i for i, step in enumerate(self.spec.steps) if i != self.conversion
+                and (step.name in key or step.taken_by == "lead")]  # fmt: skip
+
+    @property
+    def columns(self) -> list[str]:
+        """Observation column names, in order."""
+        covariates = list(self.spec.covariates)
+        names = self.spec.step_names
+        progress = [f"{names[g[0]]}..{names[g[-1]]} reached" for g in self.progress_groups]
+        return [*[f"{c} code" for c in covariates], "stage", *progress, "weeks since entry",
+                "weeks since last contact", "weeks between contacts", "contacts per week",
+                *[f"had {self.spec.step_names[s]}" for s in self.flag_steps],
+                *[f"{c} conversion rate" for c in covariates], "steps completed"]  # fmt: skip
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.columns)
+
+    def column(self, name: str) -> int:
+        return self.columns.index(name)
 
 
 @dataclass(frozen=True)
@@ -86,7 +166,8 @@ class FunnelConfig:
     """Episode settings and the one assumption the data cannot check.
 
     horizon: weeks per episode. logged_contacts: C in the drop-out formula (contacts the logged
-    process made). call_offer_rate: share of leads the logged process offered a call. The data
+    process made; None: one per company step of the spec, 7 for SalesCRM). call_offer_rate: share of
+    leads the logged process offered the spec's ``uncertain_offer`` step (SalesCRM: a call). The data
     records which leads had a first call, never which were offered one, so this is an assumption:
     an offered call is taken with P(first call) / rate (capped). 1.0, the default, assumes every
     lead was offered a call: the most conservative reading, under which calling more cannot raise
@@ -95,14 +176,14 @@ class FunnelConfig:
     """
 
     horizon: int = 10
-    logged_contacts: int = 7
+    logged_contacts: int | None = None
     days_per_step: int = 7
     call_offer_rate: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.call_offer_rate <= 1:
             raise NextbestError(f"call_offer_rate must be in (0, 1], got {self.call_offer_rate}")
-        if self.horizon < 1 or self.logged_contacts < 1:
+        if self.horizon < 1 or (self.logged_contacts is not None and self.logged_contacts < 1):
             raise NextbestError("horizon and logged_contacts must be at least 1")
 
 
@@ -110,34 +191,32 @@ class FunnelConfig:
 class FunnelState:
     """State of a batch of leads (struct of arrays)."""
 
-    country: np.ndarray
-    education: np.ndarray
-    country_rate: np.ndarray
-    education_rate: np.ndarray
-    u: np.ndarray  # (n, len(TARGETS)) latent willingness thresholds
-    status: np.ndarray  # messages reached, 0..3
-    key: np.ndarray  # (n, 5) bool: first_call, demo, survey, signup, manager reached
+    codes: np.ndarray  # (n, C) covariate codes
+    rates: np.ndarray  # (n, C) scaled train conversion rate of each covariate's category
+    u: np.ndarray  # (n, steps + 1) latent willingness thresholds, in `targets(spec)` order
+    reached: np.ndarray  # (n, steps) bool: steps reached so far, in funnel order
+    key_index: np.ndarray = field(metadata={"shared": True})  # columns of `reached` that are key steps
+    conversion: int = field(metadata={"shared": True})  # column of `reached` that is the conversion
     stage: np.ndarray
     contacts: np.ndarray
     t: np.ndarray  # weeks elapsed
     last_contact: np.ndarray  # week of the last company contact (0: the lead's entry)
     done: np.ndarray
-    subscribed: np.ndarray
     dropped: np.ndarray
-    cost: np.ndarray  # money spent so far
+    cost: np.ndarray  # money spent so far (fields marked "shared" hold one value for the batch)
 
     def __len__(self) -> int:
-        return int(self.country.shape[0])
+        return int(self.codes.shape[0])
 
-    def reached(self) -> np.ndarray:
-        """Bool (n, len(STEPS)) of steps reached so far, in STEPS order."""
-        out = np.zeros((len(self), len(STEPS)), dtype=bool)
-        for k in (1, 2, 3):
-            out[:, STEP_INDEX[f"msg{k}"]] = self.status >= k
-        for name, i in KEY.items():
-            out[:, STEP_INDEX[name]] = self.key[:, i]
-        out[:, STEP_INDEX["subscribed"]] = self.subscribed
-        return out
+    @property
+    def key(self) -> np.ndarray:
+        """(n, K) bool: key steps reached, in spec.key_steps order."""
+        return self.reached[:, self.key_index]
+
+    @property
+    def subscribed(self) -> np.ndarray:
+        """(n,) bool: converted (reached the conversion step)."""
+        return self.reached[:, self.conversion]
 
 
 @dataclass
@@ -156,18 +235,25 @@ class FunnelSimulator:
     def __init__(
         self,
         model: FunnelModel,
-        rates: tuple[dict[str, float], dict[str, float]] | None = None,
+        rates: list[dict[str, float]] | None = None,
         reward: RewardConfig | None = None,
         config: FunnelConfig | None = None,
     ) -> None:
         self.model = model
-        self.reward = reward or RewardConfig()
-        self.config = config or FunnelConfig()
+        self.spec = model.spec
+        self.layout = FunnelLayout(model.spec)
+        self.reward = reward or RewardConfig(spec=model.spec)
+        config = config or FunnelConfig()
+        self.config = replace(config, logged_contacts=config.logged_contacts or len(self.spec.company_steps))
         self._costs = np.asarray(self.reward.action_costs, dtype=float)
         self._bonus = self.reward.bonus_vector()
-        country_rates, education_rates = rates or ({}, {})
-        self._country_rate = self._rate_table(model.countries_, country_rates)
-        self._education_rate = self._rate_table(model.educations_, education_rates)
+        self._uncertain = self.spec.step_names.index(self.spec.uncertain_offer) if self.spec.uncertain_offer else -1
+        rates = rates or [{} for _ in model.vocabularies_]
+        self._rate_tables = [self._rate_table(v, r) for v, r in zip(model.vocabularies_, rates, strict=True)]
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.spec.actions)
 
     @staticmethod
     def _rate_table(vocabulary: list[str], rates: dict[str, float]) -> np.ndarray:
@@ -179,97 +265,88 @@ class FunnelSimulator:
         return values / top if top > 0 else values
 
     # ----------------------------------------------------------------- leads
-    def reset(
-        self,
-        country: np.ndarray,
-        education: np.ndarray,
-        rng: np.random.Generator,
-        logged: np.ndarray | None = None,
-    ) -> FunnelState:
-        """Start episodes for leads with category codes; draw their latent thresholds.
+    def reset(self, codes: np.ndarray, rng: np.random.Generator, logged: np.ndarray | None = None) -> FunnelState:
+        """Start episodes for leads with covariate codes (n, C); draw their latent thresholds.
 
-        With `logged` (bool (n, len(STEPS)+1): reached steps + dropped, from their journeys) the
+        With `logged` (bool (n, steps+1): reached steps + dropped, from their journeys) the
         thresholds are drawn from their posterior given the logged outcome (used for oversampled
         training batches only): u ~ U(0, p) when the lead reached the target, U(p, 1) otherwise,
         p evaluated at the lead's logged key steps.
         """
-        n = country.shape[0]
-        u = rng.random((n, len(TARGETS)))
+        codes = np.array(codes, dtype=np.int64).reshape(len(codes), -1)
+        n = codes.shape[0]
+        u = rng.random((n, self.layout.n_steps + 1))
         if logged is not None:
-            u = self._posterior_thresholds(u, country, education, logged)
+            u = self._posterior_thresholds(u, codes, logged)
         zeros = np.zeros(n, dtype=np.int64)
-        country, education = np.array(country, dtype=np.int64), np.array(education, dtype=np.int64)
+        rates = [table[codes[:, c]] for c, table in enumerate(self._rate_tables)]
         return FunnelState(
-            country=country,
-            education=education,
-            country_rate=self._country_rate[country],
-            education_rate=self._education_rate[education],
+            codes=codes,
+            rates=np.column_stack(rates) if rates else np.zeros((n, 0)),
             u=u,
-            status=zeros.copy(),
-            key=np.zeros((n, len(KEY_STEPS)), dtype=bool),
+            reached=np.zeros((n, self.layout.n_steps), dtype=bool),
+            key_index=self.layout.key_index,
+            conversion=self.layout.conversion,
             stage=zeros.copy(),
             contacts=zeros.copy(),
             t=zeros.copy(),
             last_contact=zeros.copy(),
             done=np.zeros(n, dtype=bool),
-            subscribed=np.zeros(n, dtype=bool),
             dropped=np.zeros(n, dtype=bool),
             cost=np.zeros(n),
         )
 
-    def _posterior_thresholds(
-        self, u: np.ndarray, country: np.ndarray, education: np.ndarray, logged: np.ndarray
-    ) -> np.ndarray:
-        key = logged[:, [STEP_INDEX[s] for s in KEY_STEPS]]
-        for target, j in TARGET_INDEX.items():
-            p = self.model.probability(target, country, education, key)
+    def _posterior_thresholds(self, u: np.ndarray, codes: np.ndarray, logged: np.ndarray) -> np.ndarray:
+        key = logged[:, self.layout.key_index]
+        for j, target in enumerate(targets(self.spec)):
+            p = self.model.probability(target, codes, key)
             hit = logged[:, j]
-            if target.startswith("msg") and target != "msg1":
-                observed = logged[:, STEP_INDEX[f"msg{int(target[-1]) - 1}"]]
-            else:
-                observed = np.ones_like(hit)
+            required = None if target == "dropped" else self.layout.requires(j)
+            observed = logged[:, required] if required is not None else np.ones_like(hit)
             drawn = np.where(hit, u[:, j] * p, p + u[:, j] * (1.0 - p))
             u[:, j] = np.where(observed, drawn, u[:, j])
         return u
 
     # ----------------------------------------------------------------- dynamics
     def step(self, state: FunnelState, actions: np.ndarray) -> StepResult:
-        """Advance every lead that is not done by one week under `actions` (ints in ACTIONS order)."""
+        """Advance every lead that is not done by one week under `actions` (ints in the spec's action order)."""
         actions = np.asarray(actions, dtype=np.int64)
-        if actions.shape != (len(state),) or actions.min(initial=0) < 0 or actions.max(initial=0) >= len(ACTIONS):
+        n_actions = self.n_actions
+        if actions.shape != (len(state),) or actions.min(initial=0) < 0 or actions.max(initial=0) >= n_actions:
             raise NextbestError(
-                f"actions must be {len(state)} integers in 0..{len(ACTIONS) - 1} ({', '.join(ACTIONS)})"
+                f"actions must be {len(state)} integers in 0..{n_actions - 1} ({', '.join(self.spec.action_names)})"
             )
         active = ~state.done
         cost = np.where(active, self._costs[actions], 0.0)
-        key_before = state.key.copy()
+        key_before = state.key if self.reward.shaped else None
 
-        contact = active & (actions != WAIT)
+        contact = active & (actions != self.layout.wait)
         self._record_contact(state, contact)
         self._drop_out(state, contact)
         live = active & ~state.dropped
-        self._offer_message(state, live & (actions == EMAIL))
-        for action, key_index in ACTION_TARGET_KEY.items():
-            self._offer_key_step(state, live & (actions == action), key_index, action)
-        newly_subscribed = self._lead_own_steps(state, live)
+        for action in range(n_actions):
+            if self.spec.actions[action].offers:
+                self._offer(state, live & (actions == action), action)
+        newly_converted = self._lead_own_steps(state, live)
 
         state.cost += cost
         state.t += active
         state.done |= state.dropped | state.subscribed | (state.t >= self.config.horizon)
-        business = np.where(newly_subscribed, self.reward.subscription_value, 0.0) - cost
+        business = np.where(newly_converted, self.reward.subscription_value, 0.0) - cost
         if self.reward.shaped:
             gained = (state.key & ~key_before).astype(float) @ self._bonus
-            reward = gained + np.where(newly_subscribed, self.reward.shaped_subscription, 0.0) - cost
+            reward = gained + np.where(newly_converted, self.reward.shaped_subscription, 0.0) - cost
         else:
             reward = business
         return StepResult(reward=reward, business_reward=business, done=state.done.copy(), cost=cost)
 
     def _p(self, state: FunnelState, target: str, rows: np.ndarray) -> np.ndarray:
-        return self.model.probability(target, state.country[rows], state.education[rows], state.key[rows])
+        key = state.reached[np.ix_(rows, self.layout.key_index)]
+        return self.model.probability(target, state.codes[rows], key)
 
-    def _accept(self, p_reached: np.ndarray, step: str) -> np.ndarray:
-        """P(lead takes an offered step): P(reached), divided by the call offer rate for calls (capped)."""
-        rate = self.config.call_offer_rate if step == "first_call" else 1.0
+    def _accept(self, p_reached: np.ndarray, step: int) -> np.ndarray:
+        """P(lead takes an offered step): P(reached), divided by the assumed offer rate for the uncertain step."""
+        rate = self.config.call_offer_rate if step == self._uncertain else 1.0
         if rate >= 1.0:
             return p_reached
         return np.minimum(p_reached / rate, 1.0 - self.model.eps)
@@ -286,83 +363,70 @@ class FunnelSimulator:
         p_logged = self._p(state, "dropped", rows)
         exposure = state.contacts[rows] / self.config.logged_contacts
         p_now = 1.0 - (1.0 - p_logged) ** exposure
-        gone = state.u[rows, TARGET_INDEX["dropped"]] < p_now
+        gone = state.u[rows, -1] < p_now
         state.dropped[rows[gone]] = True
         state.stage[rows[gone]] = NOT_INTERESTED
 
-    def _offer_message(self, state: FunnelState, offered: np.ndarray) -> None:
-        rows = np.flatnonzero(offered & (state.status < 3))
-        if rows.size == 0:
-            return
-        level = state.status[rows] + 1
-        p = np.empty(rows.size)
-        for k in (1, 2, 3):
-            at = level == k
-            if at.any():
-                p[at] = self._p(state, f"msg{k}", rows[at])
-        thresholds = state.u[rows, TARGET_INDEX["msg1"] + level - 1]
-        state.status[rows[thresholds < p]] += 1
+    def _reachable(self, state: FunnelState, step: int) -> np.ndarray:
+        """Leads that have not reached `step` and meet its requirement."""
+        open_ = ~state.reached[:, step]
+        required = self.layout.requires(step)
+        return open_ if required is None else open_ & state.reached[:, required]
 
-    def _offer_key_step(self, state: FunnelState, offered: np.ndarray, key_index: int, action: int) -> None:
-        rows = np.flatnonzero(offered & ~state.key[:, key_index])
-        if rows.size == 0:
-            return
-        target = KEY_STEPS[key_index]
-        taken = state.u[rows, TARGET_INDEX[target]] < self._accept(self._p(state, target, rows), target)
-        state.key[rows[taken], key_index] = True
-        if action != MANAGER:
-            stage = state.stage[rows]
-            state.stage[rows] = np.where(
-                taken & np.isin(stage, (NEW, DECLINED)),
-                INTERESTED,
-                np.where(~taken & (stage == NEW), DECLINED, stage),
-            )
+    def _offer(self, state: FunnelState, offered: np.ndarray, action: int) -> None:
+        """Offer each lead the first of the action's steps it can still reach; the lead takes it when u < P."""
+        pending = offered.copy()
+        for step in self.layout.offers(action):
+            rows = np.flatnonzero(pending & self._reachable(state, step))
+            if rows.size == 0:
+                continue
+            pending[rows] = False
+            name = self.spec.step_names[step]
+            taken = state.u[rows, step] < self._accept(self._p(state, name, rows), step)
+            state.reached[rows[taken], step] = True
+            if self.spec.steps[step].key and self.spec.actions[action].signals_interest:
+                stage = state.stage[rows]
+                state.stage[rows] = np.where(
+                    taken & np.isin(stage, (NEW, DECLINED)),
+                    INTERESTED,
+                    np.where(~taken & (stage == NEW), DECLINED, stage),
+                )
 
     def _lead_own_steps(self, state: FunnelState, live: np.ndarray) -> np.ndarray:
-        signup = KEY["signup"]
-        rows = np.flatnonzero(live & ~state.key[:, signup])
-        if rows.size:
-            taken = state.u[rows, TARGET_INDEX["signup"]] < self._p(state, "signup", rows)
-            state.key[rows[taken], signup] = True
-        rows = np.flatnonzero(live)
+        """The lead's own steps in funnel order; returns who converted this week."""
         newly = np.zeros(len(state), dtype=bool)
-        if rows.size:
-            taken = state.u[rows, TARGET_INDEX["subscribed"]] < self._p(state, "subscribed", rows)
-            newly[rows[taken]] = True
-            state.subscribed |= newly
-            state.stage[newly] = SUBSCRIBED
+        for step in self.layout.lead_steps:
+            rows = np.flatnonzero(live & self._reachable(state, step))
+            if rows.size == 0:
+                continue
+            taken = state.u[rows, step] < self._p(state, self.spec.step_names[step], rows)
+            state.reached[rows[taken], step] = True
+            if step == self.layout.conversion:
+                newly[rows[taken]] = True
+                state.stage[newly] = SUBSCRIBED
         return newly
 
     # ----------------------------------------------------------------- observation
     def observe(self, state: FunnelState) -> np.ndarray:
-        """The 16-dimensional lead state, every entry in [0, 1] (float32).
-
-        education, country (code / number of codes), stage, status, days since first contact
-        (the lead's entry into the CRM, week 0), days since the last company contact (or entry),
-        mean days between contacts, contacts per week, had call, demo,
-        survey, sign-up, manager, country and education train conversion rates (scaled by the
-        largest), fraction of the 9 funnel steps completed.
-        """
+        """The lead state as `FunnelLayout.columns` lists it, every entry in [0, 1] (float32); 16 for SalesCRM."""
         horizon = float(self.config.horizon)
-        n_country = max(len(self.model.countries_), 1)
-        n_education = max(len(self.model.educations_), 1)
+        levels = [max(len(v), 1) for v in self.model.vocabularies_]
         since_last = state.t - state.last_contact
         between = state.last_contact / np.maximum(state.contacts, 1)
-        completed = state.status + state.key.sum(axis=1) + state.subscribed
+        completed = state.reached.sum(axis=1)
+        progress = [state.reached[:, group].sum(axis=1) / float(len(group)) for group in self.layout.progress_groups]
         obs = np.column_stack(
             [
-                state.education / n_education,
-                state.country / n_country,
+                state.codes / np.asarray(levels, dtype=float),
                 state.stage / (len(STAGES) - 1),
-                state.status / 3.0,
+                *progress,
                 state.t / horizon,
                 since_last / horizon,
                 between / horizon,
                 state.contacts / np.maximum(state.t, 1),
-                state.key.astype(float),
-                state.country_rate,
-                state.education_rate,
-                completed / float(len(STEPS)),
+                state.reached[:, self.layout.flag_steps].astype(float),
+                state.rates,
+                completed / float(self.layout.n_steps),
             ]
         )
         return np.clip(obs, 0.0, 1.0).astype(np.float32)
@@ -370,13 +434,13 @@ class FunnelSimulator:
 
 def fit_simulator(
     journeys: Journeys,
-    rates: tuple[dict[str, float], dict[str, float]] | None = None,
+    rates: list[dict[str, float]] | None = None,
     smoothing: float = 10.0,
     reward: RewardConfig | None = None,
     config: FunnelConfig | None = None,
 ) -> FunnelSimulator:
     """Fit the funnel model on (train) journeys and wrap it in a simulator."""
-    model = FunnelModel(smoothing=smoothing).fit(journeys)
+    model = FunnelModel(journeys.spec, smoothing=smoothing).fit(journeys)
     return FunnelSimulator(model, rates=rates, reward=reward, config=config)
 
 
@@ -385,13 +449,11 @@ def simulator_from_frame(
     smoothing: float = 10.0,
     reward: RewardConfig | None = None,
     config: FunnelConfig | None = None,
+    spec: FunnelSpec = SPEC,
 ) -> FunnelSimulator:
     """Fit a simulator on a prepared train frame (journeys plus its train conversion-rate columns)."""
-    journeys = journeys_from_frame(train)
-    rates = (
-        _category_means(train, "country_cat", "country_conv_rate"),
-        _category_means(train, "education_cat", "education_conv_rate"),
-    )
+    journeys = journeys_from_frame(train, spec)
+    rates = [_category_means(train, f"{c}_cat", f"{c}_conv_rate") for c in spec.covariates]
     return fit_simulator(journeys, rates=rates, smoothing=smoothing, reward=reward, config=config)
 
 
@@ -405,8 +467,8 @@ def refit_like(sim: FunnelSimulator, journeys: Journeys, config: FunnelConfig | 
     """A simulator with `sim`'s settings (or `config`), category codes and rate features, refitted on
     `journeys` (e.g. a bootstrap resample of the train leads)."""
     model = FunnelModel(
-        smoothing=sim.model.smoothing, eps=sim.model.eps, missing_as_evidence=sim.model.missing_as_evidence
-    ).fit(journeys, countries=sim.model.countries_, educations=sim.model.educations_)
+        sim.spec, smoothing=sim.model.smoothing, eps=sim.model.eps, missing_as_evidence=sim.model.missing_as_evidence
+    ).fit(journeys, vocabularies=sim.model.vocabularies_)
     twin = FunnelSimulator(model, reward=sim.reward, config=config or sim.config)
-    twin._country_rate, twin._education_rate = sim._country_rate, sim._education_rate
+    twin._rate_tables = sim._rate_tables
     return twin

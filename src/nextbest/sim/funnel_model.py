@@ -1,8 +1,9 @@
 """Probabilities of funnel steps, learned from logged journeys (Naive-Bayes combination with smoothing).
 
 For every *target* (a funnel step a company action can bring about, a step the lead takes on
-their own, or drop-out) the model gives P(target | current step, country, education, key visited
-steps). The estimate is a Naive-Bayes combination in log-odds inside the lead's current-step cell:
+their own, or drop-out) the model gives P(target | current step, covariates, key visited steps);
+the steps, key steps and covariates come from the funnel spec (SalesCRM's covariates: country and
+education). The estimate is a Naive-Bayes combination in log-odds inside the lead's current-step cell:
 
     logit P = logit p_s + Σ_f [ logit p_{s,f=v} − logit p_s ]
 
@@ -17,15 +18,15 @@ the result is also clipped to [eps, 1 − eps]. Because Naive Bayes double-count
 evidence, each cell's intercept is then shifted so that the cell's mean prediction on the fitting
 leads equals p_s (see `FunnelModel._recentre`).
 
-A missing country or education ("Unknown") carries no evidence by default
+A missing covariate ("Unknown") carries no evidence by default
 (`missing_as_evidence=False`): the share of leads without an education goes from 11% (train) to
 93% (validation) and 69% (test) as the CRM stopped recording it, so in the train period "unknown"
 marks leads recorded through another channel, later it marks almost everybody.
 
-Message steps are modelled only from country and education within the leads that reached the
-previous message: message status is missing for most leads whose journey was recorded by another
-channel, so using it as evidence for later steps would teach a policy to avoid e-mails for a
-data-entry reason (see docs/crm_funnel.md).
+A step with ``requires`` is modelled within the leads that reached the required step; a step with
+``history = false`` from the covariates alone. SalesCRM's message steps are both: message status is
+missing for most leads whose journey was recorded by another channel, so using it as evidence for
+later steps would teach a policy to avoid e-mails for a data-entry reason (see docs/crm_funnel.md).
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nextbest.sim.journeys import KEY_STEPS, STEP_INDEX, STEPS, Journeys
+from nextbest.data.funnel_spec import FunnelSpec
+from nextbest.sim.journeys import MISSING, SPEC, STEPS, Journeys
 
-#: What the model predicts: every funnel step plus drop-out.
+#: What the model predicts for SalesCRM: every funnel step plus drop-out (`targets(spec)` for any funnel).
 TARGETS: tuple[str, ...] = (*STEPS, "dropped")
 TARGET_INDEX = {name: i for i, name in enumerate(TARGETS)}
-KEY_INDEX = np.array([STEP_INDEX[s] for s in KEY_STEPS])
-N_CELLS = len(KEY_STEPS) + 1
-#: Category of leads whose country or education is not recorded.
-MISSING = "Unknown"
+
+
+def targets(spec: FunnelSpec) -> tuple[str, ...]:
+    """Every funnel step of `spec` plus drop-out, in the order of the latent thresholds."""
+    return (*spec.step_names, "dropped")
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
@@ -50,12 +53,12 @@ def _logit(p: np.ndarray | float) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def _key_steps_before(target: str) -> np.ndarray:
-    """Indices (into KEY_STEPS) of key steps that come before `target` in funnel order."""
+def _key_steps_before(spec: FunnelSpec, target: str) -> np.ndarray:
+    """Indices (into spec.key_steps) of key steps that come before `target` in funnel order."""
     if target == "dropped":
-        return np.arange(len(KEY_STEPS))
-    position = STEP_INDEX[target]
-    return np.array([i for i, step in enumerate(KEY_STEPS) if STEP_INDEX[step] < position], dtype=int)
+        return np.arange(len(spec.key_steps))
+    position = spec.step_names.index(target)
+    return np.array([i for i, step in enumerate(spec.key_steps) if spec.step_names.index(step) < position], dtype=int)
 
 
 def current_cell(key_reached: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -71,53 +74,68 @@ def current_cell(key_reached: np.ndarray, before: np.ndarray) -> np.ndarray:
 class TargetTable:
     """Fitted log-odds tables of one target."""
 
-    base: np.ndarray  # (N_CELLS,) logit p_s
-    country: np.ndarray  # (N_CELLS, n_countries + 1) log-odds shifts; the last column is "unseen" (0)
-    education: np.ndarray  # (N_CELLS, n_educations + 1)
-    key: np.ndarray  # (N_CELLS, n_before, 2) log-odds shifts for each earlier key step (0/1)
-    before: np.ndarray  # indices into KEY_STEPS used as evidence
-    uses_cells: bool  # False for message targets (single cell)
+    base: np.ndarray  # (cells,) logit p_s
+    covariates: list[np.ndarray]  # per covariate (cells, n_levels + 1) log-odds shifts; the last column is "unseen"
+    key: np.ndarray  # (cells, n_before, 2) log-odds shifts for each earlier key step (0/1)
+    before: np.ndarray  # indices into spec.key_steps used as evidence
+    uses_cells: bool  # False for steps modelled from the covariates alone (history = false)
     n_exposed: int
     n_reached: int
+
+    def logit(self, cells: np.ndarray, codes: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """logit P of leads in `cells` with covariate codes (n, C) and key-step flags (n, K)."""
+        logit = self.base[cells]
+        for c, shift in enumerate(self.covariates):
+            logit = logit + shift[cells, codes[:, c]]
+        for j, step in enumerate(self.before):
+            logit = logit + self.key[cells, j, key[:, step].astype(np.int64)]
+        return logit
 
 
 @dataclass
 class FunnelModel:
-    """P(target | cell, country, education, earlier key steps) for every target, fitted on journeys.
+    """P(target | cell, covariates, earlier key steps) for every target of a funnel, fitted on journeys.
 
-    Use `FunnelModel(smoothing=m).fit(journeys)`; learned state ends in `_`.
+    Use `FunnelModel(spec, smoothing=m).fit(journeys)`; learned state ends in `_`.
     """
 
+    spec: FunnelSpec = SPEC
     smoothing: float = 10.0
     eps: float = 1e-3
     missing_as_evidence: bool = False
-    countries_: list[str] = field(default_factory=list)
-    educations_: list[str] = field(default_factory=list)
+    vocabularies_: list[list[str]] = field(default_factory=list)
     tables_: dict[str, TargetTable] = field(default_factory=dict)
 
-    def fit(
-        self, journeys: Journeys, countries: list[str] | None = None, educations: list[str] | None = None
-    ) -> FunnelModel:
+    @property
+    def n_cells(self) -> int:
+        return len(self.spec.key_steps) + 1
+
+    @property
+    def key_index(self) -> np.ndarray:
+        """Columns of the key steps in the reached matrix."""
+        return np.array([self.spec.step_names.index(s) for s in self.spec.key_steps], dtype=np.int64)
+
+    def fit(self, journeys: Journeys, vocabularies: list[list[str]] | None = None) -> FunnelModel:
         """Estimate every target's tables from `journeys` (train leads only).
 
-        `countries`/`educations` fix the category vocabularies (a bootstrap refit keeps the
-        original codes); by default they are the categories present in `journeys`.
+        `vocabularies` fix the category vocabularies per covariate (a bootstrap refit keeps the original
+        codes); by default they are the categories present in `journeys`.
         """
         if len(journeys) == 0:
             raise ValueError("cannot fit the funnel model on zero leads")
-        self.countries_ = list(countries) if countries is not None else sorted(set(journeys.country.tolist()))
-        self.educations_ = list(educations) if educations is not None else sorted(set(journeys.education.tolist()))
-        country = self.encode(journeys.country, self.countries_)
-        education = self.encode(journeys.education, self.educations_)
-        key = journeys.reached[:, KEY_INDEX]
+        if vocabularies is None:
+            vocabularies = [sorted(set(column.tolist())) for column in journeys.covariates.T]
+        self.vocabularies_ = [list(v) for v in vocabularies]
+        codes = self.encode_leads(journeys)
+        key = journeys.reached[:, self.key_index]
         self.tables_ = {}
-        for target in TARGETS:
+        for target in targets(self.spec):
             if target == "dropped":
                 outcome = journeys.dropped
             else:
-                outcome = journeys.reached[:, STEP_INDEX[target]]
+                outcome = journeys.reached[:, self.spec.step_names.index(target)]
             exposed = self._exposed(journeys, target)
-            self.tables_[target] = self._fit_target(target, outcome, exposed, key, country, education)
+            self.tables_[target] = self._fit_target(target, outcome, exposed, key, codes)
         return self
 
     @staticmethod
@@ -127,68 +145,52 @@ class FunnelModel:
         unseen = len(vocabulary)
         return np.fromiter((lookup.get(v, unseen) for v in values), dtype=np.int64, count=len(values))
 
-    def encode_leads(self, country: np.ndarray, education: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Codes of pooled country/education names under this model's vocabularies."""
-        return self.encode(country, self.countries_), self.encode(education, self.educations_)
+    def encode_leads(self, journeys: Journeys) -> np.ndarray:
+        """Codes (n, C) of the leads' pooled covariates under this model's vocabularies."""
+        columns = [self.encode(journeys.covariates[:, c], v) for c, v in enumerate(self.vocabularies_)]
+        return np.column_stack(columns) if columns else np.zeros((len(journeys), 0), dtype=np.int64)
 
-    @staticmethod
-    def _exposed(journeys: Journeys, target: str) -> np.ndarray:
-        if target.startswith("msg") and target != "msg1":
-            previous = f"msg{int(target[-1]) - 1}"
-            return journeys.reached[:, STEP_INDEX[previous]]
+    def _exposed(self, journeys: Journeys, target: str) -> np.ndarray:
+        required = None if target == "dropped" else self.spec.step(target).requires
+        if required is not None:
+            return journeys.reached[:, self.spec.step_names.index(required)]
         return np.ones(len(journeys), dtype=bool)
 
     def _fit_target(
-        self,
-        target: str,
-        outcome: np.ndarray,
-        exposed: np.ndarray,
-        key: np.ndarray,
-        country: np.ndarray,
-        education: np.ndarray,
+        self, target: str, outcome: np.ndarray, exposed: np.ndarray, key: np.ndarray, codes: np.ndarray
     ) -> TargetTable:
-        m = self.smoothing
+        m, n_cells = self.smoothing, self.n_cells
         y = outcome[exposed].astype(float)
         n_total, k_total = y.size, y.sum()
         p0 = (k_total + 1.0) / (n_total + 2.0)
-        uses_cells = not target.startswith("msg")
-        before = _key_steps_before(target) if uses_cells else np.array([], dtype=int)
+        uses_cells = target == "dropped" or self.spec.step(target).history
+        before = _key_steps_before(self.spec, target) if uses_cells else np.array([], dtype=int)
         cells = current_cell(key[exposed], before) if uses_cells else np.zeros(y.size, dtype=np.int64)
 
-        n_cell = np.bincount(cells, minlength=N_CELLS).astype(float)
-        k_cell = np.bincount(cells, weights=y, minlength=N_CELLS)
+        n_cell = np.bincount(cells, minlength=n_cells).astype(float)
+        k_cell = np.bincount(cells, weights=y, minlength=n_cells)
         p_cell = (k_cell + m * p0) / (n_cell + m)
         base = _logit(p_cell)
 
-        def shifts(codes: np.ndarray, n_levels: int) -> np.ndarray:
-            flat = cells * n_levels + codes
-            n = np.bincount(flat, minlength=N_CELLS * n_levels).reshape(N_CELLS, n_levels)
-            k = np.bincount(flat, weights=y, minlength=N_CELLS * n_levels).reshape(N_CELLS, n_levels)
+        def shifts(values: np.ndarray, n_levels: int) -> np.ndarray:
+            flat = cells * n_levels + values
+            n = np.bincount(flat, minlength=n_cells * n_levels).reshape(n_cells, n_levels)
+            k = np.bincount(flat, weights=y, minlength=n_cells * n_levels).reshape(n_cells, n_levels)
             p = (k + m * p_cell[:, None]) / (n + m)
             return _logit(p) - base[:, None]
 
-        country_shift = np.zeros((N_CELLS, len(self.countries_) + 1))
-        country_shift[:, :-1] = shifts(country[exposed], len(self.countries_))
-        education_shift = np.zeros((N_CELLS, len(self.educations_) + 1))
-        education_shift[:, :-1] = shifts(education[exposed], len(self.educations_))
-        if not self.missing_as_evidence:
-            self._ignore_missing(country_shift, self.countries_)
-            self._ignore_missing(education_shift, self.educations_)
-        key_shift = np.zeros((N_CELLS, before.size, 2))
+        covariate_shifts = []
+        for c, vocabulary in enumerate(self.vocabularies_):
+            shift = np.zeros((n_cells, len(vocabulary) + 1))
+            shift[:, :-1] = shifts(codes[exposed, c], len(vocabulary))
+            if not self.missing_as_evidence:
+                self._ignore_missing(shift, vocabulary)
+            covariate_shifts.append(shift)
+        key_shift = np.zeros((n_cells, before.size, 2))
         for j, step in enumerate(before):
             key_shift[:, j, :] = shifts(key[exposed][:, step].astype(np.int64), 2)
-        table = TargetTable(
-            base=base,
-            country=country_shift,
-            education=education_shift,
-            key=key_shift,
-            before=before,
-            uses_cells=uses_cells,
-            n_exposed=int(n_total),
-            n_reached=int(k_total),
-        )
-        features = (country[exposed], education[exposed], key[exposed])
-        table.base = base + self._recentre(table, cells, features, n_cell * p_cell)
+        table = TargetTable(base, covariate_shifts, key_shift, before, uses_cells, int(n_total), int(k_total))
+        table.base = base + self._recentre(table, cells, codes[exposed], key[exposed], n_cell * p_cell)
         return table
 
     @staticmethod
@@ -197,42 +199,35 @@ class FunnelModel:
         if MISSING in vocabulary:
             shift[:, vocabulary.index(MISSING)] = 0.0
 
-    @staticmethod
     def _recentre(
-        table: TargetTable, cells: np.ndarray, features: tuple[np.ndarray, ...], expected: np.ndarray
+        self, table: TargetTable, cells: np.ndarray, codes: np.ndarray, key: np.ndarray, expected: np.ndarray
     ) -> np.ndarray:
         """Per-cell log-odds shift δ_s making Σ_i σ(logit_i + δ_s) equal n_s · p_s on the fitting leads.
 
-        Naive Bayes double-counts correlated evidence (country and education are both missing
-        for the same leads, say); the shift keeps each cell's mean prediction at its smoothed
-        rate. Solved by Newton's method, all cells at once.
+        Naive Bayes double-counts correlated evidence (two covariates both missing for the same leads,
+        say); the shift keeps each cell's mean prediction at its smoothed rate. Solved by Newton's
+        method, all cells at once.
         """
-        country, education, key = features
-        logit = table.base[cells] + table.country[cells, country] + table.education[cells, education]
-        for j, step in enumerate(table.before):
-            logit = logit + table.key[cells, j, key[:, step].astype(np.int64)]
-        delta = np.zeros(N_CELLS)
+        logit = table.logit(cells, codes, key)
+        delta = np.zeros(self.n_cells)
         for _ in range(30):
             p = 1.0 / (1.0 + np.exp(-(logit + delta[cells])))
-            gap = np.bincount(cells, weights=p, minlength=N_CELLS) - expected
-            slope = np.bincount(cells, weights=p * (1 - p), minlength=N_CELLS)
+            gap = np.bincount(cells, weights=p, minlength=self.n_cells) - expected
+            slope = np.bincount(cells, weights=p * (1 - p), minlength=self.n_cells)
             step = np.where(slope > 1e-12, gap / np.maximum(slope, 1e-12), 0.0)
             delta -= np.clip(step, -2.0, 2.0)
             if np.abs(step).max() < 1e-9:
                 break
         return delta
 
-    def probability(self, target: str, country: np.ndarray, education: np.ndarray, key: np.ndarray) -> np.ndarray:
-        """P(target) for leads with country/education codes and key-step flags `key` (n, 5)."""
+    def probability(self, target: str, codes: np.ndarray, key: np.ndarray) -> np.ndarray:
+        """P(target) for leads with covariate codes `codes` (n, C) and key-step flags `key` (n, K)."""
         table = self.tables_[target]
         if table.uses_cells:
             cells = current_cell(key, table.before)
         else:
-            cells = np.zeros(country.shape[0], dtype=np.int64)
-        logit = table.base[cells] + table.country[cells, country] + table.education[cells, education]
-        for j, step in enumerate(table.before):
-            logit = logit + table.key[cells, j, key[:, step].astype(np.int64)]
-        p = 1.0 / (1.0 + np.exp(-logit))
+            cells = np.zeros(codes.shape[0], dtype=np.int64)
+        p = 1.0 / (1.0 + np.exp(-table.logit(cells, codes, key)))
         return np.clip(p, self.eps, 1.0 - self.eps)
 
     def summary(self) -> dict[str, dict[str, float | int]]:
