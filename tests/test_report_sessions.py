@@ -29,7 +29,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     (root / "models" / "models.json").write_text(json.dumps(table))
     simulator = SessionSimulator.from_pages(pages, fitted["churn_sklearn"], fitted["value_sklearn"])
     ppo = SessionPPOConfig(timesteps=4096, n_envs=64, n_steps=16, batch_size=256)
-    study = compare_policies(simulator, QLearningConfig(episodes=2000, parallel=500), ppo, sessions=2000)
+    study = compare_policies(simulator, QLearningConfig.for_sessions(episodes=2000, batch_size=500), ppo, sessions=2000)
     (root / "agent.json").write_text(json.dumps(study))
     return root / "eda", root / "models", root / "agent.json"
 

@@ -36,7 +36,7 @@ def test_state_index_covers_the_table(simulator: SessionSimulator) -> None:
 
 
 def test_policies_are_evaluated_with_intervals(simulator: SessionSimulator) -> None:
-    q = train_q(simulator, QLearningConfig(episodes=4_000, parallel=1_000))
+    q = train_q(simulator, QLearningConfig.for_sessions(episodes=4_000, batch_size=1_000))
     assert q.shape == (N_STATES, 3) and np.abs(q).sum() > 0
     results = {name: evaluate(simulator, policy, sessions=3_000) for name, policy in {
         "q": q_policy(q), "random": random_policy(3), "greedy": greedy_policy(simulator),
@@ -55,7 +55,8 @@ def test_policies_are_evaluated_with_intervals(simulator: SessionSimulator) -> N
 
 def test_ppo_trains_on_the_batched_env_and_the_verdict_compares_intervals(simulator: SessionSimulator) -> None:
     config = SessionPPOConfig(timesteps=8_192, n_envs=64, n_steps=16, batch_size=256)
-    study = compare_policies(simulator, QLearningConfig(episodes=2_000, parallel=500), config, sessions=2_000)
+    q_config = QLearningConfig.for_sessions(episodes=2_000, batch_size=500)
+    study = compare_policies(simulator, q_config, config, sessions=2_000)
     assert {"random", "always feed", "always mixed", "always discount", "greedy one-step", "q-learning",
             "ppo"} == set(study["policies"])  # fmt: skip
     assert study["policies"]["ppo"]["kind"] == "agent" and study["policies"]["ppo"]["train_seconds"] > 0

@@ -1,4 +1,5 @@
-"""Tabular Q-learning on the CRM funnel simulator, many episodes stepped at once.
+"""Tabular Q-learning, many episodes stepped at once: the one configuration and update of the package, and the
+agent of the CRM funnel simulator (the session agent, `nextbest.agents.sessions.train_q`, shares both).
 
 Read top to bottom: config, state table, the training loop, checkpoints.
 
@@ -26,6 +27,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -38,27 +40,50 @@ from nextbest.sim.journeys import Journeys
 CHECKPOINT_PREFIX = "qtable_ep"
 
 
+StepSize = Literal["constant", "visit-average"]
+
+
 @dataclass
 class QLearningConfig:
-    """Hyper-parameters (defaults from the issue; all configurable)."""
+    """One configuration for every tabular Q-learner of the package (the funnel's and the sessions').
+
+    Defaults are the funnel's; `QLearningConfig.for_sessions()` gives the sessions'. ``epsilon_decay``: ε of
+    episode e is max(ε_end, ε_start · decay^e); None: ε falls linearly from ε_start to ε_end over the batches.
+    ``step_size``: "constant" (α per lead, 1 − Π(1 − α·w) for the leads of a batch, see the module doc) or
+    "visit-average" (max(α, m / (N + m)), a running average of the targets floored at α; for rare, large
+    rewards). ``batch_size``: episodes stepped at once.
+    """
 
     alpha: float = 0.1
     gamma: float = 0.95
     epsilon_start: float = 1.0
     epsilon_end: float = 0.01
-    epsilon_decay: float = 0.995
+    epsilon_decay: float | None = 0.995
+    step_size: StepSize = "constant"
     decimals: int = 2
     batch_size: int = 1000
+    episodes: int = 100_000
     checkpoint_every: int = 10_000
     metrics_every: int = 1_000
     oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
     importance_weights: bool = True
     seed: int = 0
 
+    @classmethod
+    def for_sessions(cls, **overrides: object) -> QLearningConfig:
+        """The session retention use case's settings: 200k sessions 2,000 at a time, α = 0.01 visit-averaged,
+        ε linear from 1 to 0.02."""
+        preset: dict[str, object] = {"episodes": 200_000, "batch_size": 2_000, "alpha": 0.01, "epsilon_end": 0.02,
+                                     "epsilon_decay": None, "step_size": "visit-average", "metrics_every": 2_000,
+                                     "oversample": None}  # fmt: skip
+        return cls(**{**preset, **overrides})
+
     def validate(self) -> None:
         """Raise NextbestError for inconsistent settings."""
         if not 0 < self.alpha <= 1 or not 0 <= self.gamma <= 1:
             raise NextbestError("alpha must be in (0, 1] and gamma in [0, 1]")
+        if self.step_size not in ("constant", "visit-average"):
+            raise NextbestError(f"step_size must be 'constant' or 'visit-average', got {self.step_size!r}")
         if self.metrics_every % self.batch_size or self.checkpoint_every % self.metrics_every:
             raise NextbestError(
                 f"batch_size ({self.batch_size}) must divide metrics_every ({self.metrics_every}), "
@@ -67,6 +92,44 @@ class QLearningConfig:
         shares = self.oversample
         if shares is not None and (len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-9):
             raise NextbestError("oversample needs three non-negative shares summing to 1 (subscribed, first call, any)")
+
+    def epsilon(self, first_episode: int, total_episodes: int) -> np.ndarray:
+        """ε of each episode of the batch starting at `first_episode` (see the class doc)."""
+        if self.epsilon_decay is not None:
+            decay = self.epsilon_decay ** np.arange(first_episode, first_episode + self.batch_size)
+            return np.maximum(self.epsilon_end, self.epsilon_start * decay)
+        batches = max(1, total_episodes // self.batch_size)
+        batch = first_episode // self.batch_size
+        value = self.epsilon_start + (self.epsilon_end - self.epsilon_start) * batch / max(batches - 1, 1)
+        return np.full(self.batch_size, value)
+
+
+def q_update(q: np.ndarray, rows: np.ndarray, actions: np.ndarray, target: np.ndarray, config: QLearningConfig,
+             weight: np.ndarray | None = None, visits: np.ndarray | None = None) -> float:  # fmt: skip
+    """Move Q(s, a) of the (rows, actions) pairs of one batch step toward their targets; the largest |ΔQ|.
+
+    "constant": Q ← Q + (1 − Π_i (1 − α·w_i)) · (Σ w·target / Σ w − Q) over the batch's visits of (s, a);
+    "visit-average": Q ← Q + max(α, m / (N + m)) · mean_i (target_i − Q), N the earlier visits (updated here).
+    """
+    flat = q.reshape(-1)
+    pair = rows * q.shape[1] + actions
+    if config.step_size == "visit-average":
+        sums = np.bincount(pair, weights=target - flat[pair], minlength=q.size)
+        counts = np.bincount(pair, minlength=q.size)
+        seen = counts > 0
+        delta = np.maximum(config.alpha, counts[seen] / (visits[seen] + counts[seen])) * sums[seen] / counts[seen]
+        flat[seen] += delta
+        visits[seen] += counts[seen]
+    else:
+        weight = np.ones(pair.size) if weight is None else weight
+        unique, inverse = np.unique(pair, return_inverse=True)
+        total_weight = np.bincount(inverse, weights=weight, minlength=unique.size)
+        mean_target = np.bincount(inverse, weights=weight * target, minlength=unique.size) / total_weight
+        keep = np.log1p(-np.minimum(config.alpha * weight, 0.999))
+        rate = 1.0 - np.exp(np.bincount(inverse, weights=keep, minlength=unique.size))
+        delta = rate * (mean_target - flat[unique])
+        flat[unique] += delta
+    return float(np.abs(delta).max()) if delta.size else 0.0
 
 
 class StateTable:
@@ -183,8 +246,7 @@ class QLearningAgent(Policy):
             picks = self._sample_leads(strata, len(journeys))
             state = self.sim.reset(codes[picks], self.rng, logged[picks] if cfg.oversample else None)
             start = self.episodes_done
-            decay = cfg.epsilon_decay ** np.arange(start, start + cfg.batch_size)
-            epsilon = np.maximum(cfg.epsilon_end, cfg.epsilon_start * decay)
+            epsilon = cfg.epsilon(start, episodes)
             self._record_epsilon(start, epsilon)
             business, shaped, max_delta = self._run_batch(state, epsilon, weights[picks])
             if start >= window_start:
@@ -255,16 +317,7 @@ class QLearningAgent(Policy):
 
     def _update(self, rows: np.ndarray, actions: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
         """Apply the batched, importance-weighted update; return the largest |ΔQ| it made."""
-        pair = rows * self.n_actions + actions
-        unique, inverse = np.unique(pair, return_inverse=True)
-        total_weight = np.bincount(inverse, weights=weight, minlength=unique.size)
-        mean_target = np.bincount(inverse, weights=weight * target, minlength=unique.size) / total_weight
-        keep = np.log1p(-np.minimum(self.config.alpha * weight, 0.999))
-        rate = 1.0 - np.exp(np.bincount(inverse, weights=keep, minlength=unique.size))
-        flat = self.table.q.reshape(-1)
-        delta = rate * (mean_target - flat[unique])
-        flat[unique] += delta
-        return float(np.abs(delta).max()) if delta.size else 0.0
+        return q_update(self.table.q, rows, actions, target, self.config, weight=weight)
 
     def _greedy_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         values = self.table.values()

@@ -3,10 +3,10 @@
 State for the table: purchase power (0-10) x depth bucket (1-4, 5-9, 10-19, 20-39, 40+) x exposure bucket
 (<0.5, 0.5-1.5, 1.5-2.5, 2.5+: how worn-out the session is by recent discounts) = 220 states. The hour is left
 out: it moves churn and spend but not which strategy is best, and every extra cell dilutes the rare rewards.
-Q-learning runs ``parallel`` sessions at once through ``SessionSimulator.step``; the update of each visited
-(state, action) uses the mean temporal-difference error of the sessions that visited it in that step, with a
-step size that falls with the visits (a running average of the targets, floored at ``alpha``, since page
-rewards are rare and large):
+Q-learning (the package's one ``QLearningConfig`` and ``q_update``, with `QLearningConfig.for_sessions()`) runs
+``batch_size`` sessions at once through ``SessionSimulator.step``; the update of each visited (state, action)
+uses the mean temporal-difference error of the sessions that visited it in that step, with a step size that falls
+with the visits (a running average of the targets, floored at ``alpha``, since page rewards are rare and large):
 
     Q[s, a] += max(alpha, m / (N[s, a] + m)) * mean_i (r_i + gamma * (1 - done_i) * max_a' Q[s'_i, a'] - Q[s, a])
 
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest.agents.qlearning import QLearningConfig, q_update
 from nextbest.policies import DeterministicPolicy, FixedAction, Policy, UniformRandom
 from nextbest.sim.session_sim import SessionSimulator, SessionState
 from nextbest.stats import MeanInterval, difference_interval, mean_interval, z_value
@@ -45,53 +46,32 @@ def state_index(state: SessionState) -> np.ndarray:
     return (np.clip(state.power, 0, 10) * 5 + depth_bucket) * 4 + exposure_bucket
 
 
-@dataclass
-class QLearningConfig:
-    episodes: int = 200_000
-    parallel: int = 2_000
-    alpha: float = 0.01
-    gamma: float = 0.95
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.02
-    seed: int = 0
-
-
 def train_q(simulator: SessionSimulator, config: QLearningConfig | None = None,
             progress: Callable[[int], None] | None = None) -> np.ndarray:  # fmt: skip
-    """The learned Q-table [N_STATES, strategies]; ``progress(sessions)`` after every batch of sessions."""
-    c = config or QLearningConfig()
+    """The learned Q-table [N_STATES, strategies] (config: `QLearningConfig.for_sessions()` by default);
+    ``progress(sessions)`` after every batch of sessions."""
+    c = config or QLearningConfig.for_sessions()
+    c.validate()
     rng = np.random.default_rng(c.seed)
     n_actions = len(simulator.names)
     q = np.zeros((N_STATES, n_actions))
     visits = np.zeros(N_STATES * n_actions)
-    rounds = max(1, c.episodes // c.parallel)
+    rounds = max(1, c.episodes // c.batch_size)
     for round_ in range(rounds):
-        epsilon = c.epsilon_start + (c.epsilon_end - c.epsilon_start) * round_ / max(rounds - 1, 1)
-        state = simulator.reset(c.parallel, rng)
+        epsilon = c.epsilon(round_ * c.batch_size, rounds * c.batch_size)
+        state = simulator.reset(c.batch_size, rng)
         while state.active.any():
             active = state.active.copy()
             s = state_index(state)
             greedy = q[s].argmax(axis=1)
-            actions = np.where(rng.random(c.parallel) < epsilon, rng.integers(0, n_actions, c.parallel), greedy)
+            actions = np.where(rng.random(c.batch_size) < epsilon, rng.integers(0, n_actions, c.batch_size), greedy)
             done = simulator.step(state, actions, rng)[1]
             reward = state.last_expected_spend
             target = reward + c.gamma * (~done) * q[state_index(state)].max(axis=1)
-            _update(q, visits, s[active], actions[active], target[active], c.alpha)
+            q_update(q, s[active], actions[active], target[active], c, visits=visits)
         if progress is not None:
-            progress((round_ + 1) * c.parallel)
+            progress((round_ + 1) * c.batch_size)
     return q
-
-
-def _update(q: np.ndarray, visits: np.ndarray, s: np.ndarray, a: np.ndarray, target: np.ndarray,
-            alpha: float) -> None:  # fmt: skip
-    flat = q.reshape(-1)
-    cell = s * q.shape[1] + a
-    sums = np.bincount(cell, weights=target - flat[cell], minlength=q.size)
-    counts = np.bincount(cell, minlength=q.size)
-    seen = counts > 0
-    step = np.maximum(alpha, counts[seen] / (visits[seen] + counts[seen]))
-    flat[seen] += step * sums[seen] / counts[seen]
-    visits[seen] += counts[seen]
 
 
 def q_policy(q: np.ndarray) -> Policy:
@@ -225,7 +205,7 @@ def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | No
     policies["greedy one-step"] = ("baseline", greedy_policy(simulator), None)
     say("training Q-learning")
     started = time.perf_counter()
-    episodes = f"{(q_config or QLearningConfig()).episodes:,}"
+    episodes = f"{(q_config or QLearningConfig.for_sessions()).episodes:,}"
     q = train_q(simulator, q_config, lambda done: say(f"training Q-learning: {done:,}/{episodes} sessions"))
     policies["q-learning"] = ("agent", q_policy(q), time.perf_counter() - started)
     if ppo_config is not None:

@@ -308,7 +308,7 @@ def _agent(config: SessionPipelineConfig, progress: Callable[[str], None] | None
     simulator = SessionSimulator.from_pages(config.lake_.read_table("pages"), fitted[f"churn_{name}"],
                                             fitted[f"value_{name}"], strategies=strategies)  # fmt: skip
     ppo = SessionPPOConfig(timesteps=config.ppo_timesteps, seed=config.seed) if config.ppo_timesteps else None
-    study = compare_policies(simulator, QLearningConfig(episodes=config.q_episodes, seed=config.seed), ppo,
+    study = compare_policies(simulator, QLearningConfig.for_sessions(episodes=config.q_episodes, seed=config.seed), ppo,
                              sessions=config.eval_sessions, progress=progress)  # fmt: skip
     study["simulator_models"] = name
     path = config.out / "agent" / "agent.json"
