@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 
 from nextbest.agents.baselines import BASELINES, make_baseline
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
+from nextbest.errors import NextbestError
 from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm, simulate_policy
+from nextbest.evaluation.crm_results import CRMEvaluation
 from nextbest.evaluation.metrics import business_metrics, ratio
 from nextbest.sim.journeys import STEPS
 from nextbest.stats import percentile_interval
@@ -59,7 +62,20 @@ def evaluation(prepared_crm):
         return fresh
 
     config = EvaluationConfig(replications=3, bootstrap=12, sensitivity_rates=(1.0, 0.5))
-    return evaluate_crm(sim, train, test, policies, config, retrain=retrain)
+    return evaluate_crm(sim, train, test, policies, config, retrain=retrain).to_dict()
+
+
+def test_the_typed_evaluation_round_trips_and_names_a_bad_key(evaluation, tmp_path) -> None:
+    typed = CRMEvaluation.from_dict(evaluation)
+    assert typed.policies["learned"].subscription_rate == evaluation["policies"]["learned"]["subscription_rate"]
+    path = typed.write(tmp_path / "evaluation.json")
+    loaded = CRMEvaluation.load(path).to_dict()
+    assert loaded == evaluation
+    broken = json.loads(path.read_text())
+    broken["policies"]["learned"]["roi"] = "high"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(NextbestError, match=r"evaluation.json: .*\$\.policies\[\.\.\.\]\.roi"):
+        CRMEvaluation.load(path)
 
 
 def test_evaluation_json_contract(evaluation) -> None:

@@ -99,8 +99,8 @@ def test_prepare_b2b_writes_the_folder_with_its_spec(example: dict, tmp_path: Pa
     out = tmp_path / "prepared"
     summary = prepare_crm(out, example["files"]["export"], spec=B2B_SPEC)
     assert (out / "funnel_spec.toml").read_bytes() == Path(B2B_SPEC.source).read_bytes()
-    assert (summary["funnel"], summary["conversion_step"], summary["first_key_step"]) == ("b2b-saas", "paid", "mql")
-    assert json.loads((out / "split.json").read_text()) == json.loads(json.dumps(summary))
+    assert (summary.funnel, summary.conversion_step, summary.first_key_step) == ("b2b-saas", "paid", "mql")
+    assert json.loads((out / "split.json").read_text()) == summary.to_dict()
     prepared = load_prepared(out)
     assert prepared.spec.name == "b2b-saas"
     assert prepared.spec.step_names == B2B_SPEC.step_names
@@ -114,9 +114,9 @@ def test_prepare_b2b_writes_the_folder_with_its_spec(example: dict, tmp_path: Pa
     assert prepared.train["lead_date"].max() <= prepared.val["lead_date"].min()
     assert prepared.val["lead_date"].max() <= prepared.test["lead_date"].min()
     paid = {name: int(prepared.part(name)["closed_won"].notna().sum()) for name in ("train", "val", "test")}
-    assert paid == summary["subscribed"]
+    assert paid == summary.subscribed
     mql = {name: int(prepared.part(name)["mql_date"].notna().sum()) for name in ("train", "val", "test")}
-    assert mql == summary["first_calls"]
+    assert mql == summary.first_calls
     assert prepared.stats.positives == paid["train"]
     assert set(prepared.stats.vocabularies) == {"industry", "company_size", "source"}
     assert load_or_prepare(out, spec=B2B_SPEC).spec.name == "b2b-saas"

@@ -204,21 +204,21 @@ def test_prepare_crm_writes_consistent_files(frame, tmp_path):
     summary = prepare_crm(tmp_path / "prep")
     out = tmp_path / "prep"
     on_disk = json.loads((out / "split.json").read_text())
-    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk == summary.to_dict()
     parts = {name: pd.read_parquet(out / f"{name}.parquet") for name in ("train", "val", "test")}
-    assert {name: len(part) for name, part in parts.items()} == summary["rows"]
+    assert {name: len(part) for name, part in parts.items()} == summary.rows
     positives = {name: int(part["subscribed"].notna().sum()) for name, part in parts.items()}
-    assert positives == summary["subscribed"]
+    assert positives == summary.subscribed
     assert sum(positives.values()) == 47
     calls = {name: int(part["first_call"].notna().sum()) for name, part in parts.items()}
-    assert calls == summary["first_calls"]
-    assert summary["dropped_no_date"] == 53
+    assert calls == summary.first_calls
+    assert summary.dropped_no_date == 53
     assert parts["train"]["lead_date"].max() <= parts["val"]["lead_date"].min()
     assert parts["train"]["lead_date"].dtype == "datetime64[ns]"
     stats = HistoricalStats.from_dict(json.loads((out / "historical_stats.json").read_text()))
-    assert stats.reference_date == summary["boundaries"]["train_end"]
+    assert stats.reference_date == summary.boundaries["train_end"]
     defects = pd.read_csv(out / "defects.csv")
-    assert len(defects) == len(summary["defects"]) == summary["defect_count"]
+    assert len(defects) == len(summary.defects) == summary.defect_count
     assert "Did sign up to the platform" in set(defects["column"])
 
 

@@ -7,8 +7,10 @@
                                         # naming the file and the key, e.g. "...: Expected `float`, got `str` -
                                         # at `$.policies.learned.roi`"
 
-A field whose JSON key is not a Python name (``from``) is declared with ``msgspec.field(name="from")``. Numbers
-that are not finite are written as null (the JSON that scripts read has always done so).
+msgspec does not pass ``kw_only`` on to subclasses: a result with a defaulted field before required ones
+says ``class Summary(Result, kw_only=True)``. A field whose JSON key is not a Python name (``from``) is declared
+with ``msgspec.field(name="from")``. Numbers that are not finite are written as null (the JSON that scripts read
+has always done so).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Result(msgspec.Struct, kw_only=True):
     """Base of the typed results (see the module doc)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as plain builtins; non-finite floats become None."""
+        """The result as plain JSON builtins (tuples become lists); non-finite floats become None."""
         return _finite(msgspec.to_builtins(self))
 
     def to_json(self) -> str:
@@ -71,6 +73,6 @@ def _finite(value: Any) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_finite(item) for item in value]
     return value

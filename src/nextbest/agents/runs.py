@@ -21,11 +21,24 @@ from nextbest.agents.qlearning import QLearningAgent, QLearningConfig, latest_ch
 from nextbest.data.funnel_spec import FunnelSpec
 from nextbest.data.prepared import PreparedCRM, load_prepared
 from nextbest.errors import NextbestError
+from nextbest.results import Result
 from nextbest.sim.funnel import FunnelConfig, FunnelSimulator, RewardConfig, simulator_from_frame
 from nextbest.sim.journeys import journeys_from_frame
 from nextbest.sim.rollout import PolicyFn
 
 AGENTS = ("qlearning", "ppo", "dqn")
+
+
+class TrainingSummary(Result):
+    """training_metrics_final.json of `nextbest crm train` (the Q-learning fields are null for PPO/DQN)."""
+
+    agent: str
+    wall_seconds: float
+    episodes: int
+    q_table_states: int | None
+    max_abs_delta_q_last_10k: float | None
+    policy_change_pct_last_10k: float | None
+    epsilon_final: float | None
 
 
 @dataclass
@@ -78,8 +91,8 @@ def train_run(
     out: Path,
     progress: Callable[[int], None] | None = None,
     resume: bool = False,
-) -> dict:
-    """Train the run's agent and write the run folder; returns the final metrics dict."""
+) -> TrainingSummary:
+    """Train the run's agent and write the run folder; returns the final metrics (training_metrics_final.json)."""
     if settings.agent not in AGENTS:
         raise NextbestError(f"unknown agent {settings.agent!r}; choose one of {', '.join(AGENTS)}")
     out.mkdir(parents=True, exist_ok=True)
@@ -90,12 +103,12 @@ def train_run(
         curves, final = _train_qlearning(sim, journeys, settings, out, progress, resume)
     else:
         curves, final = _train_sb3(sim, journeys, settings, out, progress)
-    final = {"agent": settings.agent, "wall_seconds": time.perf_counter() - started, **final}
+    summary = TrainingSummary(agent=settings.agent, wall_seconds=time.perf_counter() - started, **final)
     meta = {"settings": asdict(settings), "data_dir": str(prepared.directory.resolve()), "created": time.time()}
     _write_json(out / "run.json", meta)
     _write_json(out / "training_metrics.json", curves)
-    _write_json(out / "training_metrics_final.json", final)
-    return final
+    summary.write(out / "training_metrics_final.json")
+    return summary
 
 
 def _train_qlearning(sim, journeys, settings: RunSettings, out: Path, progress, resume: bool) -> tuple[dict, dict]:

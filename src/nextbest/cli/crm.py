@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nextbest.agents.baselines import BASELINES, make_baseline
+from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
+from nextbest.agents.runs import AGENTS, RunSettings, load_run, train_run
+from nextbest.data import prepare_crm
+from nextbest.data.b2b_saas import write_b2b_example
+from nextbest.data.funnel_spec import load_funnel_spec
+from nextbest.data.prepared import load_prepared
+from nextbest.errors import NextbestError
+from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
+from nextbest.evaluation.crm_results import CRMEvaluation
+from nextbest.report.crm import write_crm_report
+from nextbest.report.figures import training_curves
+from nextbest.sim.journeys import journeys_from_frame
 
 crm_app = typer.Typer(help="CRM funnel: which sales action to take next for each lead.", no_args_is_help=True)
 
@@ -26,11 +44,6 @@ def prepare(
     ),
 ) -> None:
     """Load and validate the leads, split them in time (70/15/15), fit train-only statistics, write them."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from nextbest.data import prepare_crm
-    from nextbest.data.funnel_spec import load_funnel_spec
 
     console = Console()
     funnel = load_funnel_spec(spec) if spec is not None else None
@@ -38,26 +51,26 @@ def prepare(
         raise typer.BadParameter("a spec of your own needs the export it describes: give --data", param_hint="--data")
     with console.status("loading, validating and splitting the leads..."):
         summary = prepare_crm(out, data_path=data, spec=funnel)
-    table = Table(title=f"{summary.get('funnel', 'CRM')} temporal split of {summary['source']}")
-    conversion, first_key = summary.get("conversion_step", "subscribed"), summary.get("first_key_step", "first call")
+    table = Table(title=f"{summary.funnel} temporal split of {summary.source}")
+    conversion, first_key = summary.conversion_step, summary.first_key_step or "first key step"
     for column in ("split", "rows", conversion, first_key, "first lead date", "last lead date"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for name in ("train", "val", "test"):
-        period = summary["periods"][name]
+        period = summary.periods[name]
         table.add_row(
             name,
-            str(summary["rows"][name]),
-            str(summary["subscribed"][name]),
-            str(summary["first_calls"][name]),
+            str(summary.rows[name]),
+            str(summary.subscribed[name]),
+            str(summary.first_calls[name]),
             str(period["first"]),
             str(period["last"]),
         )
     console.print(table)
-    bounds = summary["boundaries"]
+    bounds = summary.boundaries
     console.print(f"boundaries: train_end {bounds['train_end']}, val_end {bounds['val_end']}")
-    console.print(f"leads without any date (in no split): {summary['dropped_no_date']}")
+    console.print(f"leads without any date (in no split): {summary.dropped_no_date}")
     console.print(
-        f"repaired defects (cells set to missing): {summary['defect_count']}, "
+        f"repaired defects (cells set to missing): {summary.defect_count}, "
         f"listed in {Path(out) / 'defects.csv'} and split.json"
     )
     console.print(f"written to {out}")
@@ -65,7 +78,6 @@ def prepare(
 
 def _progress_bar(description: str, total: int):
     """A rich progress bar; returns (progress context, advance callback)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
@@ -75,7 +87,6 @@ def _progress_bar(description: str, total: int):
 
 
 def _oversample(text: str) -> tuple[float, float, float] | None:
-    from nextbest.errors import NextbestError
 
     if text.strip().lower() in ("none", "off", "no"):
         return None
@@ -114,12 +125,6 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in RUN/checkpoints."),
 ) -> None:
     """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json."""
-    from rich.console import Console
-
-    from nextbest.agents.runs import AGENTS, RunSettings, train_run
-    from nextbest.data.prepared import load_prepared
-    from nextbest.errors import NextbestError
-    from nextbest.report.figures import training_curves
 
     if agent not in AGENTS:
         raise NextbestError(f"--agent {agent!r}: choose one of {', '.join(AGENTS)}")
@@ -137,11 +142,10 @@ def train(
     bar, advance = _progress_bar(f"training {agent}", episodes)
     with bar:
         final = train_run(prepared, settings, out, progress=advance, resume=resume)
-    import json
 
     curves = json.loads((out / "training_metrics.json").read_text())
     training_curves(curves, out / "training_curves.png")
-    shown = ", ".join(f"{k}={_fmt(v)}" for k, v in final.items() if k != "agent")
+    shown = ", ".join(f"{k}={_fmt(v)}" for k, v in final.to_dict().items() if k != "agent")
     console.print(f"[bold]{agent}[/bold]: {shown}")
     console.print(f"run written to {out} (training_metrics_final.json, training_curves.png)")
 
@@ -154,8 +158,6 @@ def example(
 ) -> None:
     """Write a synthetic B2B SaaS CRM export (lead → MQL → SQL → demo → trial → paid, with a few defects) and
     the funnel spec that describes it; then run `crm prepare --data OUT/b2b_saas.csv --spec OUT/b2b_saas.toml`."""
-    from nextbest.data.b2b_saas import write_b2b_example
-
     written = write_b2b_example(out, n_leads=leads, seed=seed)
     for name, path in written.get("files", {}).items():
         typer.echo(f"{name}: {path}")
@@ -164,8 +166,6 @@ def example(
 
 
 def _prepare_default(target: Path, console) -> object:
-    from nextbest.data import prepare_crm
-    from nextbest.data.prepared import load_prepared
 
     with console.status("preparing the embedded default data (shared SalesCRM export)..."):
         prepare_crm(target)
@@ -192,15 +192,6 @@ def evaluate(
 
     Writes EVAL/evaluation.json: policies.<name>.<metric> and <metric>_ci, improvement_vs_random,
     improvement_vs_logged, top_segments, simulator_calibration, targets, sensitivity, settings."""
-    import json
-
-    from rich.console import Console
-
-    from nextbest.agents.baselines import BASELINES, make_baseline
-    from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
-    from nextbest.agents.runs import load_run
-    from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
-    from nextbest.sim.journeys import journeys_from_frame
 
     console = Console()
     loaded = load_run(run)
@@ -208,9 +199,7 @@ def evaluate(
     train_journeys = journeys_from_frame(loaded.prepared.train, spec)
     test_journeys = journeys_from_frame(loaded.prepared.test, spec)
     policies = {"learned": loaded.policy}
-    policies.update(
-        {name: make_baseline(name, loaded.simulator.config, loaded.simulator.layout) for name in BASELINES}
-    )
+    policies.update({name: make_baseline(name, loaded.simulator.config, loaded.simulator.layout) for name in BASELINES})
     settings = loaded.settings
 
     def retrain(simulator):
@@ -232,40 +221,36 @@ def evaluate(
             progress=advance,
             validation=journeys_from_frame(loaded.prepared.val, spec),
         )
-    result["run"] = str(run)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    result.run = str(run)
+    result.write(out / "evaluation.json")
     _print_evaluation(console, result)
     console.print(f"written to {out / 'evaluation.json'}")
 
 
-def _print_evaluation(console, result: dict) -> None:
-    from rich.table import Table
+def _print_evaluation(console, result: CRMEvaluation) -> None:
 
-    settings = result["settings"]
-    table = Table(title=f"{settings.get('funnel', 'CRM')}: held-out test leads (95% bootstrap intervals)")
-    conversion = settings.get("conversion_step", "subscription")
-    first_key = settings.get("first_key_step", "first-call")
-    for column in ("policy", f"{conversion} rate", f"{first_key} rate", "CPA $", "ROI", "value/lead $"):
+    settings = result.settings
+    table = Table(title=f"{settings.funnel}: held-out test leads (95% bootstrap intervals)")
+    for column in ("policy", f"{settings.conversion_step} rate", f"{settings.first_key_step} rate", "CPA $", "ROI",
+                   "value/lead $"):  # fmt: skip
         table.add_column(column, justify="left" if column == "policy" else "right")
-    for name, m in result["policies"].items():
+    for name, m in result.policies.items():
         table.add_row(
             name,
-            _pct(m["subscription_rate"], m["subscription_rate_ci"]),
-            _pct(m["first_call_rate"], m["first_call_rate_ci"]),
-            _num(m["cost_per_acquisition"], m["cost_per_acquisition_ci"], "{:,.0f}"),
-            _num(m["roi"], m["roi_ci"], "{:.2f}"),
-            _num(m["value_per_lead"], m["value_per_lead_ci"], "{:.2f}"),
+            _pct(m.subscription_rate, m.subscription_rate_ci),
+            _pct(m.first_call_rate, m.first_call_rate_ci),
+            _num(m.cost_per_acquisition, m.cost_per_acquisition_ci, "{:,.0f}"),
+            _num(m.roi, m.roi_ci, "{:.2f}"),
+            _num(m.value_per_lead, m.value_per_lead_ci, "{:.2f}"),
         )
     console.print(table)
-    calibration = result["simulator_calibration"]
-    console.print(f"simulator calibration: within_ci_fraction = {calibration['within_ci_fraction']:.2f}")
-    drift = result.get("simulator_calibration_train_val")
+    console.print(f"simulator calibration: within_ci_fraction = {result.simulator_calibration.within_ci_fraction:.2f}")
+    drift = result.simulator_calibration_train_val
     if drift is not None:
-        console.print(f"  (diagnostic, simulator refit on train + val: {drift['within_ci_fraction']:.2f})")
-    for name, check in result["targets"].items():
-        mark = "[green]met[/green]" if check["met"] else "[red]not met[/red]"
-        console.print(f"  target {name}: {_fmt(check['value'])} (target {check['target']}) {mark}")
+        console.print(f"  (diagnostic, simulator refit on train + val: {drift.within_ci_fraction:.2f})")
+    for name, check in result.targets.items():
+        mark = "[green]met[/green]" if check.met else "[red]not met[/red]"
+        console.print(f"  target {name}: {_fmt(check.value)} (target {check.target}) {mark}")
 
 
 def _pct(value, ci) -> str:
@@ -291,7 +276,6 @@ def report(
     out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained)."),
 ) -> None:
     """Write one self-contained HTML report: metrics with intervals, segments, curves, flows, calibration."""
-    from nextbest.report.crm import write_crm_report
 
     path = write_crm_report(run, eval_dir, out)
     typer.echo(f"report written to {path}")

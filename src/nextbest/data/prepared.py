@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from nextbest.data.funnel_spec import FunnelSpec, default_funnel_spec, load_funnel_spec
-from nextbest.data.split import SPEC_FILE, HistoricalStats, prepare_crm
+from nextbest.data.split import SPEC_FILE, HistoricalStats, SplitSummary, prepare_crm
 from nextbest.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -27,7 +27,7 @@ class PreparedCRM:
     val: pd.DataFrame
     test: pd.DataFrame
     stats: HistoricalStats
-    split: dict
+    split: SplitSummary
     directory: Path
     spec: FunnelSpec = field(default_factory=default_funnel_spec)
 
@@ -55,7 +55,7 @@ def load_prepared(directory: str | Path) -> PreparedCRM:
             raise DataError(f"{root / (name + '.parquet')}: cannot be read as Parquet ({error})") from error
     try:
         stats = HistoricalStats.from_dict(json.loads((root / "historical_stats.json").read_text()))
-        split = json.loads((root / "split.json").read_text())
+        split = SplitSummary.from_dict(json.loads((root / "split.json").read_text()), str(root / "split.json"))
     except (ValueError, KeyError, TypeError) as error:
         raise DataError(f"{root}: historical_stats.json or split.json is not valid ({error})") from error
     spec_file = root / SPEC_FILE

@@ -19,6 +19,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from nextbest.data.funnel_spec import FunnelSpec, _reached
 from nextbest.data.paths import resolve_data_file
 from nextbest.data.salescrm import DATASET, DEFAULT_FILE, SALESCRM_SPEC, LoadedCRM, load_export, load_salescrm
 from nextbest.errors import DataError, NextbestError
+from nextbest.results import Result
 
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -281,7 +283,7 @@ def prepare_crm(
     data_path: str | Path | None = None,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     spec: FunnelSpec | None = None,
-) -> dict[str, object]:
+) -> SplitSummary:
     """Load, split, fit train statistics and write the prepared CRM data set to ``out_dir``.
 
     ``spec`` describes the export at ``data_path`` (None: SalesCRM's spec; its export defaults to the
@@ -302,7 +304,7 @@ def prepare_crm(
         loaded.defects_frame().to_csv(out / "defects.csv", index=False)
         (out / SPEC_FILE).write_bytes(spec_text)
         summary = split_summary(loaded, split, out, spec)
-        _write_json(out / "split.json", summary)
+        summary.write(out / "split.json")
     except OSError as error:
         raise NextbestError(f"{out}: cannot write the prepared data ({error})") from None
     return summary
@@ -327,9 +329,32 @@ def _spec_text(spec: FunnelSpec) -> bytes:
         raise DataError(f"{spec.source}: cannot read the funnel spec file to copy it ({error})") from None
 
 
+class SplitSummary(Result, kw_only=True):
+    """split.json: where the split was cut, counts per split (``subscribed``: leads that reached the conversion
+    step, ``first_calls``: the first key step; SalesCRM's names), the source and every repaired defect."""
+
+    source: str
+    funnel: str = "salescrm"
+    conversion_step: str = "subscribed"
+    first_key_step: str | None = "first_call"
+    leads_loaded: int
+    fractions: list[float]
+    boundaries: dict[str, str | None]
+    rows: dict[str, int]
+    subscribed: dict[str, int]
+    first_calls: dict[str, int]
+    periods: dict[str, dict[str, str | None]]
+    dropped_no_date: int
+    dropped_no_date_note: str
+    repairs: dict[str, int]
+    defect_count: int
+    defects: list[dict[str, Any]]
+    files: dict[str, str] | None = None
+
+
 def split_summary(
     loaded: LoadedCRM, split: SplitResult, out: Path | None = None, spec: FunnelSpec | None = None
-) -> dict[str, object]:
+) -> SplitSummary:
     """The JSON summary of a split: boundaries, per-split counts, dropped leads, source and defects.
 
     ``subscribed``: leads per split that reached the conversion step; ``first_calls``: that reached the
@@ -362,7 +387,7 @@ def split_summary(
         files = [f"{name}.parquet" for name in SPLIT_NAMES]
         files += ["historical_stats.json", "split.json", "defects.csv", SPEC_FILE]
         summary["files"] = {name: str(out / name) for name in files}
-    return summary
+    return SplitSummary.from_dict(summary, "split summary")
 
 
 def _period(part: pd.DataFrame) -> dict[str, str | None]:

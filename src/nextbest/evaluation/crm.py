@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from nextbest.evaluation.crm_results import CRMEvaluation
 from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, ratio
 from nextbest.sim.funnel import STAGES, FunnelConfig, FunnelSimulator, refit_like
 from nextbest.sim.journeys import Journeys
@@ -94,8 +95,8 @@ def evaluate_crm(
     retrain: Callable[[FunnelSimulator], PolicyFn] | None = None,
     progress: Callable[[int], None] | None = None,
     validation: Journeys | None = None,
-) -> dict:
-    """The evaluation JSON of the CRM use case (see `nextbest crm evaluate --help` for its fields).
+) -> CRMEvaluation:
+    """The evaluation of the CRM use case (`CRMEvaluation`, written as evaluation.json).
 
     `policies` must contain "learned", "random" and "logged"; `retrain(sim)` trains a fresh learned
     policy on another simulator, for the sensitivity table (skipped when None). With `validation`,
@@ -138,7 +139,7 @@ def evaluate_crm(
         "test_leads": len(test),
         "train_leads": len(train),
     }
-    return out
+    return CRMEvaluation.from_dict(out, "CRM evaluation")
 
 
 def _bootstrap(

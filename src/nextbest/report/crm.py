@@ -14,9 +14,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from nextbest.errors import NextbestError
+from nextbest.evaluation.crm_results import CRMEvaluation
 from nextbest.report import figures as fg
 from nextbest.report.figures import fmt_count, fmt_factor, fmt_money, fmt_pct
 from nextbest.report.html import (
@@ -51,17 +53,6 @@ _TARGET_LABELS: dict[str, tuple[str, Callable]] = {
     "improvement_vs_random_lower_bound": ("Lower 95% bound of learned ÷ random subscription rate", fmt_factor),
     "roi": ("ROI of the learned policy", fmt_pct),
 }
-_EVALUATION_TYPES: dict[str, type] = {
-    "policies": dict,
-    "improvement_vs_random": dict,
-    "improvement_vs_logged": dict,
-    "action_flows": dict,
-    "top_segments": list,
-    "simulator_calibration": dict,
-    "targets": dict,
-    "sensitivity": list,
-    "settings": dict,
-}
 _SECTIONS = (
     ("summary", "Summary"),
     ("metrics", "Business metrics"),
@@ -83,15 +74,20 @@ _SECTIONS = (
 
 @dataclass
 class ReportInputs:
-    """The four JSON inputs of the report and where they came from."""
+    """The four JSON inputs of the report and where they came from; `result` is the typed evaluation and
+    `evaluation` its plain form, which the sections render from."""
 
     run_dir: Path
     eval_dir: Path
     run: dict
     curves: dict
     final: dict
-    evaluation: dict
+    result: CRMEvaluation
     paths: dict[str, Path] = field(default_factory=dict)
+
+    @cached_property
+    def evaluation(self) -> dict:
+        return self.result.to_dict()
 
 
 def load_inputs(run_dir: Path, eval_dir: Path) -> ReportInputs:
@@ -105,21 +101,11 @@ def load_inputs(run_dir: Path, eval_dir: Path) -> ReportInputs:
         "evaluation": eval_dir / "evaluation.json",
     }
     data = {key: read_json(path, train_hint) for key, path in paths.items() if key != "evaluation"}
-    evaluation = read_json(paths["evaluation"], f"run `nextbest crm evaluate --run {run_dir} --out {eval_dir}` first")
-    _check_evaluation(evaluation, paths["evaluation"])
-    return ReportInputs(run_dir, eval_dir, data["run"], data["curves"], data["final"], evaluation, paths)
-
-
-def _check_evaluation(evaluation: dict, path: Path) -> None:
-    for key, kind in _EVALUATION_TYPES.items():
-        if key in evaluation and not isinstance(evaluation[key], kind):
-            raise NextbestError(f"{path}: '{key}' should be a JSON {'object' if kind is dict else 'list'}")
-    policies = evaluation.get("policies")
-    if not policies:
-        raise NextbestError(f"{path}: no 'policies' section; is this an evaluation.json of `nextbest crm evaluate`?")
-    bad = [name for name, entry in policies.items() if not isinstance(entry, dict)]
-    if bad:
-        raise NextbestError(f"{path}: policies.{bad[0]} should be a JSON object of metrics")
+    hint = f"run `nextbest crm evaluate --run {run_dir} --out {eval_dir}` first"
+    result = CRMEvaluation.load(paths["evaluation"], hint)
+    if not result.policies:
+        raise NextbestError(f"{paths['evaluation']}: no policies; {hint}")
+    return ReportInputs(run_dir, eval_dir, data["run"], data["curves"], data["final"], result, paths)
 
 
 # ----------------------------------------------------------------------------------------------------------------
