@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from nextbest.agents.baselines import BASELINES, make_baseline
-from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
-from nextbest.agents.runs import AGENTS, RunSettings, load_run, train_run
-from nextbest.data import prepare_crm
-from nextbest.data.b2b_saas import write_b2b_example
-from nextbest.data.funnel_spec import load_funnel_spec
-from nextbest.data.prepared import load_prepared
-from nextbest.errors import NextbestError
-from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
-from nextbest.evaluation.crm_results import CRMEvaluation
-from nextbest.report.crm import write_crm_report
-from nextbest.report.figures import training_curves
-from nextbest.sim.journeys import journeys_from_frame
+if TYPE_CHECKING:
+    from nextbest.evaluation.crm_results import CRMEvaluation
 
 crm_app = typer.Typer(help="CRM funnel: which sales action to take next for each lead.", no_args_is_help=True)
 
@@ -44,6 +31,11 @@ def prepare(
     ),
 ) -> None:
     """Load and validate the leads, split them in time (70/15/15), fit train-only statistics, write them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nextbest.data import prepare_crm
+    from nextbest.data.funnel_spec import load_funnel_spec
 
     console = Console()
     funnel = load_funnel_spec(spec) if spec is not None else None
@@ -78,6 +70,7 @@ def prepare(
 
 def _progress_bar(description: str, total: int):
     """A rich progress bar; returns (progress context, advance callback)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
@@ -87,6 +80,8 @@ def _progress_bar(description: str, total: int):
 
 
 def _oversample(text: str) -> tuple[float, float, float] | None:
+
+    from nextbest.errors import NextbestError
 
     if text.strip().lower() in ("none", "off", "no"):
         return None
@@ -125,6 +120,12 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in RUN/checkpoints."),
 ) -> None:
     """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json."""
+    from rich.console import Console
+
+    from nextbest.agents.runs import AGENTS, RunSettings, train_run
+    from nextbest.data.prepared import load_prepared
+    from nextbest.errors import NextbestError
+    from nextbest.report.figures import training_curves
 
     if agent not in AGENTS:
         raise NextbestError(f"--agent {agent!r}: choose one of {', '.join(AGENTS)}")
@@ -158,6 +159,8 @@ def example(
 ) -> None:
     """Write a synthetic B2B SaaS CRM export (lead → MQL → SQL → demo → trial → paid, with a few defects) and
     the funnel spec that describes it; then run `crm prepare --data OUT/b2b_saas.csv --spec OUT/b2b_saas.toml`."""
+    from nextbest.data.b2b_saas import write_b2b_example
+
     written = write_b2b_example(out, n_leads=leads, seed=seed)
     for name, path in written.get("files", {}).items():
         typer.echo(f"{name}: {path}")
@@ -166,6 +169,9 @@ def example(
 
 
 def _prepare_default(target: Path, console) -> object:
+
+    from nextbest.data import prepare_crm
+    from nextbest.data.prepared import load_prepared
 
     with console.status("preparing the embedded default data (shared SalesCRM export)..."):
         prepare_crm(target)
@@ -192,6 +198,13 @@ def evaluate(
 
     Writes EVAL/evaluation.json: policies.<name>.<metric> and <metric>_ci, improvement_vs_random,
     improvement_vs_logged, top_segments, simulator_calibration, targets, sensitivity, settings."""
+    from rich.console import Console
+
+    from nextbest.agents.baselines import BASELINES, make_baseline
+    from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
+    from nextbest.agents.runs import load_run
+    from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
+    from nextbest.sim.journeys import journeys_from_frame
 
     console = Console()
     loaded = load_run(run)
@@ -228,6 +241,7 @@ def evaluate(
 
 
 def _print_evaluation(console, result: CRMEvaluation) -> None:
+    from rich.table import Table
 
     settings = result.settings
     table = Table(title=f"{settings.funnel}: held-out test leads (95% bootstrap intervals)")
@@ -276,6 +290,7 @@ def report(
     out: Path = typer.Option(..., "--out", help="HTML file to write (self-contained)."),
 ) -> None:
     """Write one self-contained HTML report: metrics with intervals, segments, curves, flows, calibration."""
+    from nextbest.report.crm import write_crm_report
 
     path = write_crm_report(run, eval_dir, out)
     typer.echo(f"report written to {path}")

@@ -29,6 +29,7 @@ silently skipped.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,6 @@ class PageLogLayout:
     @classmethod
     def from_json(cls, path: str | Path) -> PageLogLayout:
         """A layout from a JSON file with the dataclass's keys (``name`` defaults to the file's stem)."""
-        import json
 
         path = Path(path)
         try:

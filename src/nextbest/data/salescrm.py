@@ -44,7 +44,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
+from openpyxl.utils import get_column_letter
 
 from nextbest.data.funnel_spec import FunnelSpec, default_funnel_spec
 from nextbest.data.paths import resolve_data_file
@@ -243,8 +245,6 @@ def _fit_record(path: Path, line: int, record: list[str], width: int) -> list[ob
 
 def _read_xlsx(path: Path) -> _RawTable:
     """Read sheet ``CRM`` (else the first sheet) of a workbook; out-of-range date serials are recorded."""
-    import openpyxl
-    from openpyxl.utils import get_column_letter
 
     try:
         with warnings.catch_warnings(record=True) as caught:

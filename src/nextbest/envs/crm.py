@@ -30,6 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from nextbest.data.prepared import load_or_prepare
 from nextbest.errors import NextbestError
 from nextbest.sim.funnel import STAGES, FunnelSimulator, FunnelState, simulator_from_frame
 from nextbest.sim.journeys import journeys_from_frame
@@ -164,7 +165,6 @@ def default_simulator(data_dir: str | None = None) -> tuple[FunnelSimulator, np.
 
     Cached per folder, so that many environments share one simulator (it keeps no episode state).
     """
-    from nextbest.data.prepared import load_or_prepare
 
     prepared = load_or_prepare(data_dir)
     simulator = simulator_from_frame(prepared.train, spec=prepared.spec)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from nextbest.agents.baselines import make_baseline
 from nextbest.evaluation.crm_results import CRMEvaluation
 from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, ratio
 from nextbest.sim.funnel import STAGES, FunnelConfig, FunnelSimulator, refit_like
@@ -369,7 +370,6 @@ def _sensitivity(
     assumption) takes other values; skipped (empty) when the spec names no uncertain step."""
     if sim.spec.uncertain_offer is None:
         return []
-    from nextbest.agents.baselines import make_baseline
 
     rows = []
     for rate in cfg.sensitivity_rates:

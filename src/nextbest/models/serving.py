@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from nextbest.errors import NextbestError
 from nextbest.models.targeting import Imputation
@@ -123,7 +124,6 @@ def _pmml_scorer(path: Path, features: list[str]) -> Any:
         from jpmml_evaluator import make_evaluator
     except ImportError as error:
         raise NextbestError("scoring PMML needs jpmml-evaluator (and Java)") from error
-    import pandas as pd
 
     try:
         evaluator = make_evaluator(str(path)).verify()

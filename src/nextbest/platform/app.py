@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from nextbest.platform.limits import MAX_BODY_BYTES, BodySizeLimit
+from nextbest.platform.pages import pages_router
 from nextbest.platform.schemas import (
     AssignmentOut,
     AssignmentsIn,
@@ -294,7 +295,6 @@ def create_app(db_url: str, *, store: Store | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(build_api_router())
     app.include_router(build_health_router())
-    from nextbest.platform.pages import pages_router  # web pages: templates + /api/design
 
     app.include_router(pages_router)
     return app

@@ -36,10 +36,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from pydantic import AfterValidator, BaseModel, ValidationError
+from scipy import stats
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nextbest.errors import NextbestError
+from nextbest.experiments import InvalidParameter, validate_design
+from nextbest.experiments import sample_size as required_size
+from nextbest.experiments.analysis import welch_from_moments
 from nextbest.platform.schemas import (
     ALPHA_MAX,
     ALPHA_MIN,
@@ -213,8 +219,6 @@ def design_check(
 
     ``sample_size`` None or empty: the required size is used. Invalid parameters raise InvalidParameter (a
     NextbestError) with a one-line message naming the parameter."""
-    from nextbest.experiments import InvalidParameter, validate_design
-    from nextbest.experiments import sample_size as required_size
 
     for name, value in (("effect", effect), ("sd", sd), ("alpha", alpha), ("power", power)):
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -305,9 +309,7 @@ def cumulative_effect(
     (so the curve passes through the verdict's effect and interval). Returns plain lists ``n`` (outcomes per arm),
     ``effect``, ``low``, ``high``, and ``level``, ``sample_size``, ``per_arm`` (the smaller arm's size). These are
     pointwise intervals: looking at them repeatedly is not a valid sequential test."""
-    from scipy import stats
 
-    from nextbest.experiments.analysis import welch_from_moments
 
     control = np.asarray(original, dtype=np.float64).reshape(-1)
     treatment = np.asarray(new, dtype=np.float64).reshape(-1)
@@ -343,7 +345,6 @@ def cumulative_effect(
 
 
 def _png(figure: Any) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer)
@@ -362,7 +363,6 @@ def _drawn(draw: Any) -> Any:
 
 
 def _axes(width: float = 8.4, height: float = 3.4) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=130)
     figure.subplots_adjust(left=0.075, right=0.76, bottom=0.14, top=0.965)  # the legend goes on the right

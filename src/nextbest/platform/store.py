@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Insert, Table, func, literal, select, update
 from sqlalchemy.orm import sessionmaker
 
 from nextbest.errors import NextbestError
+from nextbest.experiments import analyze, assign, assign_many, srm_test, validate_design
 from nextbest.platform.db import Decision, Experiment, Outcome, make_engine, migrate, utcnow
 from nextbest.platform.schemas import (
     ARMS,
@@ -152,14 +153,12 @@ class Store:
 
     def assignment(self, experiment_id: int, uuid: str) -> AssignmentOut:
         """The arm of ``uuid``: ``assign(uuid, salt)`` with a 50/50 split, the same in every process."""
-        from nextbest.experiments import assign
 
         arm = assign(uuid, self._experiment(experiment_id).salt)
         return AssignmentOut(experiment_id=experiment_id, uuid=uuid, arm=arm)
 
     def assignments(self, experiment_id: int, uuids: Sequence[str]) -> AssignmentsOut:
         """The arms of many units at once (``assign_many``): equal to ``assignment`` unit by unit."""
-        from nextbest.experiments import assign_many
 
         salt = self._experiment(experiment_id).salt
         arms = assign_many(list(uuids), salt).tolist() if uuids else []
@@ -323,7 +322,6 @@ def _insert_ignoring_conflicts(dialect: str, table: Table) -> Insert:
 
 def _check_design(spec: ExperimentIn):
     """validate_design of ``spec``; DesignRejected with the explanation when invalid or incoherent."""
-    from nextbest.experiments import validate_design
 
     try:
         check = validate_design(spec.alpha, spec.power, spec.effect, spec.sd, spec.sample_size, spec.alternative)
@@ -336,7 +334,6 @@ def _check_design(spec: ExperimentIn):
 
 def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray, counts: tuple[int, int]) -> Result:
     """Welch analysis against the design's target effect, plus the sample-ratio-mismatch test on ``counts``."""
-    from nextbest.experiments import analyze, srm_test
 
     srm = srm_test(list(counts), list(SRM_RATIOS))
     srm_fields = {

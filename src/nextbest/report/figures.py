@@ -14,6 +14,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import FuncFormatter
@@ -559,7 +560,6 @@ def _calibration_values(steps: list[dict]) -> list[float]:
 
 
 def _calibration_legend() -> list:
-    from matplotlib.lines import Line2D
 
     return [
         Line2D([], [], color="#333333", marker="_", markersize=14, lw=1.3, label="simulated rate, 95% interval"),

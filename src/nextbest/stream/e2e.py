@@ -15,12 +15,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nextbest.sim.shop import World, load_world_meta, world_from_config
+from nextbest.experiments.design import sample_size
+from nextbest.models.export import export_model
+from nextbest.models.targeting import train_targeting
+from nextbest.sim.shop import World, load_world_meta, world_from_config, write_world_data
 from nextbest.stream.services import WorkerProcess
 from nextbest.stream.traffic import PlatformClient, TrafficConfig, run_traffic
 
@@ -40,7 +44,6 @@ class Design:
 
     def payload(self) -> dict[str, Any]:
         """The ``POST /api/experiments`` body."""
-        from nextbest.experiments.design import sample_size
 
         n = self.sample_size or int(sample_size(self.effect, self.sd, self.alpha, self.power, self.alternative))
         return {**asdict(self), "sample_size": n}
@@ -48,9 +51,6 @@ class Design:
 
 def prepare_model(directory: Path, kind: str, seed: int = 0, customers: int = 200_000) -> tuple[Path, World]:
     """The exported ONNX model of ``kind`` trained on the shop world in ``directory/data`` (generated if missing)."""
-    from nextbest.models.export import export_model
-    from nextbest.models.targeting import train_targeting
-    from nextbest.sim.shop import write_world_data
 
     data = Path(directory) / "data"
     if not (data / "world.json").is_file():
@@ -65,7 +65,6 @@ def prepare_model(directory: Path, kind: str, seed: int = 0, customers: int = 20
 
 def _worker_metrics(path: Path) -> dict[str, Any]:
     """The worker's last metrics (decisions, dead letters by reason, the feed's per-key counts); {} if none."""
-    import json
 
     try:
         return json.loads(Path(path).read_text())

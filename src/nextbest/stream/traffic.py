@@ -47,6 +47,7 @@ import numpy as np
 from nextbest.errors import NextbestError
 from nextbest.sim.shop import Customers, FeedStyle, World
 from nextbest.stream import topics
+from nextbest.stream.broker import consumer_config, producer_config
 from nextbest.stream.faults import FAULT_KINDS, corrupt
 
 CUSTOMER_STREAM = 1_000_000
@@ -220,7 +221,6 @@ def session_payloads(
 def _producer(bootstrap: str) -> Any:
     from confluent_kafka import Producer
 
-    from nextbest.stream.broker import producer_config
 
     return Producer(producer_config(bootstrap, **{"linger.ms": 1}))
 
@@ -229,7 +229,6 @@ def _prediction_consumer(bootstrap: str) -> Any:
     """A group-less consumer of the prediction topic positioned at its current end (nothing older is read)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from nextbest.stream.broker import consumer_config
 
     consumer = Consumer(consumer_config(bootstrap, "nextbest-traffic", **{"fetch.wait.max.ms": 10}))
     metadata = consumer.list_topics(topics.PREDICTION, timeout=10)

@@ -25,6 +25,7 @@ take the sidecar's ``missing_flags`` values); scoring is by the exported file
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import time
@@ -40,6 +41,7 @@ from nextbest.data.feed import DEFAULT_MAX_MISSING_SHARE, FeedTally, MessageDeco
 from nextbest.models.serving import ExportedModel
 from nextbest.models.targeting import assemble_rows
 from nextbest.stream import topics
+from nextbest.stream.broker import consumer_config, producer_config
 from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket
 
 
@@ -65,7 +67,6 @@ class WorkerConfig:
 
 
 def _consumer_settings(config: WorkerConfig) -> dict[str, Any]:
-    from nextbest.stream.broker import consumer_config
 
     return consumer_config(
         config.bootstrap_servers,
@@ -80,7 +81,6 @@ def _consumer_settings(config: WorkerConfig) -> dict[str, Any]:
 
 
 def _producer_settings(config: WorkerConfig) -> dict[str, Any]:
-    from nextbest.stream.broker import producer_config
 
     return producer_config(
         config.bootstrap_servers,
@@ -95,7 +95,6 @@ def _quiet_garbage_collector() -> None:
     The hot loop allocates no reference cycles (messages, halves, tuples are freed by reference counting), so
     frequent generational passes over the join state only cost time and add pauses to the latency tail.
     """
-    import gc
 
     gc.collect()
     gc.freeze()
