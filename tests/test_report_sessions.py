@@ -25,12 +25,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     pages = SessionWorld(SessionWorldConfig(seed=0)).pages(3000)
     write_eda(pages, root / "eda", "source")
     fitted, table = fit_session_models(pages)
-    (root / "models").mkdir()
-    (root / "models" / "models.json").write_text(json.dumps(table))
+    table.write(root / "models" / "models.json")
     simulator = SessionSimulator.from_pages(pages, fitted["churn_sklearn"], fitted["value_sklearn"])
     ppo = SessionPPOConfig(timesteps=4096, n_envs=64, n_steps=16, batch_size=256)
     study = compare_policies(simulator, QLearningConfig.for_sessions(episodes=2000, batch_size=500), ppo, sessions=2000)
-    (root / "agent.json").write_text(json.dumps(study))
+    study.write(root / "agent.json")
     return root / "eda", root / "models", root / "agent.json"
 
 
@@ -104,7 +103,9 @@ def test_missing_or_malformed_inputs_name_the_file(inputs: tuple[Path, Path, Pat
     broken = json.loads(agent.read_text())
     del next(iter(broken["policies"].values()))["revenue"]["ci"]
     (tmp_path / "agent.json").write_text(json.dumps(broken))
-    with pytest.raises(NextbestError, match=r"agent\.json: missing 'policies\.random\.revenue\.ci'"):
+    # msgspec names the path through a dict by "[...]", not by the policy's name
+    missing_ci = r"agent\.json: Object missing required field `ci` - at `\$\.policies\[\.\.\.\]\.revenue`"
+    with pytest.raises(NextbestError, match=missing_ci):
         write_sessions_report(eda, models, tmp_path / "agent.json", tmp_path / "r.html")
     with pytest.raises(NextbestError, match="give a .html path"):
         write_sessions_report(eda, models, agent, tmp_path / "r.json")

@@ -32,8 +32,7 @@ def evaluations(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     paths = []
     for kind in MODELS:
         path = root / f"{kind}.json"
-        path.write_text(json.dumps(evaluate_targeting(train_targeting(root / "data", kind, seed=1))))
-        paths.append(path)
+        paths.append(evaluate_targeting(train_targeting(root / "data", kind, seed=1)).write(path))
     return paths
 
 
@@ -52,7 +51,7 @@ def uplift_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     })  # fmt: skip
     frame.to_csv(root / "experiment.csv", index=False)
     experiment = load_experiment(root / "experiment.csv", "group", "mail", "none", "bought")
-    (root / "uplift.json").write_text(json.dumps(run_uplift(experiment, seed=0, bootstrap=20, base="linear")))
+    run_uplift(experiment, seed=0, bootstrap=20, base="linear").write(root / "uplift.json")
     return root
 
 
@@ -137,8 +136,8 @@ def test_report_without_uplift_has_no_uplift_section(evaluations: list[Path], tm
     ("content", "expected"),
     [
         ("{not json", "not valid JSON"),
-        (json.dumps({"model": "gbm", "value_per_customer": 64.0}), "'vs_original'"),
-        (json.dumps({"model": "gbm", "value_per_customer": "high", "vs_original": 1.0}), "'value_per_customer'"),
+        (json.dumps({"model": "gbm", "value_per_customer": 64.0}), "`vs_original`"),
+        (json.dumps({"model": "gbm", "value_per_customer": "high", "vs_original": 1.0}), "`$.value_per_customer`"),
     ],
 )
 def test_malformed_evaluation_is_refused_naming_the_file(
@@ -149,6 +148,20 @@ def test_malformed_evaluation_is_refused_naming_the_file(
     with pytest.raises(NextbestError) as info:
         write_targeting_report([evaluations[0], bad], None, tmp_path / "r.html")
     assert str(bad) in str(info.value) and expected in str(info.value)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_malformed_uplift_json_is_refused_naming_the_file_and_key(
+    evaluations: list[Path], uplift_dir: Path, tmp_path: Path
+) -> None:
+    data = json.loads((uplift_dir / "uplift.json").read_text())
+    data["methods"]["t_learner"]["policy_value"]["estimate"] = "high"
+    (tmp_path / "uplift.json").write_text(json.dumps(data))
+    with pytest.raises(NextbestError) as info:
+        write_targeting_report(evaluations, tmp_path, tmp_path / "r.html")
+    message = str(info.value)
+    # msgspec writes a dict key (here the method name) as [...] in the key path
+    assert str(tmp_path / "uplift.json") in message and "`$.methods[...].policy_value.estimate`" in message
     assert not (tmp_path / "r.html").exists()
 
 

@@ -42,15 +42,15 @@ def test_policies_are_evaluated_with_intervals(simulator: SessionSimulator) -> N
         "q": q_policy(q), "random": random_policy(3), "greedy": greedy_policy(simulator),
         "mixed": fixed_policy(1, 3)}.items()}  # fmt: skip
     for result in results.values():
-        low, high = result["revenue"]["ci"]
-        assert low < result["revenue"]["mean"] < high and result["length"]["mean"] >= 1
-        assert sum(result["strategy_share"].values()) == pytest.approx(1.0, abs=1e-3)
-    assert results["mixed"]["strategy_share"]["mixed"] == 1.0
-    assert results["greedy"]["revenue"]["mean"] > results["mixed"]["revenue"]["mean"]
+        low, high = result.revenue.ci
+        assert low < result.revenue.mean < high and result.length.mean >= 1
+        assert sum(result.strategy_share.values()) == pytest.approx(1.0, abs=1e-3)
+    assert results["mixed"].strategy_share["mixed"] == 1.0
+    assert results["greedy"].revenue.mean > results["mixed"].revenue.mean
     assert evaluate(simulator, q_policy(q), sessions=500) == evaluate(simulator, q_policy(q), sessions=500)
-    shares = choices_table(results["q"]["choices"], simulator.names, "discount")
+    shares = choices_table(results["q"].choices, simulator.names, "discount")
     assert shares.shape == (11, 5) and ((shares.fillna(0) >= 0) & (shares.fillna(0) <= 1)).all().all()
-    assert choices_table(results["mixed"]["choices"], simulator.names, "mixed").stack().dropna().eq(1.0).all()
+    assert choices_table(results["mixed"].choices, simulator.names, "mixed").stack().dropna().eq(1.0).all()
 
 
 def test_ppo_trains_on_the_batched_env_and_the_verdict_compares_intervals(simulator: SessionSimulator) -> None:
@@ -58,13 +58,13 @@ def test_ppo_trains_on_the_batched_env_and_the_verdict_compares_intervals(simula
     q_config = QLearningConfig.for_sessions(episodes=2_000, batch_size=500)
     study = compare_policies(simulator, q_config, config, sessions=2_000)
     assert {"random", "always feed", "always mixed", "always discount", "greedy one-step", "q-learning",
-            "ppo"} == set(study["policies"])  # fmt: skip
-    assert study["policies"]["ppo"]["kind"] == "agent" and study["policies"]["ppo"]["train_seconds"] > 0
-    best_fixed = study["policies"][study["best_fixed"]]["revenue"]
-    best_agent = study["policies"][study["best_agent"]]["revenue"]
-    assert study["retained_revenue"]["per_session"] == pytest.approx(best_agent["mean"] - best_fixed["mean"])
-    assert study["agent_beats_best_fixed"] == (best_agent["ci"][0] > best_fixed["ci"][1])
-    assert study["strategies"]["strategies"]["discount"]["fatigue"] > 0
+            "ppo"} == set(study.policies)  # fmt: skip
+    assert study.policies["ppo"].kind == "agent" and study.policies["ppo"].train_seconds > 0
+    best_fixed = study.policies[study.best_fixed].revenue
+    best_agent = study.policies[study.best_agent].revenue
+    assert study.retained_revenue.per_session == pytest.approx(best_agent.mean - best_fixed.mean)
+    assert study.agent_beats_best_fixed == (best_agent.ci[0] > best_fixed.ci[1])
+    assert study.strategies.strategies["discount"].fatigue > 0
 
 
 def test_vector_env_steps_one_batch_and_restarts_finished_sessions(simulator: SessionSimulator) -> None:

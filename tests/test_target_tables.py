@@ -39,16 +39,16 @@ def test_a_model_learns_a_plain_table_and_is_evaluated_on_held_out_rows(tmp_path
     assert model.features == ["tenure_months", "newsletter", "tenure_months__missing", "plan=basic", "plan=plus",
                               "plan=pro", "plan=__missing"]  # fmt: skip
     figures = evaluate_on_table(model, path)
-    assert figures["held_out_rows"] == pytest.approx(0.2 * 6000, rel=0.1)
-    assert figures["auc"] > 0.65 and figures["threshold"] == 0.5
-    calibration = figures["calibration"]
-    assert sum(row["rows"] for row in calibration) == figures["held_out_rows"]
-    predicted = np.array([row["mean_predicted"] for row in calibration])
-    observed = np.array([row["observed_rate"] for row in calibration])
+    assert figures.held_out_rows == pytest.approx(0.2 * 6000, rel=0.1)
+    assert figures.auc > 0.65 and figures.threshold == 0.5
+    calibration = figures.calibration
+    assert sum(row.rows for row in calibration) == figures.held_out_rows
+    predicted = np.array([row.mean_predicted for row in calibration])
+    observed = np.array([row.observed_rate for row in calibration])
     assert np.abs(predicted - observed).max() < 0.12  # calibrated within bin noise (about 120 rows per bin)
     other = tmp_path / "new_customers.parquet"
     customer_table(1000, seed=5).to_parquet(other)
-    assert evaluate_on_table(model, other)["held_out_rows"] == 1000  # another table: every row is held out
+    assert evaluate_on_table(model, other).held_out_rows == 1000  # another table: every row is held out
 
 
 def test_unseen_levels_and_gaps_are_encoded() -> None:
@@ -120,5 +120,5 @@ def test_a_table_from_the_shop_world_also_gets_its_ground_truth(tmp_path: Path) 
     economics = json.loads((tmp_path / "world.json").read_text())["economics"]
     priced = evaluate_on_table(train_on_table(tmp_path / "train.parquet", "bought", "logreg", FEATURES(),
                                               economics=economics))  # fmt: skip
-    assert half["auc"] > 0.7 and half["vs_original"] > 0  # better than the age/sex rule, from the plain table
-    assert priced["vs_original"] > half["vs_original"]  # the business's economics set a better threshold than 0.5
+    assert half.auc > 0.7 and half.vs_original > 0  # better than the age/sex rule, from the plain table
+    assert priced.vs_original > half.vs_original  # the business's economics set a better threshold than 0.5

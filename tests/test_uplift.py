@@ -81,7 +81,7 @@ def test_ipw_policy_value_is_unbiased(propensity: float) -> None:
     # treat-all / treat-none reduce to the arm means reweighted
     assert m.policy_value(y[0], t[0], np.ones(n, bool), propensity) == pytest.approx(y[0][t[0]].sum() / propensity / n)
     boot = m.bootstrap_mean(m.ipw_contributions(y[0], t[0], treat[0], propensity), m.bootstrap_indices(n, 200, 0))
-    assert boot["ci"][0] < boot["estimate"] < boot["ci"][1]
+    assert boot.ci[0] < boot.estimate < boot.ci[1]
 
 
 def test_net_value_subtracts_the_cost_of_every_treated_customer() -> None:
@@ -105,12 +105,12 @@ def test_costs_change_who_is_worth_treating(experiment_csv: Path) -> None:
     exp = load_experiment(experiment_csv, "group", "promo mail", "no mail", "bought")
     free = run_uplift(exp, seed=0, bootstrap=30, base="linear")
     costly = run_uplift(exp, seed=0, bootstrap=30, base="linear", economics=m.Economics(treatment_cost=5.0))
-    assert costly["settings"]["treatment_cost"] == 5.0 and free["settings"]["treatment_cost"] == 0.0
-    assert costly["treat_none"] == free["treat_none"]  # no one treated, nothing paid
-    assert costly["treat_all"]["estimate"] == pytest.approx(free["treat_all"]["estimate"] - 5.0)
-    for method in costly["methods"].values():
-        assert method["policy_value"]["validation_share"] == 0.0 and method["policy_value"]["treated_share"] == 0.0
-    assert any(method["policy_value"]["treated_share"] > 0 for method in free["methods"].values())
+    assert costly.settings.treatment_cost == 5.0 and free.settings.treatment_cost == 0.0
+    assert costly.treat_none == free.treat_none  # no one treated, nothing paid
+    assert costly.treat_all.estimate == pytest.approx(free.treat_all.estimate - 5.0)
+    for method in costly.methods.values():
+        assert method.policy_value.validation_share == 0.0 and method.policy_value.treated_share == 0.0
+    assert any(method.policy_value.treated_share > 0 for method in free.methods.values())
 
 
 # --- learners ----------------------------------------------------------------------------------------------------
@@ -221,14 +221,14 @@ def test_loader_errors_name_the_file_and_column(experiment_csv: Path, kwargs: di
 def test_run_uplift_and_figures_in_process(experiment_csv: Path, tmp_path: Path) -> None:
     exp = load_experiment(experiment_csv, "group", "promo mail", "no mail", "bought")
     result = run_uplift(exp, seed=0, bootstrap=30, base="linear")
-    assert set(result["methods"]) == {"t_learner", "x_learner", "class_transformation", "response_model"}
-    json.dumps(result)
+    assert set(result.methods) == {"t_learner", "x_learner", "class_transformation", "response_model"}
+    assert json.loads(result.to_json()) == result.to_dict()  # one JSON form, plain builtins
     assert qini_curves(result, tmp_path / "q.png").stat().st_size > 0
     assert policy_values(result, tmp_path / "p.png").stat().st_size > 0
     again = run_uplift(exp, seed=0, bootstrap=30, base="linear")  # same seed, same numbers
-    for name, method in result["methods"].items():
+    for name, method in result.methods.items():
         for key in ("qini_coefficient", "auuc", "policy_value", "vs_treat_none", "curves"):
-            assert again["methods"][name][key] == method[key]
+            assert getattr(again.methods[name], key) == getattr(method, key)
 
 
 # --- CLI ---------------------------------------------------------------------------------------------------------

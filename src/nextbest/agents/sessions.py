@@ -15,7 +15,8 @@ and PPO) are rewarded with the page's expected spend given its engagement (``Ses
 the same mean as the spend without the purchase coin flip); every evaluation counts the money actually spent.
 
 ``evaluate`` runs a policy on fresh sessions and reports mean session revenue and length with 95% intervals
-(normal approximation over independent sessions), and the strategies it chose by purchase power and depth.
+(normal approximation over independent sessions), and the strategies it chose by purchase power and depth
+(a ``SessionEvaluation``); ``compare_policies`` returns the whole study (``SessionStudy``, the agent JSON).
 """
 
 from __future__ import annotations
@@ -25,18 +26,89 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 
 from nextbest.agents.qlearning import QLearningConfig, q_update
 from nextbest.policies import DeterministicPolicy, FixedAction, Policy, UniformRandom
-from nextbest.sim.session_sim import SessionSimulator, SessionState
+from nextbest.results import Result
+from nextbest.sim.session_sim import SessionSimulator, SessionState, SimulatorDescription
 from nextbest.stats import MeanInterval, difference_interval, mean_interval, z_value
 
 DEPTH_EDGES = np.array([5, 10, 20, 40])
 DEPTH_LABELS = ["1-4", "5-9", "10-19", "20-39", "40+"]
 EXPOSURE_EDGES = np.array([0.5, 1.5, 2.5])
 N_STATES = 11 * 5 * 4
+
+
+class MeanCI(Result):
+    """A mean with its 95% interval ``ci`` = [low, high] and standard error (``se`` is None in files that lack it)."""
+
+    mean: float
+    ci: list[float]
+    se: float | None = None
+
+    @classmethod
+    def of(cls, interval: MeanInterval) -> MeanCI:
+        return cls(mean=interval.mean, ci=[interval.low, interval.high], se=interval.se)
+
+
+class SessionEvaluation(Result):
+    """``evaluate``: mean session revenue and length, the share of each strategy, and ``choices``: pages of each
+    strategy by purchase power and depth bucket ([power][depth bucket][strategy] counts)."""
+
+    revenue: MeanCI
+    length: MeanCI
+    strategy_share: dict[str, float]
+    choices: list[list[list[int]]]
+
+
+class PolicyResult(Result):
+    """One policy of the study: baseline or agent, its training time (None for baselines) and its evaluation."""
+
+    kind: str
+    train_seconds: float | None
+    revenue: MeanCI
+    length: MeanCI
+    strategy_share: dict[str, float]
+    choices: list[list[list[int]]]
+
+
+class EvaluationSetup(Result):
+    """The fresh sessions every policy was evaluated on."""
+
+    sessions: int
+    seed: int
+
+
+class RetainedRevenue(Result):
+    """Best agent - best fixed strategy: revenue per session, its 95% interval, and relative to the best fixed."""
+
+    per_session: float
+    ci: list[float]
+    relative: float
+
+
+class Verdict(Result):
+    """``verdict``: the best fixed strategy against the best agent."""
+
+    best_fixed: str
+    best_agent: str
+    agent_beats_best_fixed: bool
+    retained_revenue: RetainedRevenue
+
+
+class SessionStudy(Result):
+    """``compare_policies``: the agent JSON (the session report's input)."""
+
+    evaluation: EvaluationSetup
+    strategies: SimulatorDescription
+    policies: dict[str, PolicyResult]
+    best_fixed: str
+    best_agent: str
+    agent_beats_best_fixed: bool
+    retained_revenue: RetainedRevenue
 
 
 def state_index(state: SessionState) -> np.ndarray:
@@ -97,7 +169,7 @@ def greedy_policy(simulator: SessionSimulator) -> Policy:
     return DeterministicPolicy(best, len(simulator.names), "greedy one-step")
 
 
-def evaluate(simulator: SessionSimulator, policy: Policy, sessions: int = 20_000, seed: int = 123) -> dict:
+def evaluate(simulator: SessionSimulator, policy: Policy, sessions: int = 20_000, seed: int = 123) -> SessionEvaluation:
     """Mean session revenue and length with 95% intervals, the share of each strategy chosen, and the pages of
     each strategy by purchase power and depth bucket (``choices``: [power][depth bucket][strategy] counts)."""
     rng = np.random.default_rng(seed)
@@ -113,13 +185,9 @@ def evaluate(simulator: SessionSimulator, policy: Policy, sessions: int = 20_000
         revenue += simulator.step(state, actions, rng)[0]
     length = state.depth.astype(float)
     chosen = choices.sum(axis=(0, 1))
-    return {"revenue": _mean_ci(revenue), "length": _mean_ci(length),
-            "strategy_share": dict(zip(simulator.names, (chosen / chosen.sum()).round(4).tolist())),
-            "choices": choices.tolist()}  # fmt: skip
-
-
-def _mean_ci(values: np.ndarray) -> dict:
-    return mean_interval(values).as_json()
+    return SessionEvaluation(revenue=MeanCI.of(mean_interval(revenue)), length=MeanCI.of(mean_interval(length)),
+                             strategy_share=dict(zip(simulator.names, (chosen / chosen.sum()).round(4).tolist())),
+                             choices=choices.tolist())  # fmt: skip
 
 
 def choices_table(choices: list | np.ndarray, names: list[str], strategy: str, min_pages: int = 1) -> pd.DataFrame:
@@ -193,7 +261,7 @@ def sb3_policy(model: Any, max_depth: int) -> Policy:
 
 def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | None = None,
                      ppo_config: SessionPPOConfig | None = None, sessions: int = 100_000, seed: int = 123,
-                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+                     progress: Callable[[str], None] | None = None) -> SessionStudy:  # fmt: skip
     """Baselines (random, every fixed strategy, greedy one-step) and agents (Q-learning; PPO unless
     ``ppo_config`` is None) evaluated on the same ``sessions`` fresh sessions; the best fixed strategy against the
     best agent, with the retained revenue per session (agent - best fixed, 95% interval of the difference)."""
@@ -214,31 +282,33 @@ def compare_policies(simulator: SessionSimulator, q_config: QLearningConfig | No
         total = f"{ppo_config.timesteps:,}"
         ppo = train_ppo(simulator, ppo_config, lambda pages: say(f"training PPO: {pages:,}/{total} pages"))
         policies["ppo"] = ("agent", ppo, time.perf_counter() - started)
-    results: dict[str, Any] = {}
+    results: dict[str, PolicyResult] = {}
     for name, (kind, policy, seconds) in policies.items():
         say(f"evaluating {name}")
-        results[name] = {"kind": kind, "train_seconds": None if seconds is None else round(seconds, 2),
-                         **evaluate(simulator, policy, sessions=sessions, seed=seed)}  # fmt: skip
-    return {"evaluation": {"sessions": sessions, "seed": seed}, "strategies": simulator.describe(),
-            "policies": results, **verdict(results)}  # fmt: skip
+        evaluation = evaluate(simulator, policy, sessions=sessions, seed=seed)
+        results[name] = PolicyResult(kind=kind, train_seconds=None if seconds is None else round(seconds, 2),
+                                     **msgspec.structs.asdict(evaluation))  # fmt: skip
+    return SessionStudy(evaluation=EvaluationSetup(sessions=sessions, seed=seed), strategies=simulator.describe(),
+                        policies=results, **msgspec.structs.asdict(verdict(results)))  # fmt: skip
 
 
-def verdict(results: dict[str, Any]) -> dict[str, Any]:
+def verdict(results: dict[str, PolicyResult]) -> Verdict:
     """The best fixed strategy and the best agent by mean revenue; whether their intervals are disjoint; the
     retained revenue per session (difference of means, 95% interval from ``nextbest.stats.difference_interval``)."""
     fixed = {k: v for k, v in results.items() if k.startswith("always ")}
-    agents = {k: v for k, v in results.items() if v["kind"] == "agent"}
-    best_fixed = max(fixed, key=lambda k: fixed[k]["revenue"]["mean"])
-    best_agent = max(agents, key=lambda k: agents[k]["revenue"]["mean"])
-    a, f = agents[best_agent]["revenue"], fixed[best_fixed]["revenue"]
+    agents = {k: v for k, v in results.items() if v.kind == "agent"}
+    best_fixed = max(fixed, key=lambda k: fixed[k].revenue.mean)
+    best_agent = max(agents, key=lambda k: agents[k].revenue.mean)
+    a, f = agents[best_agent].revenue, fixed[best_fixed].revenue
     difference = difference_interval(_as_interval(a), _as_interval(f))
-    return {"best_fixed": best_fixed, "best_agent": best_agent,
-            "agent_beats_best_fixed": bool(a["ci"][0] > f["ci"][1]),
-            "retained_revenue": {"per_session": difference.mean, "ci": [difference.low, difference.high],
-                                 "relative": difference.mean / f["mean"]}}  # fmt: skip
+    retained = RetainedRevenue(per_session=difference.mean, ci=[difference.low, difference.high],
+                               relative=difference.mean / f.mean)  # fmt: skip
+    return Verdict(best_fixed=best_fixed, best_agent=best_agent, agent_beats_best_fixed=bool(a.ci[0] > f.ci[1]),
+                   retained_revenue=retained)  # fmt: skip
 
 
-def _as_interval(figure: dict) -> MeanInterval:
-    """A ``{"mean", "ci", "se"}`` figure as a 95% MeanInterval (``se`` from the width when an older file lacks it)."""
-    se = figure.get("se", (figure["ci"][1] - figure["ci"][0]) / (2 * z_value(0.95)))
-    return MeanInterval(figure["mean"], se, figure["ci"][0], figure["ci"][1], 0.95, 0)
+def _as_interval(figure: MeanCI) -> MeanInterval:
+    """A ``MeanCI`` as a 95% MeanInterval (``se`` from the width when an older file lacks it)."""
+    low, high = figure.ci
+    se = figure.se if figure.se is not None else (high - low) / (2 * z_value(0.95))
+    return MeanInterval(figure.mean, se, low, high, 0.95, 0)

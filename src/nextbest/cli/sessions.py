@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from nextbest.cli.report import sessions_report
+from nextbest.results import Result
+
+
+class EdaWritten(Result):
+    """What ``nextbest sessions eda`` prints: the page, the JSON and the figures folder it wrote."""
+
+    html: str
+    json: str
+    figures: str
+
 
 sessions_app = typer.Typer(
     help="Session retention: page-level data into the lake (Taobao UserBehavior, the RL page log, or synthetic).",
@@ -36,7 +45,7 @@ def ingest(
 
     summary = ingest_source(source, Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret), path, sessions,
                             seed, layout)  # fmt: skip
-    typer.echo(json.dumps({"source": source, **summary}))
+    typer.echo(summary.to_json(), nl=False)
 
 
 @sessions_app.command("eda")
@@ -54,7 +63,8 @@ def eda(
 
     source = Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret)
     page = write_eda(source.read_table("pages"), out, source.path("pages"))
-    typer.echo(json.dumps({"html": str(page), "json": str(out / "eda.json"), "figures": str(out / "figures")}))
+    written = EdaWritten(html=str(page), json=str(out / "eda.json"), figures=str(out / "figures"))
+    typer.echo(written.to_json(), nl=False)
 
 
 @sessions_app.command("models")
@@ -66,22 +76,23 @@ def models(
 ) -> None:
     """Churn classifier (F1, PR-AUC) and value regressor (RMSE, MAE): from-scratch gradient descent, scikit-learn
     and LightGBM on the same session split, with fit times."""
-
     from rich.console import Console
     from rich.table import Table
 
     from nextbest.data.lake import Lake
+    from nextbest.models.sessions import SessionModels
     from nextbest.pipelines.sessions import fit_and_save_models
 
     written = fit_and_save_models(Lake(lake, endpoint_url=endpoint_url).read_table("pages"), out, seed)
-    table = json.loads(written["json"].read_text())
-    view = Table(title=f"scratch vs scikit-learn vs LightGBM ({table['split']['test_pages']:,} test pages)")
+    table = SessionModels.load(written["json"])
+    test_pages = f"{table.split.test_pages:,}" if table.split else "n/a"
+    view = Table(title=f"scratch vs scikit-learn vs LightGBM ({test_pages} test pages)")
     for column in ("model", "churn F1", "churn PR-AUC", "churn fit s", "value RMSE", "value MAE", "value fit s"):
         view.add_column(column, justify="left" if column == "model" else "right")
-    for name in table["churn"]:
-        c, v = table["churn"][name], table["value"][name]
-        view.add_row(name, f"{c['f1']:.4f}", f"{c['pr_auc']:.4f}", f"{c['fit_seconds']:.2f}", f"{v['rmse']:.4f}",
-                     f"{v['mae']:.4f}", f"{v['fit_seconds']:.2f}")  # fmt: skip
+    for name, c in table.churn.items():
+        v = table.value[name]
+        view.add_row(name, f"{c.f1:.4f}", f"{c.pr_auc:.4f}", f"{c.fit_seconds:.2f}", f"{v.rmse:.4f}", f"{v.mae:.4f}",
+                     f"{v.fit_seconds:.2f}")  # fmt: skip
     Console().print(view)
 
 
@@ -136,9 +147,7 @@ def pipeline(
 
     with status:
         record = run_pipeline(config, tuple(s.strip() for s in steps.split(",") if s.strip()), force, progress)
-    summary = {name: {"status": step["status"], "seconds": step.get("seconds"), "outputs": step["outputs"]}
-               for name, step in record["steps"].items()}  # fmt: skip
-    typer.echo(json.dumps({"pipeline": str(out / "pipeline.json"), "steps": summary}))
+    typer.echo(record.summary(out).to_json(), nl=False)
 
 
 sessions_app.command("report")(sessions_report)

@@ -74,17 +74,21 @@ def evaluate(
     """Shop world: value per customer in ground truth vs original, show-none, show-all; AUC and log-loss on test.
     A table model: AUC, log-loss, Brier score and calibration on held-out rows (plus ground truth when the table
     lies in a shop-world folder)."""
-    from nextbest.evaluation.targeting import evaluate_on_table, evaluate_targeting
+    from nextbest.evaluation.targeting import (
+        TableEvaluation,
+        TargetingEvaluation,
+        evaluate_on_table,
+        evaluate_targeting,
+    )
     from nextbest.models.targeting import TargetingModel
 
     loaded = TargetingModel.load(model)
     if loaded.encoding is not None:
-        figures = evaluate_on_table(loaded, data)
+        figures: TargetingEvaluation | TableEvaluation = evaluate_on_table(loaded, data)
     else:
         figures = evaluate_targeting(loaded, data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
-    typer.echo(json.dumps(figures, indent=2))
+    figures.write(out)
+    typer.echo(figures.to_json(), nl=False)
 
 
 @target_app.command("export")
@@ -133,17 +137,18 @@ def demo(
     to ONNX and PMML, uplift on Hillstrom, and the HTML report."""
     from nextbest.cli.shop import generate
     from nextbest.cli.uplift import run as uplift_run
+    from nextbest.evaluation.targeting import TargetingEvaluation
 
     data = out / "data"
     generate(customers=customers, seed=seed, out=data, test_fraction=0.2)
-    figures = {}
+    figures: dict[str, TargetingEvaluation] = {}
     for kind in ("age-sex", "logreg", "gbm", "scratch-logreg"):
         typer.echo(f"training {kind} ...")
         train(data=data, model=kind, out=out / "models" / f"{kind}.pkl", seed=seed, impute="zero", label=None,
               features=None, test_fraction=0.2, gain=None, cost=None)  # every option: typer's defaults are objects
         evaluate(model=out / "models" / f"{kind}.pkl", out=out / "eval" / f"{kind}.json", data=None)
-        figures[kind] = json.loads((out / "eval" / f"{kind}.json").read_text())
-    best = max(("logreg", "gbm"), key=lambda k: figures[k]["value_per_customer"])  # the exportable models
+        figures[kind] = TargetingEvaluation.load(out / "eval" / f"{kind}.json")
+    best = max(("logreg", "gbm"), key=lambda k: figures[k].value_per_customer)  # the exportable models
     for fmt in ("onnx", "pmml"):
         export(model=out / "models" / f"{best}.pkl", out=out / "export" / f"{best}.{fmt}", fmt=fmt)
     uplift_run(

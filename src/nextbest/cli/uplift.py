@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from nextbest.uplift.metrics import BootstrapMean
+    from nextbest.uplift.run import UpliftResult
 
 uplift_app = typer.Typer(help="Uplift: who to treat, learned from a randomized experiment.", no_args_is_help=True)
 
@@ -34,8 +42,6 @@ def run(
                                         "margin on 1 $ of spend, or the value of one conversion)."),
 ) -> None:
     """Fit T-/X-learner, a transformation method and a response model; write DIR/uplift.json and figures."""
-    import json
-
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -43,17 +49,15 @@ def run(
     from nextbest.uplift.data import HILLSTROM_DEFAULTS, load_experiment, resolve_experiment_path
     from nextbest.uplift.figures import policy_values, qini_curves
     from nextbest.uplift.learners import make_learners
+    from nextbest.uplift.metrics import Economics
     from nextbest.uplift.run import run_uplift
 
     if base not in ("lgbm", "linear"):
         raise NextbestError(f"--base {base!r}: choose lgbm or linear")
-    import math
-
     if not (math.isfinite(treatment_cost) and treatment_cost >= 0):
         raise NextbestError(f"--treatment-cost must be a finite number >= 0, got {treatment_cost}")
     if not (math.isfinite(outcome_value) and outcome_value > 0):
         raise NextbestError(f"--outcome-value must be a finite number > 0, got {outcome_value}")
-    from nextbest.uplift.metrics import Economics
     path, is_hillstrom = resolve_experiment_path(data)
     defaults = HILLSTROM_DEFAULTS if is_hillstrom else {}
     treatment_col = treatment_col or defaults.get("treatment_col")
@@ -84,49 +88,49 @@ def run(
             progress=lambda name: bar.advance(task, 1),
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    (out / "uplift.json").write_text(json.dumps(result, indent=2) + "\n")
+    result.write(out / "uplift.json")
     qini_curves(result, out / "qini_curves.png")
     policy_values(result, out / "policy_value.png")
     _print(console, result)
     console.print(f"written to {out} (uplift.json, qini_curves.png, policy_value.png)")
 
 
-def _ci(value: dict) -> str:
-    low, high = value["ci"]
-    return f"{value['estimate']:.3f} [{low:.3f}, {high:.3f}]"
+def _ci(value: BootstrapMean) -> str:
+    low, high = value.ci
+    return f"{value.estimate:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def _print(console, result: dict) -> None:
+def _print(console: Console, result: UpliftResult) -> None:
     from rich.table import Table
 
-    d = result["dataset"]
+    d = result.dataset
     console.print(
-        f"{d['source']}: {d['rows']} rows ({d['treated']} {d['treatment']!r}, {d['control_rows']} {d['control']!r}, "
-        f"{d['dropped_other_treatments']} other rows dropped); mean {d['outcome']} treated "
-        f"{d['mean_outcome']['treated']:.3f}, control {d['mean_outcome']['control']:.3f}; ATE {_ci(d['ate'])}"
+        f"{d.source}: {d.rows} rows ({d.treated} {d.treatment!r}, {d.control_rows} {d.control!r}, "
+        f"{d.dropped_other_treatments} other rows dropped); mean {d.outcome} treated "
+        f"{d.mean_outcome.treated:.3f}, control {d.mean_outcome.control:.3f}; ATE {_ci(d.ate)}"
     )
-    settings = result["settings"]
-    net = settings.get("treatment_cost", 0) or settings.get("outcome_value", 1) != 1
-    unit = (f"net value per customer ({settings['outcome_value']:g} per unit of {d['outcome']}, "
-            f"{settings['treatment_cost']:g} per treated customer)") if net else f"{d['outcome']} per customer"
-    table = Table(title=f"test split ({result['split']['test_rows']} rows), {unit}, 95% CI")
+    settings = result.settings
+    net = settings.treatment_cost or settings.outcome_value != 1
+    unit = (f"net value per customer ({settings.outcome_value:g} per unit of {d.outcome}, "
+            f"{settings.treatment_cost:g} per treated customer)") if net else f"{d.outcome} per customer"
+    table = Table(title=f"test split ({result.split.test_rows} rows), {unit}, 95% CI")
     for column in ("method", "Qini coef.", "AUUC", "policy value (IPW)", "treated", "vs treat-none", "vs treat-all"):
         table.add_column(column, justify="left" if column == "method" else "right")
-    for name, m in result["methods"].items():
+    for name, m in result.methods.items():
         table.add_row(
             name,
-            f"{m['qini_coefficient']:.4f}",
-            f"{m['auuc']:.4f}",
-            _ci(m["policy_value"]),
-            f"{m['policy_value']['treated_share']:.0%}",
-            _ci(m["vs_treat_none"]),
-            _ci(m["vs_treat_all"]),
+            f"{m.qini_coefficient:.4f}",
+            f"{m.auuc:.4f}",
+            _ci(m.policy_value),
+            f"{m.policy_value.treated_share:.0%}",
+            _ci(m.vs_treat_none),
+            _ci(m.vs_treat_all),
         )
-    table.add_row("treat all", "", "", _ci(result["treat_all"]), "100%", "", "")
-    table.add_row("treat none", "", "", _ci(result["treat_none"]), "0%", "", "")
+    table.add_row("treat all", "", "", _ci(result.treat_all), "100%", "", "")
+    table.add_row("treat none", "", "", _ci(result.treat_none), "0%", "", "")
     console.print(table)
-    best = result["best_uplift_method"]
-    mark = "[green]yes[/green]" if best["ci_low_above_treat_none"] else "[red]no[/red]"
+    best = result.best_uplift_method
+    mark = "[green]yes[/green]" if best.ci_low_above_treat_none else "[red]no[/red]"
     console.print(
-        f"best uplift method (chosen on validation): {best['name']}; interval lower bound above treat-none: {mark}"
+        f"best uplift method (chosen on validation): {best.name}; interval lower bound above treat-none: {mark}"
     )

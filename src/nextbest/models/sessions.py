@@ -16,8 +16,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
+
+from nextbest.results import Result
 
 VALUE_FEATURES = ["hour_sin", "hour_cos", "purchase_power", "engagement", "depth"]
 CHURN_FEATURES = [*VALUE_FEATURES, "bought"]
@@ -105,7 +108,43 @@ def _fit(model: Any, X: np.ndarray, y: np.ndarray) -> list[str]:
     return sorted({str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)})
 
 
-def fit_session_models(pages: pd.DataFrame, seed: int = 0) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+class ChurnMetrics(Result, kw_only=True):
+    """A churn model on the test sessions: F1 at ``threshold`` (the training split's best), PR-AUC, fit time and
+    the convergence warnings of the fit."""
+
+    f1: float
+    threshold: float | None = None
+    pr_auc: float
+    fit_seconds: float
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class ValueMetrics(Result):
+    """A value model on the test sessions: RMSE and MAE of the page's spend, fit time, convergence warnings."""
+
+    rmse: float
+    mae: float
+    fit_seconds: float
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+
+class ModelSplit(Result):
+    """The session split the models were scored on."""
+
+    train_pages: int
+    test_pages: int
+    churn_rate_test: float
+
+
+class SessionModels(Result):
+    """``models.json``: every churn and value model (name -> metrics) and the split."""
+
+    churn: dict[str, ChurnMetrics]
+    value: dict[str, ValueMetrics]
+    split: ModelSplit | None = None
+
+
+def fit_session_models(pages: pd.DataFrame, seed: int = 0) -> tuple[dict[str, Any], SessionModels]:
     """Fit every churn and value model on the training sessions of a page table (or of its ``feature_table``);
     return (fitted models, metrics table)."""
     from sklearn.metrics import average_precision_score, f1_score, mean_absolute_error, mean_squared_error
@@ -115,7 +154,8 @@ def fit_session_models(pages: pd.DataFrame, seed: int = 0) -> tuple[dict[str, An
     X_churn, X_value = table_in[CHURN_FEATURES].to_numpy(), table_in[VALUE_FEATURES].to_numpy()
     done, reward = table_in["done"].to_numpy(), table_in["reward"].to_numpy(dtype=float)
     fitted: dict[str, Any] = {}
-    table: dict[str, dict[str, Any]] = {"churn": {}, "value": {}}
+    churn: dict[str, ChurnMetrics] = {}
+    value: dict[str, ValueMetrics] = {}
     for name, make in _churn_models(seed).items():
         model, started = make(), time.perf_counter()
         notes = _fit(model, X_churn[train], done[train])
@@ -123,18 +163,18 @@ def fit_session_models(pages: pd.DataFrame, seed: int = 0) -> tuple[dict[str, An
         threshold = _best_f1(done[train], model.predict_proba(X_churn[train])[:, 1])
         p = model.predict_proba(X_churn[test])[:, 1]
         fitted[f"churn_{name}"] = model
-        table["churn"][name] = {"f1": float(f1_score(done[test], p >= threshold)), "threshold": threshold,
-                                "pr_auc": float(average_precision_score(done[test], p)),
-                                "fit_seconds": round(seconds, 3), "warnings": notes}  # fmt: skip
+        churn[name] = ChurnMetrics(f1=float(f1_score(done[test], p >= threshold)), threshold=threshold,
+                                   pr_auc=float(average_precision_score(done[test], p)),
+                                   fit_seconds=round(seconds, 3), warnings=notes)  # fmt: skip
     for name, make in _value_models(seed).items():
         model, started = make(), time.perf_counter()
         notes = _fit(model, X_value[train], reward[train])
         seconds = time.perf_counter() - started
         predicted = model.predict(X_value[test])
         fitted[f"value_{name}"] = model
-        table["value"][name] = {"rmse": float(np.sqrt(mean_squared_error(reward[test], predicted))),
-                                "mae": float(mean_absolute_error(reward[test], predicted)),
-                                "fit_seconds": round(seconds, 3), "warnings": notes}  # fmt: skip
-    table["split"] = {"train_pages": int(train.sum()), "test_pages": int(test.sum()),
-                      "churn_rate_test": float(done[test].mean())}  # fmt: skip
-    return fitted, table
+        value[name] = ValueMetrics(rmse=float(np.sqrt(mean_squared_error(reward[test], predicted))),
+                                   mae=float(mean_absolute_error(reward[test], predicted)),
+                                   fit_seconds=round(seconds, 3), warnings=notes)  # fmt: skip
+    split = ModelSplit(train_pages=int(train.sum()), test_pages=int(test.sum()),
+                       churn_rate_test=float(done[test].mean()))  # fmt: skip
+    return fitted, SessionModels(churn=churn, value=value, split=split)

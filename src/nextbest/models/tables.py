@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.errors import DataError, NextbestError
+from nextbest.results import Result
 
 MAX_LEVELS = 50
 #: What a label cell may hold (booleans hash as 0 and 1).
@@ -135,14 +136,30 @@ def split_table(n: int, test_fraction: float, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 11]).random(n) < test_fraction
 
 
-def calibration_table(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+class CalibrationBin(Result):
+    """One equal-count bin of predicted probability: its rows, mean predicted probability and observed rate."""
+
+    rows: int
+    mean_predicted: float
+    observed_rate: float
+
+
+class ClassificationScores(Result):
+    """AUC, log-loss and Brier score of predicted probabilities against 0/1 labels."""
+
+    auc: float
+    log_loss: float
+    brier: float
+
+
+def calibration_table(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[CalibrationBin]:
     """Reliability by equal-count bins of predicted probability: rows, mean predicted, observed rate."""
     order = np.argsort(p, kind="stable")
     table = []
     for chunk in np.array_split(order, min(bins, len(p))):
         if chunk.size:
-            table.append({"rows": int(chunk.size), "mean_predicted": float(p[chunk].mean()),
-                          "observed_rate": float(y[chunk].mean())})  # fmt: skip
+            table.append(CalibrationBin(rows=int(chunk.size), mean_predicted=float(p[chunk].mean()),
+                                        observed_rate=float(y[chunk].mean())))  # fmt: skip
     return table
 
 
@@ -182,12 +199,13 @@ def train_on_table(
     if economics:
         model.threshold, _ = choose_threshold(p_val, y_train[is_val], economics["gain_if_buy"],
                                               economics["cost_of_slot"])  # fmt: skip
-    model.validation = {"rows": int(is_val.sum()), **classification_scores(p_val, y_train[is_val])}
+    model.validation = {"rows": int(is_val.sum()), **classification_scores(p_val, y_train[is_val]).to_dict()}
     return model
 
 
-def classification_scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def classification_scores(p: np.ndarray, y: np.ndarray) -> ClassificationScores:
+    """AUC, log-loss (probabilities clipped to [1e-12, 1 - 1e-12]) and Brier score of `p` against `y`."""
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-    return {"auc": float(roc_auc_score(y, p)), "log_loss": float(log_loss(y, np.clip(p, 1e-12, 1 - 1e-12))),
-            "brier": float(brier_score_loss(y, p))}  # fmt: skip
+    return ClassificationScores(auc=float(roc_auc_score(y, p)), brier=float(brier_score_loss(y, p)),
+                                log_loss=float(log_loss(y, np.clip(p, 1e-12, 1 - 1e-12))))  # fmt: skip

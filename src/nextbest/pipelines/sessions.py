@@ -18,6 +18,10 @@ Outputs:
     models    <out>/models/                       (models.json: scratch vs scikit-learn vs LightGBM; models.pkl)
     agent     <out>/agent/agent.json              (Q-learning and PPO against the baselines in the learned simulator)
     report    <out>/report.html, <out>/report.json
+
+The JSON files are typed results (``nextbest.results.Result``): ``ingest.json`` a ``SyntheticIngest``,
+``TaobaoIngest`` or ``PagelogIngest``; ``models.json`` a ``SessionModels``; ``agent.json`` a ``SessionAgentRun``;
+``pipeline.json`` a ``PipelineRecord``.
 """
 
 from __future__ import annotations
@@ -31,9 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from nextbest import __version__
+from nextbest.agents.sessions import SessionStudy
 from nextbest.data.lake import Lake
 from nextbest.errors import NextbestError
+from nextbest.results import Result
+from nextbest.sim.sessions import SessionWorldConfig
 
 STEPS = ("ingest", "features", "eda", "models", "agent", "report")
 SOURCES = ("taobao", "pagelog", "synthetic")
@@ -83,7 +92,7 @@ class SessionPipelineConfig:
             return None
         from nextbest.sim.session_sim import read_strategies
 
-        return {name: asdict(strategy) for name, strategy in read_strategies(self.strategies).items()}
+        return {name: strategy.to_dict() for name, strategy in read_strategies(self.strategies).items()}
 
     @property
     def lake_(self) -> Lake:
@@ -102,16 +111,112 @@ class SessionPipelineConfig:
         }[step]  # fmt: skip
 
 
-@dataclass
-class StepResult:
+class StepResult(Result):
+    """What ``run_step`` did: "ran" or "skipped", how long it took, and its outputs (label -> path)."""
+
     name: str
-    status: str  # "ran" | "skipped"
+    status: str
     seconds: float
     outputs: dict[str, str]
 
 
+class StepRecord(Result):
+    """One step in ``pipeline.json``: its key, last status, run time, outputs, the checksum of what the next steps
+    read, and its settings (``SessionPipelineConfig.settings``; their keys differ by step)."""
+
+    key: str
+    status: str
+    seconds: float
+    outputs: dict[str, str]
+    checksum: str
+    settings: dict[str, Any]
+
+
+class PipelineRecord(Result):
+    """``<out>/pipeline.json``: every step run so far, by name."""
+
+    steps: dict[str, StepRecord] = msgspec.field(default_factory=dict)
+
+    def summary(self, out: Path) -> PipelineSummary:
+        """What ``nextbest sessions pipeline`` prints: where the record is and each step's status and outputs."""
+        return PipelineSummary(pipeline=str(Path(out) / "pipeline.json"),
+                               steps={name: StepSummary(status=step.status, seconds=step.seconds, outputs=step.outputs)
+                                      for name, step in self.steps.items()})  # fmt: skip
+
+
+class StepSummary(Result):
+    """One step as the pipeline command prints it."""
+
+    status: str
+    seconds: float
+    outputs: dict[str, str]
+
+
+class PipelineSummary(Result):
+    """The pipeline command's JSON: the record's path and each step's status, seconds and outputs."""
+
+    pipeline: str
+    steps: dict[str, StepSummary]
+
+
+class MalformedRow(Result):
+    """A source line that was not read, and why."""
+
+    line: int
+    reason: str
+
+
+class SyntheticIngest(Result):
+    """``ingest.json`` of the synthetic source: sessions and pages generated, the world's ground truth, the table."""
+
+    source: str
+    sessions: int
+    pages: int
+    malformed_rows: int
+    truth: SessionWorldConfig
+    out: str
+
+
+class TaobaoIngest(Result):
+    """``ingest.json`` of a Taobao UserBehavior file (``nextbest.data.taobao.sessionize``); ``path`` is the CSV."""
+
+    source: str
+    out: str
+    rows: int
+    events: int
+    sessions: int
+    pages: int
+    malformed_rows: int
+    seconds: float
+    malformed: list[MalformedRow]
+    path: str
+
+
+class PagelogIngest(Result):
+    """``ingest.json`` of a page log (``nextbest.data.pagelog.read_page_log``) in ``layout``."""
+
+    source: str
+    path: str
+    layout: str
+    lines: int
+    pages: int
+    malformed_rows: int
+    malformed: list[MalformedRow]
+    sessions: int
+    out: str
+
+
+IngestSummary = SyntheticIngest | TaobaoIngest | PagelogIngest
+
+
+class SessionAgentRun(SessionStudy):
+    """``agent.json``: the study of ``compare_policies`` and which fitted models drove the simulator."""
+
+    simulator_models: str
+
+
 def run_pipeline(config: SessionPipelineConfig, steps: tuple[str, ...] = STEPS, force: bool = False,
-                 progress: Callable[[str, str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+                 progress: Callable[[str, str], None] | None = None) -> PipelineRecord:  # fmt: skip
     """Run ``steps`` in order (each skipped when its key is unchanged, unless ``force``); ``progress(step,
     status)`` before ("checking") and after ("ran"/"skipped") each step, and with "working: <what>" while a long
     step works. Returns ``pipeline.json``."""
@@ -137,50 +242,47 @@ def run_step(name: str, config: SessionPipelineConfig, force: bool = False,
         raise NextbestError(f"unknown step {name!r}; the steps are {', '.join(STEPS)}")
     state = read_state(config.out)
     key = _key(name, config, state)
-    recorded = state["steps"].get(name, {})
-    if not force and recorded.get("key") == key and _outputs_exist(recorded.get("outputs", {}), config):
-        result = StepResult(name, "skipped", 0.0, recorded["outputs"])
-        recorded["status"] = "skipped"
+    recorded = state.steps.get(name)
+    if not force and recorded is not None and recorded.key == key and _outputs_exist(recorded.outputs, config):
+        result = StepResult(name=name, status="skipped", seconds=0.0, outputs=recorded.outputs)
+        recorded.status = "skipped"
     else:
         started = time.perf_counter()
         runner = _RUNNERS[name]
         outputs = runner(config, progress) if name == "agent" else runner(config)
         seconds = round(time.perf_counter() - started, 2)
-        result = StepResult(name, "ran", seconds, outputs)
-        state["steps"][name] = {"key": key, "status": "ran", "seconds": seconds, "outputs": outputs,
-                                "checksum": _output_checksum(outputs, config),
-                                "settings": config.settings(name)}  # fmt: skip
+        result = StepResult(name=name, status="ran", seconds=seconds, outputs=outputs)
+        state.steps[name] = StepRecord(key=key, status="ran", seconds=seconds, outputs=outputs,
+                                       checksum=_output_checksum(outputs, config),
+                                       settings=config.settings(name))  # fmt: skip
     write_state(config.out, state)
     return result
 
 
 # ---------------------------------------------------------------------------------------------- state and keys
-def read_state(out: Path) -> dict[str, Any]:
-    """``<out>/pipeline.json`` (an empty record when absent)."""
+def read_state(out: Path) -> PipelineRecord:
+    """``<out>/pipeline.json`` (an empty record when absent); a malformed one is a NextbestError naming it."""
     path = Path(out) / "pipeline.json"
     if not path.exists():
-        return {"steps": {}}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise NextbestError(f"{path}: not a pipeline record ({error}); delete it to start again") from error
+        return PipelineRecord()
+    return PipelineRecord.load(path, "not a pipeline record; delete it to start again")
 
 
-def write_state(out: Path, state: dict[str, Any]) -> None:
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / "pipeline.json").write_text(json.dumps(state, indent=2) + "\n")
+def write_state(out: Path, state: PipelineRecord) -> None:
+    state.write(Path(out) / "pipeline.json")
 
 
 _INPUTS = {"features": ("ingest",), "eda": ("ingest",), "models": ("features",), "agent": ("ingest", "models"),
            "report": ("eda", "models", "agent")}  # fmt: skip
 
 
-def _key(name: str, config: SessionPipelineConfig, state: dict[str, Any]) -> str:
+def _key(name: str, config: SessionPipelineConfig, state: PipelineRecord) -> str:
     inputs: dict[str, Any] = {"settings": config.settings(name), "nextbest": __version__}
     if name == "ingest":
         inputs["source"] = _source_fingerprint(config)
     for upstream in _INPUTS.get(name, ()):
-        inputs[upstream] = state["steps"].get(upstream, {}).get("checksum")
+        recorded = state.steps.get(upstream)
+        inputs[upstream] = recorded.checksum if recorded is not None else None
     return _sha(json.dumps({"step": name, **inputs}, sort_keys=True, default=str).encode())
 
 
@@ -227,13 +329,12 @@ def _sha(data: bytes) -> str:
 def _ingest(config: SessionPipelineConfig) -> dict[str, str]:
     """The source into the lake's page table; ``<out>/ingest/ingest.json`` holds the counts (and malformed rows)."""
     summary = ingest_source(config.source, config.lake_, config.path, config.sessions, config.seed, config.layout)
-    path = config.out / "ingest" / "ingest.json"
-    _write_json(path, {"source": config.source, **summary})
-    return {"table": summary["out"], "json": str(path)}
+    path = summary.write(config.out / "ingest" / "ingest.json")
+    return {"table": summary.out, "json": str(path)}
 
 
 def ingest_source(source: str, lake: Lake, path: str | Path | None = None, sessions: int = 20_000,
-                  seed: int = 0, layout: str = "nextbest") -> dict[str, Any]:  # fmt: skip
+                  seed: int = 0, layout: str = "nextbest") -> IngestSummary:  # fmt: skip
     """Clean ``source`` (taobao: UserBehavior CSV, default the shared sample; pagelog: the page log at ``path``
     written in ``layout``, a name of ``nextbest.data.pagelog.LAYOUTS`` or a layout JSON file;
     synthetic: ``sessions`` sessions of the ground-truth world of ``seed``) into ``lake``'s page table. Returns
@@ -248,21 +349,28 @@ def ingest_source(source: str, lake: Lake, path: str | Path | None = None, sessi
 
         world = SessionWorld(SessionWorldConfig(seed=seed))
         pages = world.pages(sessions)
-        return {"sessions": sessions, "pages": len(pages), "malformed_rows": 0, "truth": world.truth(),
-                "out": lake.write_table("pages", pages)}  # fmt: skip
+        return SyntheticIngest(source=source, sessions=sessions, pages=len(pages), malformed_rows=0,
+                               truth=world.truth(), out=lake.write_table("pages", pages))  # fmt: skip
     if source == "taobao":
         from nextbest.data.taobao import sessionize
 
         with tempfile.TemporaryDirectory() as tmp:
-            summary = sessionize(_source_path(config), Path(tmp) / "pages.parquet").as_json()
+            done = sessionize(_source_path(config), Path(tmp) / "pages.parquet")
             written = lake.put_table("pages", Path(tmp) / "pages.parquet")
-        summary["path"] = summary.pop("source")
-        return {**summary, "out": written}
+        return TaobaoIngest(source=source, out=written, rows=done.rows, events=done.events, sessions=done.sessions,
+                            pages=done.pages, malformed_rows=done.malformed_rows, seconds=done.seconds,
+                            malformed=_malformed(done.malformed), path=done.source)  # fmt: skip
     from nextbest.data.pagelog import read_page_log
 
     result = read_page_log(_source_path(config), layout)
-    return {"path": str(path), "layout": layout, **result.summary(), "sessions": int(result.pages.session_id.nunique()),
-            "out": lake.write_table("pages", result.pages)}  # fmt: skip
+    return PagelogIngest(source=source, path=str(path), layout=layout, lines=result.lines, pages=len(result.pages),
+                         malformed_rows=result.malformed_rows, malformed=_malformed(result.malformed),
+                         sessions=int(result.pages.session_id.nunique()),
+                         out=lake.write_table("pages", result.pages))  # fmt: skip
+
+
+def _malformed(rows: list[tuple[int, str]]) -> list[MalformedRow]:
+    return [MalformedRow(line=line, reason=reason) for line, reason in rows]
 
 
 def _features(config: SessionPipelineConfig) -> dict[str, str]:
@@ -286,12 +394,12 @@ def _models(config: SessionPipelineConfig) -> dict[str, str]:
 
 
 def fit_and_save_models(pages: Any, folder: Path, seed: int = 0) -> dict[str, Path]:
-    """``fit_session_models`` on a page table (or its feature table); writes ``folder/models.json`` (the metrics)
-    and ``folder/models.pkl`` (the fitted models); returns both paths as {"json", "models"}."""
+    """``fit_session_models`` on a page table (or its feature table); writes ``folder/models.json`` (the metrics, a
+    ``SessionModels``) and ``folder/models.pkl`` (the fitted models); returns both paths as {"json", "models"}."""
     from nextbest.models.sessions import fit_session_models
 
     fitted, table = fit_session_models(pages, seed=seed)
-    _write_json(folder / "models.json", table)
+    table.write(folder / "models.json")
     with (folder / "models.pkl").open("wb") as handle:
         pickle.dump(fitted, handle)
     return {"json": folder / "models.json", "models": folder / "models.pkl"}
@@ -310,10 +418,8 @@ def _agent(config: SessionPipelineConfig, progress: Callable[[str], None] | None
     ppo = SessionPPOConfig(timesteps=config.ppo_timesteps, seed=config.seed) if config.ppo_timesteps else None
     study = compare_policies(simulator, QLearningConfig.for_sessions(episodes=config.q_episodes, seed=config.seed), ppo,
                              sessions=config.eval_sessions, progress=progress)  # fmt: skip
-    study["simulator_models"] = name
-    path = config.out / "agent" / "agent.json"
-    _write_json(path, study)
-    return {"json": str(path)}
+    run = SessionAgentRun(**msgspec.structs.asdict(study), simulator_models=name)
+    return {"json": str(run.write(config.out / "agent" / "agent.json"))}
 
 
 def _report(config: SessionPipelineConfig) -> dict[str, str]:
@@ -327,11 +433,6 @@ def _report(config: SessionPipelineConfig) -> dict[str, str]:
 _RUNNERS: dict[str, Callable[..., dict[str, str]]] = {
     "ingest": _ingest, "features": _features, "eda": _eda, "models": _models, "agent": _agent, "report": _report,
 }  # fmt: skip
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def config_as_json(config: SessionPipelineConfig) -> dict[str, Any]:
@@ -350,9 +451,10 @@ def default_params() -> dict[str, Any]:
 
 
 def run_step_from_params(step: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``run_step`` with a configuration from plain params (an Airflow task's); returns the step's result."""
+    """``run_step`` with a configuration from plain params (an Airflow task's); returns the step's result as plain
+    builtins (``StepResult.to_dict()``)."""
     known = set(default_params())
     unknown = sorted(set(params) - known)
     if unknown:
         raise NextbestError(f"unknown pipeline param(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return asdict(run_step(step, SessionPipelineConfig(**params)))
+    return run_step(step, SessionPipelineConfig(**params)).to_dict()

@@ -7,28 +7,35 @@ with the JSON it was drawn from, and the headline numbers.
         reads   eda_dir/eda.json + eda_dir/figures/*.png (`nextbest sessions eda`), models_dir/models.json
                 (`nextbest sessions models`), agent_json (`nextbest.agents.sessions.compare_policies`)
         writes  out (HTML), out.parent/report.json, out.parent/figures/*.png
+
+The inputs are read as their types (``EdaFacts``, ``nextbest.models.sessions.SessionModels``,
+``nextbest.agents.sessions.SessionStudy``): a wrongly shaped file is one NextbestError naming the file and the key.
+report.json is a ``SessionsReportSummary``.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import Colormap
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
-from nextbest.agents.sessions import DEPTH_LABELS, choices_table
+from nextbest.agents.sessions import DEPTH_LABELS, MeanCI, RetainedRevenue, SessionStudy, choices_table
 from nextbest.errors import NextbestError
+from nextbest.models.sessions import ChurnMetrics, SessionModels, ValueMetrics
 from nextbest.report import figures as fg
 from nextbest.report import html as h
 from nextbest.report.figures import fmt_count, fmt_factor, fmt_money, fmt_pct
 from nextbest.report.targeting import fmt_signed_money
+from nextbest.results import Result
+from nextbest.sim.session_sim import SimulatorDescription
 
 #: The strategy whose share the heatmap shows, by purchase power and depth.
 HEATMAP_STRATEGY = "discount"
@@ -43,17 +50,6 @@ EDA_FIGURES = (
 _EDA_HINT = "run `nextbest sessions eda --lake LAKE --out DIR` first"
 _MODELS_HINT = "run `nextbest sessions models --lake LAKE --out DIR` first"
 _AGENT_HINT = "write the JSON of `nextbest.agents.sessions.compare_policies` first"
-_NUMBER = (int, float)
-_EDA_KEYS = {"pages": _NUMBER, "sessions": _NUMBER, **{name: dict for name, _, _ in EDA_FIGURES}}
-_AGENT_KEYS = {
-    "evaluation": dict, "strategies.strategies": dict, "policies": dict, "best_fixed": str, "best_agent": str,
-    "agent_beats_best_fixed": bool, "retained_revenue.per_session": _NUMBER, "retained_revenue.ci": list,
-    "retained_revenue.relative": _NUMBER,
-}  # fmt: skip
-_POLICY_KEYS = {"kind": str, "revenue.mean": _NUMBER, "revenue.ci": list, "length.mean": _NUMBER,
-                "length.ci": list, "strategy_share": dict, "choices": list}  # fmt: skip
-_CHURN_KEYS = {"f1": _NUMBER, "pr_auc": _NUMBER, "fit_seconds": _NUMBER}
-_VALUE_KEYS = {"rmse": _NUMBER, "mae": _NUMBER, "fit_seconds": _NUMBER}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -61,65 +57,73 @@ _VALUE_KEYS = {"rmse": _NUMBER, "mae": _NUMBER, "fit_seconds": _NUMBER}
 # ----------------------------------------------------------------------------------------------------------------
 
 
+class ClassBalance(Result):
+    done_1: int
+    done_0: int
+    churn_rate: float
+
+
+class RateBy(Result):
+    """Churn rate and pages by a page feature (``x``)."""
+
+    x: list[float]
+    churn_rate: list[float]
+    pages: list[int]
+
+
+class RewardByPower(Result):
+    """Session rewards (``rewards``, one list per power) and their means by purchase power."""
+
+    powers: list[int]
+    rewards: list[list[float]]
+    means: list[float]
+
+
+class EdaFacts(Result, kw_only=True):
+    """The part of ``eda.json`` (``nextbest.report.eda.eda_summary``) the report reads; the rest is ignored."""
+
+    source: str | None = None
+    pages: int
+    sessions: int
+    class_balance: ClassBalance | None = None
+    churn_by_hour: RateBy
+    churn_by_depth: RateBy
+    session_reward_by_power: RewardByPower
+
+
 @dataclass
 class SessionsInputs:
-    """The three JSON inputs (with their paths) and the EDA figure files."""
+    """The three typed inputs (with their paths) and the EDA figure files."""
 
     eda_path: Path
-    eda: dict
+    eda: EdaFacts
     models_path: Path
-    models: dict
+    models: SessionModels
     agent_path: Path
-    agent: dict
+    agent: SessionStudy
 
     @property
     def names(self) -> list[str]:
         """The strategies, in the simulator's action order."""
-        return list(self.agent["strategies"]["strategies"])
+        return list(self.agent.strategies.strategies)
 
     def eda_png(self, name: str) -> Path:
         return self.eda_path.parent / "figures" / f"{name}.png"
 
 
-def _check(data: dict, path: Path, keys: dict[str, type | tuple], prefix: str = "") -> None:
-    """Every dotted key of `keys` is in `data` with the given type, else a NextbestError naming file and key."""
-    for dotted, kind in keys.items():
-        value: object = data
-        for part in dotted.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            raise NextbestError(f"{path}: missing '{prefix}{dotted}'")
-        if not isinstance(value, kind) or (kind is _NUMBER and h.num(value) is None):
-            raise NextbestError(f"{path}: '{prefix}{dotted}' has the wrong type ({type(value).__name__})")
-
-
-def _check_models(data: dict, path: Path) -> dict:
-    _check(data, path, {"churn": dict, "value": dict})
-    for part, keys in (("churn", _CHURN_KEYS), ("value", _VALUE_KEYS)):
-        if not data[part]:
-            raise NextbestError(f"{path}: '{part}' lists no model")
-        for name, entry in data[part].items():
-            _check(entry if isinstance(entry, dict) else {}, path, keys, f"{part}.{name}.")
-    return data
-
-
-def _check_agent(data: dict, path: Path) -> dict:
-    _check(data, path, _AGENT_KEYS)
-    for name, entry in data["policies"].items():
-        _check(entry if isinstance(entry, dict) else {}, path, _POLICY_KEYS, f"policies.{name}.")
-    for key in ("best_fixed", "best_agent"):
-        if data[key] not in data["policies"]:
-            raise NextbestError(f"{path}: '{key}' names {data[key]!r}, which is not in 'policies'")
-    return data
-
-
 def load_inputs(eda_dir: Path, models_dir: Path, agent_json: Path) -> SessionsInputs:
-    """Read and check the report's inputs; a missing or malformed file is a NextbestError naming it (and the key)."""
+    """Read the report's inputs as their types; a missing or malformed file is a NextbestError naming it (and the
+    key). eda.json is written by ``json.dumps`` (it may hold NaN), so it is read as JSON first, then checked."""
     eda_path, models_path, agent_path = Path(eda_dir) / "eda.json", Path(models_dir) / "models.json", Path(agent_json)
-    eda = h.read_json(eda_path, _EDA_HINT)
-    _check(eda, eda_path, _EDA_KEYS)
-    models = _check_models(h.read_json(models_path, _MODELS_HINT), models_path)
-    agent = _check_agent(h.read_json(agent_path, _AGENT_HINT), agent_path)
+    eda = EdaFacts.from_dict(h.read_json(eda_path, _EDA_HINT), str(eda_path))
+    models = SessionModels.load(models_path, _MODELS_HINT)
+    for part, entries in (("churn", models.churn), ("value", models.value)):
+        if not entries:
+            raise NextbestError(f"{models_path}: '{part}' lists no model")
+    agent = SessionStudy.load(agent_path, _AGENT_HINT)
+    for key, name in (("best_fixed", agent.best_fixed), ("best_agent", agent.best_agent)):
+        if name not in agent.policies:
+            raise NextbestError(f"{agent_path}: '{key}' names {name!r}, which is not in 'policies'")
     inputs = SessionsInputs(eda_path, eda, models_path, models, agent_path, agent)
     for name, _, _ in EDA_FIGURES:
         if not inputs.eda_png(name).is_file():
@@ -132,22 +136,21 @@ def load_inputs(eda_dir: Path, models_dir: Path, agent_json: Path) -> SessionsIn
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _overlaps(a: list, b: list) -> bool:
+def _overlaps(a: list[float], b: list[float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def rivals(agent: dict) -> list[tuple[str, str]]:
+def rivals(agent: SessionStudy) -> list[tuple[str, str]]:
     """Baselines other than the best fixed strategy that match (overlapping intervals) or beat (higher mean) the
     best agent: (name, 'beats' | 'matches')."""
-    policies, best = agent["policies"], agent["policies"][agent["best_agent"]]["revenue"]
+    best = agent.policies[agent.best_agent].revenue
     found = []
-    for name, entry in policies.items():
-        if entry["kind"] != "baseline" or name == agent["best_fixed"]:
+    for name, entry in agent.policies.items():
+        if entry.kind != "baseline" or name == agent.best_fixed:
             continue
-        revenue = entry["revenue"]
-        if revenue["mean"] >= best["mean"]:
+        if entry.revenue.mean >= best.mean:
             found.append((name, "beats"))
-        elif _overlaps(revenue["ci"], best["ci"]):
+        elif _overlaps(entry.revenue.ci, best.ci):
             found.append((name, "matches"))
     return found
 
@@ -164,38 +167,38 @@ def _fmt(value: object, digits: int = 4) -> str:
 _AGENT_COLOR, _BASELINE_COLOR, _FIXED_COLOR = "#1F5FA8", "#B8C2CC", "#E07B39"
 
 
-def revenue_chart(agent: dict, path: str | Path) -> Path:
+def revenue_chart(agent: SessionStudy, path: str | Path) -> Path:
     """Horizontal bars of every policy's mean session revenue with its 95% interval; agents in blue, a dashed line
     at the best fixed strategy's mean."""
-    policies = sorted(agent["policies"].items(), key=lambda item: item[1]["revenue"]["mean"])
+    policies = sorted(agent.policies.items(), key=lambda item: item[1].revenue.mean)
     fig = fg._new_figure(8.4, 0.45 * len(policies) + 2.2)
     ax = fig.add_subplot()
     for y, (_, entry) in enumerate(policies):
-        mean, (low, high) = entry["revenue"]["mean"], entry["revenue"]["ci"]
-        colour = _AGENT_COLOR if entry["kind"] == "agent" else _BASELINE_COLOR
+        mean, (low, high) = entry.revenue.mean, entry.revenue.ci
+        colour = _AGENT_COLOR if entry.kind == "agent" else _BASELINE_COLOR
         ax.barh(y, mean, color=colour, height=0.62, zorder=2)
         ax.errorbar(mean, y, xerr=[[mean - low], [high - mean]], fmt="none", ecolor="#222222", capsize=3, zorder=3)
         ax.text(high, y, f"  {fmt_money(mean)}", va="center", fontsize=8.5)
-    best_fixed = agent["policies"][agent["best_fixed"]]["revenue"]["mean"]
+    best_fixed = agent.policies[agent.best_fixed].revenue.mean
     ax.axvline(best_fixed, color=_FIXED_COLOR, linestyle="--", linewidth=1.3, zorder=4)
     ax.set_yticks(range(len(policies)), [name for name, _ in policies], fontsize=9)
-    ax.set_xlim(0, max(entry["revenue"]["ci"][1] for _, entry in policies) * 1.15)
+    ax.set_xlim(0, max(entry.revenue.ci[1] for _, entry in policies) * 1.15)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"${v:,.0f}"))
     ax.set_xlabel("mean revenue per simulated session (95% interval)")
     ax.set_title("Session revenue by policy on the learned simulator")
     handles = [Patch(color=_AGENT_COLOR, label="agent"), Patch(color=_BASELINE_COLOR, label="baseline"),
-               Patch(color=_FIXED_COLOR, label=f"best fixed ({agent['best_fixed']})")]  # fmt: skip
+               Patch(color=_FIXED_COLOR, label=f"best fixed ({agent.best_fixed})")]  # fmt: skip
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
     fg._style(ax)
     fig.tight_layout()
     return fg._save(fig, path)
 
 
-def share_heatmap(agent: dict, names: list[str], path: str | Path, strategy: str = HEATMAP_STRATEGY) -> Path:
+def share_heatmap(agent: SessionStudy, names: list[str], path: str | Path, strategy: str = HEATMAP_STRATEGY) -> Path:
     """The best agent's share of `strategy` pages by purchase power (rows) and depth bucket (columns); grey where
     it showed fewer than ``HEATMAP_MIN_PAGES`` pages."""
-    best = agent["best_agent"]
-    shares = choices_table(agent["policies"][best]["choices"], names, strategy, HEATMAP_MIN_PAGES).to_numpy()
+    best = agent.best_agent
+    shares = choices_table(agent.policies[best].choices, names, strategy, HEATMAP_MIN_PAGES).to_numpy()
     fig = fg._new_figure(6.4, 5.6)
     ax = fig.add_subplot()
     cmap = _grey_gaps("Blues")
@@ -234,7 +237,7 @@ def draw_figures(inputs: SessionsInputs, folder: Path) -> dict[str, h.FigureRef]
     jobs.append(("session_revenue", "Session revenue by policy", inputs.agent_path, "policies",
                  lambda p: revenue_chart(inputs.agent, p)))  # fmt: skip
     if HEATMAP_STRATEGY in inputs.names:
-        key = f"policies.{inputs.agent['best_agent']}.choices"
+        key = f"policies.{inputs.agent.best_agent}.choices"
         jobs.append((f"{HEATMAP_STRATEGY}_share", f"Best agent's share of {HEATMAP_STRATEGY} pages", inputs.agent_path,
                      key, lambda p: share_heatmap(inputs.agent, inputs.names, p)))  # fmt: skip
     return h.draw_all(jobs, folder)
@@ -261,12 +264,13 @@ def _problem() -> str:
 
 def _data_method(inputs: SessionsInputs, figs: dict[str, h.FigureRef]) -> str:
     eda = inputs.eda
-    source = eda.get("source") or "the data lake's processed page table (processed/pages.parquet)"
+    source = eda.source or "the data lake's processed page table (processed/pages.parquet)"
+    churn_rate = eda.class_balance.churn_rate if eda.class_balance else None
     parts = [
         "<h3>Data</h3>",
         h.paragraph(
-            f"One row per page of a feed session from {source}: {fmt_count(eda['pages'])} pages in "
-            f"{fmt_count(eda['sessions'])} sessions, {fmt_pct(eda.get('class_balance', {}).get('churn_rate'))} of "
+            f"One row per page of a feed session from {source}: {fmt_count(eda.pages)} pages in "
+            f"{fmt_count(eda.sessions)} sessions, {fmt_pct(churn_rate)} of "
             "pages ending their session. Five features describe a page: hour of day, purchase power of the user, "
             "engagement on the page, page depth, and page value (money spent); done marks the last page."),
         h.paragraph(
@@ -288,34 +292,36 @@ def _data_method(inputs: SessionsInputs, figs: dict[str, h.FigureRef]) -> str:
         h.note(
             "The logged data have no strategy variation: no page was ever shown under a chosen strategy, so the "
             "strategies' effects below are assumptions of the simulator, not estimates.", "warning"),
-        _strategies_table(inputs.agent["strategies"]),
+        _strategies_table(inputs.agent.strategies),
     ]  # fmt: skip
     return "\n".join(parts)
 
 
-def _strategies_table(block: dict) -> str:
-    rows = [[name, fmt_factor(s.get("engagement")), fmt_factor(s.get("buy")), fmt_factor(s.get("price")),
-             _fmt(s.get("power_sensitivity"), 2), _fmt(s.get("fatigue"), 2)]
-            for name, s in block["strategies"].items()]  # fmt: skip
+def _strategies_table(block: SimulatorDescription) -> str:
+    rows = [[name, fmt_factor(s.engagement), fmt_factor(s.buy), fmt_factor(s.price), _fmt(s.power_sensitivity, 2),
+             _fmt(s.fatigue, 2)]
+            for name, s in block.strategies.items()]  # fmt: skip
     settings = (
-        f"Exposure decay {_fmt(block.get('exposure_decay'), 2)} per page; sessions end at the latest after "
-        f"{block.get('max_depth', 'n/a')} pages."
+        f"Exposure decay {_fmt(block.exposure_decay, 2)} per page; sessions end at the latest after "
+        f"{block.max_depth} pages."
     )
     headers = ["strategy (assumed)", "engagement ×", "buy ×", "price ×", "power sensitivity", "fatigue"]
     return h.table(headers, rows, "strategies") + h.paragraph(settings)
 
 
 def _models(inputs: SessionsInputs) -> str:
-    churn, value = inputs.models["churn"], inputs.models["value"]
+    churn, value = inputs.models.churn, inputs.models.value
     rows = []
     for name in dict.fromkeys([*churn, *value]):
-        c, v = churn.get(name, {}), value.get(name, {})
-        rows.append([name, _fmt(c.get("f1")), _fmt(c.get("pr_auc")), _fmt(c.get("fit_seconds"), 2),
-                     _fmt(v.get("rmse")), _fmt(v.get("mae")), _fmt(v.get("fit_seconds"), 2)])  # fmt: skip
-    split = inputs.models.get("split") or {}
-    test, train = fmt_count(split.get("test_pages")), fmt_count(split.get("train_pages"))
+        c, v = churn.get(name), value.get(name)
+        churn_cells = [_fmt(c.f1), _fmt(c.pr_auc), _fmt(c.fit_seconds, 2)] if c else ["n/a"] * 3
+        value_cells = [_fmt(v.rmse), _fmt(v.mae), _fmt(v.fit_seconds, 2)] if v else ["n/a"] * 3
+        rows.append([name, *churn_cells, *value_cells])
+    split = inputs.models.split
+    test, train = (fmt_count(split.test_pages), fmt_count(split.train_pages)) if split else ("n/a", "n/a")
+    churn_rate = fmt_pct(split.churn_rate_test) if split else "n/a"
     intro = (
-        f"Held-out test split of {test} pages (train {train}, churn rate {fmt_pct(split.get('churn_rate_test'))}). "
+        f"Held-out test split of {test} pages (train {train}, churn rate {churn_rate}). "
         "Churn: F1 at the threshold that maximizes F1 on the training split, and PR-AUC (churn is imbalanced); "
         "value: RMSE and MAE of the page's spend."
     )
@@ -325,16 +331,16 @@ def _models(inputs: SessionsInputs) -> str:
 
 def _policies(inputs: SessionsInputs, figs: dict[str, h.FigureRef]) -> str:
     agent = inputs.agent
-    evaluation = agent["evaluation"]
+    evaluation = agent.evaluation
     intro = (
-        f"Every policy runs on the same {fmt_count(evaluation.get('sessions'))} fresh simulated sessions (seed "
-        f"{evaluation.get('seed', 'n/a')}); revenue is the money actually spent per session, length the pages per "
+        f"Every policy runs on the same {fmt_count(evaluation.sessions)} fresh simulated sessions (seed "
+        f"{evaluation.seed}); revenue is the money actually spent per session, length the pages per "
         "session, both with 95% intervals. Baselines: random, each fixed strategy, and greedy one-step (the "
         "strategy with the highest expected spend on this page, ignoring churn); agents: Q-learning and PPO."
     )
     heatmap = figs.get(f"{HEATMAP_STRATEGY}_share")
     caption = (
-        f"Share of pages on which {agent['best_agent']} shows '{HEATMAP_STRATEGY}', by purchase power and depth "
+        f"Share of pages on which {agent.best_agent} shows '{HEATMAP_STRATEGY}', by purchase power and depth "
         f"bucket over the evaluation sessions; grey cells: fewer than {HEATMAP_MIN_PAGES} pages there."
     )
     return "\n".join([
@@ -345,18 +351,18 @@ def _policies(inputs: SessionsInputs, figs: dict[str, h.FigureRef]) -> str:
     ])  # fmt: skip
 
 
-def _policy_table(agent: dict, names: list[str]) -> str:
+def _policy_table(agent: SessionStudy, names: list[str]) -> str:
     rows = []
-    for name, entry in agent["policies"].items():
-        shares = entry["strategy_share"]
-        seconds = entry.get("train_seconds")
-        revenue, length = entry["revenue"], entry["length"]
+    for name, entry in agent.policies.items():
+        shares = entry.strategy_share
+        seconds = entry.train_seconds
+        revenue, length = entry.revenue, entry.length
         rows.append(
             [
                 name,
-                entry["kind"],
-                h.with_ci(revenue["mean"], revenue["ci"], fmt_money),
-                h.with_ci(length["mean"], length["ci"], lambda v: _fmt(v, 2)),
+                entry.kind,
+                h.with_ci(revenue.mean, revenue.ci, fmt_money),
+                h.with_ci(length.mean, length.ci, lambda v: _fmt(v, 2)),
                 *(fmt_pct(shares.get(s)) for s in names),
                 "—" if seconds is None else _fmt(seconds, 2),
             ]
@@ -374,12 +380,12 @@ def _policy_table(agent: dict, names: list[str]) -> str:
 
 def _conclusion(inputs: SessionsInputs) -> str:
     agent = inputs.agent
-    retained, met = agent["retained_revenue"], agent["agent_beats_best_fixed"]
-    low, high = h.ci_bounds(retained["ci"])
+    retained, met = agent.retained_revenue, agent.agent_beats_best_fixed
+    low, high = h.ci_bounds(retained.ci)
     verdict = (
-        f"The best agent ({agent['best_agent']}) against the best fixed strategy ({agent['best_fixed']}): retained "
-        f"revenue {fmt_signed_money(retained['per_session'])} per session [95% CI {fmt_signed_money(low)}, "
-        f"{fmt_signed_money(high)}], {'+' if retained['relative'] > 0 else ''}{fmt_pct(retained['relative'])} "
+        f"The best agent ({agent.best_agent}) against the best fixed strategy ({agent.best_fixed}): retained "
+        f"revenue {fmt_signed_money(retained.per_session)} per session [95% CI {fmt_signed_money(low)}, "
+        f"{fmt_signed_money(high)}], {'+' if retained.relative > 0 else ''}{fmt_pct(retained.relative)} "
         "relative."
     )
     disjoint = (
@@ -403,16 +409,16 @@ def _conclusion(inputs: SessionsInputs) -> str:
     ])  # fmt: skip
 
 
-def _rival_sentences(agent: dict) -> list[str]:
-    best = agent["policies"][agent["best_agent"]]["revenue"]
+def _rival_sentences(agent: SessionStudy) -> list[str]:
+    best = agent.policies[agent.best_agent].revenue
     sentences = []
     for name, how in rivals(agent):
-        revenue = agent["policies"][name]["revenue"]
+        revenue = agent.policies[name].revenue
         verb = "reaches a higher mean than" if how == "beats" else "matches (overlapping 95% intervals)"
         sentences.append(
-            f"The baseline '{name}' {verb} the best agent: {fmt_money(revenue['mean'])} per session "
-            f"[{fmt_money(revenue['ci'][0])}, {fmt_money(revenue['ci'][1])}] vs {fmt_money(best['mean'])} "
-            f"[{fmt_money(best['ci'][0])}, {fmt_money(best['ci'][1])}]."
+            f"The baseline '{name}' {verb} the best agent: {fmt_money(revenue.mean)} per session "
+            f"[{fmt_money(revenue.ci[0])}, {fmt_money(revenue.ci[1])}] vs {fmt_money(best.mean)} "
+            f"[{fmt_money(best.ci[0])}, {fmt_money(best.ci[1])}]."
         )
     return sentences
 
@@ -450,18 +456,65 @@ def render_html(inputs: SessionsInputs, figs: dict[str, h.FigureRef]) -> str:
     return h.page("Session retention report", subtitle, sections)
 
 
-def headline(inputs: SessionsInputs) -> dict:
+class HeadlineModels(Result):
+    churn: dict[str, ChurnMetrics]
+    value: dict[str, ValueMetrics]
+
+
+class Headline(Result):
+    """The headline numbers of the report (report.json's ``headline``)."""
+
+    best_fixed: str
+    best_agent: str
+    agent_beats_best_fixed: bool
+    retained_revenue: RetainedRevenue
+    baselines_matching_or_beating_best_agent: dict[str, str]
+    revenue: dict[str, MeanCI]
+    models: HeadlineModels
+
+
+class ReportInputs(Result):
+    eda: str
+    models: str
+    agent: str
+
+
+class FigureEntry(Result, omit_defaults=True):
+    """A drawn figure (``nextbest.report.html.FigureRef.as_json``): its PNG and the JSON file and key it shows."""
+
+    name: str
+    title: str
+    png: str
+    source: str
+    key: str
+    sources: list[str] | None = None
+
+    @classmethod
+    def of(cls, ref: h.FigureRef) -> FigureEntry:
+        return msgspec.convert(ref.as_json(), cls)
+
+
+class SessionsReportSummary(Result):
+    """report.json: the page, its inputs, every figure with the JSON it was drawn from, and the headline."""
+
+    report: str
+    inputs: ReportInputs
+    figures: list[FigureEntry]
+    headline: Headline
+
+
+def headline(inputs: SessionsInputs) -> Headline:
     """The headline numbers of the report, for its JSON file."""
     agent = inputs.agent
-    return {
-        "best_fixed": agent["best_fixed"],
-        "best_agent": agent["best_agent"],
-        "agent_beats_best_fixed": agent["agent_beats_best_fixed"],
-        "retained_revenue": agent["retained_revenue"],
-        "baselines_matching_or_beating_best_agent": dict(rivals(agent)),
-        "revenue": {name: entry["revenue"] for name, entry in agent["policies"].items()},
-        "models": {part: inputs.models[part] for part in ("churn", "value")},
-    }
+    return Headline(
+        best_fixed=agent.best_fixed,
+        best_agent=agent.best_agent,
+        agent_beats_best_fixed=agent.agent_beats_best_fixed,
+        retained_revenue=agent.retained_revenue,
+        baselines_matching_or_beating_best_agent=dict(rivals(agent)),
+        revenue={name: entry.revenue for name, entry in agent.policies.items()},
+        models=HeadlineModels(churn=inputs.models.churn, value=inputs.models.value),
+    )
 
 
 def write_sessions_report(eda_dir: Path, models_dir: Path, agent_json: Path, out: Path) -> Path:
@@ -476,13 +529,12 @@ def write_sessions_report(eda_dir: Path, models_dir: Path, agent_json: Path, out
     out.parent.mkdir(parents=True, exist_ok=True)
     figs = draw_figures(inputs, out.parent / "figures")
     out.write_text(render_html(inputs, figs), encoding="utf-8")
-    summary = {
-        "report": str(out),
-        "inputs": {"eda": str(inputs.eda_path), "models": str(inputs.models_path), "agent": str(inputs.agent_path)},
-        "figures": [ref.as_json() for ref in figs.values()],
-        "headline": h.guard(inputs.agent_path, "", lambda: headline(inputs)),
-    }
-    (out.parent / "report.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    SessionsReportSummary(
+        report=str(out),
+        inputs=ReportInputs(eda=str(inputs.eda_path), models=str(inputs.models_path), agent=str(inputs.agent_path)),
+        figures=[FigureEntry.of(ref) for ref in figs.values()],
+        headline=headline(inputs),
+    ).write(out.parent / "report.json")
     return out
 
 

@@ -19,10 +19,13 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
 from nextbest.errors import NextbestError
+from nextbest.evaluation.targeting import TargetingEvaluation
 from nextbest.report import figures as fg
 from nextbest.report import html as h
 from nextbest.report.figures import fmt_count, fmt_money, fmt_pct
 from nextbest.uplift import figures as uf
+from nextbest.uplift.metrics import BootstrapMean
+from nextbest.uplift.run import MethodResult, UpliftResult
 
 #: The age/sex rule re-learned as a model: the control, not a candidate for best model.
 CONTROL_MODEL = "age-sex"
@@ -31,16 +34,6 @@ TARGET_GAIN = 0.7
 #: The control must reproduce the original rule's loss vs showing no one: CONTROL_LOSS ± CONTROL_TOLERANCE.
 CONTROL_LOSS, CONTROL_TOLERANCE = -0.3, 0.05
 
-_REQUIRED = ("value_per_customer", "vs_original", "vs_show_none", "vs_show_all", "oracle_vs_original")
-_REFERENCES = ("show-none", "show-all", "original", "oracle")
-_UPLIFT_KEYS: dict[str, type] = {
-    "dataset": dict,
-    "split": dict,
-    "settings": dict,
-    "treat_all": dict,
-    "treat_none": dict,
-    "methods": dict,
-}
 _EVALUATE_HINT = "run `nextbest target evaluate --model MODEL.pkl --out FILE.json` first"
 _UPLIFT_HINT = "run `nextbest uplift run --out DIR` first"
 
@@ -52,53 +45,27 @@ _UPLIFT_HINT = "run `nextbest uplift run --out DIR` first"
 
 @dataclass
 class TargetingInputs:
-    """The evaluation files (path → JSON) and the optional uplift result."""
+    """The evaluation files (path → evaluation) and the optional uplift result."""
 
-    evaluations: dict[Path, dict]
+    evaluations: dict[Path, TargetingEvaluation]
     uplift_path: Path | None = None
-    uplift: dict | None = None
+    uplift: UpliftResult | None = None
 
     @property
-    def first(self) -> tuple[Path, dict]:
+    def first(self) -> tuple[Path, TargetingEvaluation]:
         return next(iter(self.evaluations.items()))
 
 
 def load_inputs(evaluations: list[Path], uplift_dir: Path | None) -> TargetingInputs:
-    """Read and check the report's inputs; a missing or malformed file is a NextbestError naming it (and the key)."""
+    """Read the report's inputs as their types; a missing or malformed file is a NextbestError naming it (and the
+    key)."""
     if not evaluations:
         raise NextbestError(f"no evaluation files given; {_EVALUATE_HINT}")
-    read = {}
-    for path in map(Path, evaluations):
-        read[path] = _check_evaluation(h.read_json(path, _EVALUATE_HINT), path)
+    read = {path: TargetingEvaluation.load(path, _EVALUATE_HINT) for path in map(Path, evaluations)}
     if uplift_dir is None:
         return TargetingInputs(read)
     uplift_path = Path(uplift_dir) / "uplift.json"
-    return TargetingInputs(read, uplift_path, _check_uplift(h.read_json(uplift_path, _UPLIFT_HINT), uplift_path))
-
-
-def _check_evaluation(data: dict, path: Path) -> dict:
-    if not isinstance(data.get("model"), str):
-        raise NextbestError(f"{path}: no 'model' name; is this the JSON of `nextbest target evaluate`?")
-    for key in _REQUIRED:
-        if key not in data:
-            raise NextbestError(f"{path}: missing '{key}'; is this the JSON of `nextbest target evaluate`?")
-        if h.num(data[key]) is None:
-            raise NextbestError(f"{path}: '{key}' should be a finite number, found {data[key]!r}")
-    return data
-
-
-def _check_uplift(data: dict, path: Path) -> dict:
-    for key, kind in _UPLIFT_KEYS.items():
-        if not isinstance(data.get(key), kind):
-            raise NextbestError(f"{path}: '{key}' missing or not a JSON object; is this uplift.json?")
-    for key in ("treat_all", "treat_none"):
-        if h.num(data[key].get("estimate")) is None:
-            raise NextbestError(f"{path}: {key}.estimate should be a finite number")
-    for name, entry in data["methods"].items():
-        value = entry.get("policy_value") if isinstance(entry, dict) else None
-        if not isinstance(value, dict) or h.num(value.get("estimate")) is None:
-            raise NextbestError(f"{path}: methods.{name}.policy_value.estimate missing or not a number")
-    return data
+    return TargetingInputs(read, uplift_path, UpliftResult.load(uplift_path, _UPLIFT_HINT))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -117,44 +84,44 @@ def _fmt3(value: object) -> str:
     return "n/a" if number is None else f"{number:.3f}"
 
 
-def references(evaluation: dict) -> dict[str, float]:
+def references(evaluation: TargetingEvaluation) -> dict[str, float]:
     """Ground-truth value per customer of the reference policies, derived from one evaluation file."""
-    value = float(evaluation["value_per_customer"])
-    original = value - float(evaluation["vs_original"])
+    value = evaluation.value_per_customer
+    original = value - evaluation.vs_original
     return {
-        "show-none": value - float(evaluation["vs_show_none"]),
-        "show-all": value - float(evaluation["vs_show_all"]),
+        "show-none": value - evaluation.vs_show_none,
+        "show-all": value - evaluation.vs_show_all,
         "original": original,
-        "oracle": original + float(evaluation["oracle_vs_original"]),
+        "oracle": original + evaluation.oracle_vs_original,
     }
 
 
 def _labels(inputs: TargetingInputs) -> dict[Path, str]:
     """The model name of each file, with the file name added where two files name the same model."""
-    names = [data["model"] for data in inputs.evaluations.values()]
+    names = [data.model for data in inputs.evaluations.values()]
     return {
-        path: data["model"] if names.count(data["model"]) == 1 else f"{data['model']} ({path.name})"
+        path: data.model if names.count(data.model) == 1 else f"{data.model} ({path.name})"
         for path, data in inputs.evaluations.items()
     }
 
 
-def best_model(inputs: TargetingInputs) -> tuple[Path, dict] | None:
+def best_model(inputs: TargetingInputs) -> tuple[Path, TargetingEvaluation] | None:
     """The full-feature model (not the age/sex control) with the highest value per customer."""
-    candidates = [(p, d) for p, d in inputs.evaluations.items() if d["model"] != CONTROL_MODEL]
-    return max(candidates, key=lambda item: item[1]["value_per_customer"], default=None)
+    candidates = [(p, d) for p, d in inputs.evaluations.items() if d.model != CONTROL_MODEL]
+    return max(candidates, key=lambda item: item[1].value_per_customer, default=None)
 
 
-def _control(inputs: TargetingInputs) -> dict | None:
-    return next((d for d in inputs.evaluations.values() if d["model"] == CONTROL_MODEL), None)
+def _control(inputs: TargetingInputs) -> TargetingEvaluation | None:
+    return next((d for d in inputs.evaluations.values() if d.model == CONTROL_MODEL), None)
 
 
-def _best_uplift(uplift: dict) -> tuple[str, dict] | None:
-    methods = uplift["methods"]
-    chosen = (uplift.get("best_uplift_method") or {}).get("name")
+def _best_uplift(uplift: UpliftResult) -> tuple[str, MethodResult] | None:
+    methods = uplift.methods
+    chosen = uplift.best_uplift_method.name
     if chosen in methods:
         return chosen, methods[chosen]
-    lifts = {n: m for n, m in methods.items() if m.get("is_uplift_method", True)}
-    name = max(lifts, key=lambda n: lifts[n]["policy_value"]["estimate"], default=None)
+    lifts = {n: m for n, m in methods.items() if m.is_uplift_method}
+    name = max(lifts, key=lambda n: lifts[n].policy_value.estimate, default=None)
     return None if name is None else (name, lifts[name])
 
 
@@ -167,11 +134,11 @@ _BAR_LEGEND = {"best": "best full-feature model", "model": "model", "original": 
                "reference": "reference policy"}  # fmt: skip
 
 
-def value_chart(evaluations: dict[str, dict], path: str | Path) -> Path:
-    """Horizontal bars of ground-truth value per customer of each model (name → evaluation JSON) and the reference
+def value_chart(evaluations: dict[str, TargetingEvaluation], path: str | Path) -> Path:
+    """Horizontal bars of ground-truth value per customer of each model (name → evaluation) and the reference
     policies, on a zoomed axis, each labelled with its value and its difference to the original age/sex rule."""
     refs = references(next(iter(evaluations.values())))
-    bars = [(name, float(d["value_per_customer"]), "model") for name, d in evaluations.items()]
+    bars = [(name, d.value_per_customer, "model") for name, d in evaluations.items()]
     bars += [(name, value, "original" if name == "original" else "reference") for name, value in refs.items()]
     bars.sort(key=lambda bar: bar[1])
     best = max((b for b in bars if b[2] == "model" and b[0] != CONTROL_MODEL), key=lambda b: b[1], default=None)
@@ -242,10 +209,10 @@ def _summary(inputs: TargetingInputs) -> str:
     return "\n".join(parts)
 
 
-def _best_sentence(data: dict, refs: dict[str, float]) -> str:
+def _best_sentence(data: TargetingEvaluation, refs: dict[str, float]) -> str:
     return (
-        f"Best full-feature model: {data['model']}, {fmt_money(data['value_per_customer'])} per customer in the "
-        f"simulated shop, {fmt_signed_money(data['vs_original'])} vs the original age/sex rule "
+        f"Best full-feature model: {data.model}, {fmt_money(data.value_per_customer)} per customer in the "
+        f"simulated shop, {fmt_signed_money(data.vs_original)} vs the original age/sex rule "
         f"({fmt_money(refs['original'])}); the oracle would reach {fmt_money(refs['oracle'])}."
     )
 
@@ -257,41 +224,41 @@ def _targets_table(inputs: TargetingInputs) -> str:
     return h.table(["target", "value", "required", "status"], rows, "targets")
 
 
-def _gain_row(best: tuple[Path, dict] | None) -> list[object]:
-    gain = None if best is None else best[1]["vs_original"]
+def _gain_row(best: tuple[Path, TargetingEvaluation] | None) -> list[object]:
+    gain = None if best is None else best[1].vs_original
     label = "Best full-feature model vs the original system, per customer"
     required = f"≥ {fmt_signed_money(TARGET_GAIN)}"
     return [label, fmt_signed_money(gain), required, h.status(gain is not None and gain >= TARGET_GAIN)]
 
 
-def _control_row(control: dict | None) -> list[object]:
-    loss = None if control is None else control["vs_show_none"]
+def _control_row(control: TargetingEvaluation | None) -> list[object]:
+    loss = None if control is None else control.vs_show_none
     label = f"Age/sex control ({CONTROL_MODEL}) vs show-none, per customer"
     required = f"{fmt_signed_money(CONTROL_LOSS)} ± {fmt_money(CONTROL_TOLERANCE)}"
     met = loss is not None and abs(loss - CONTROL_LOSS) <= CONTROL_TOLERANCE
     return [label, fmt_signed_money(loss) if control else "not evaluated", required, h.status(met)]
 
 
-def _uplift_row(uplift: dict) -> list[object]:
-    treat_none = uplift["treat_none"]["estimate"]
+def _uplift_row(uplift: UpliftResult) -> list[object]:
+    treat_none = uplift.treat_none.estimate
     best = _best_uplift(uplift)
-    low = None if best is None else h.ci_bounds(best[1]["policy_value"]["ci"])[0]
+    low = None if best is None else h.ci_bounds(best[1].policy_value.ci)[0]
     label = "Lower 95% bound of the best uplift method's policy value above treat-none"
     value = f"{fmt_money(low)} vs {fmt_money(treat_none)}"
     return [label, value, f"> {fmt_money(treat_none)}", h.status(h.num(low) is not None and low > treat_none)]
 
 
-def _uplift_sentence(uplift: dict) -> str:
+def _uplift_sentence(uplift: UpliftResult) -> str:
     best = _best_uplift(uplift)
     if best is None:
         return "No uplift method in uplift.json."
     name, method = best
-    value, (low, high) = method["policy_value"], h.ci_bounds(method["policy_value"]["ci"])
+    value, (low, high) = method.policy_value, h.ci_bounds(method.policy_value.ci)
     return (
-        f"Best uplift method (chosen on validation): {name}, policy value {fmt_money(value['estimate'])} per "
-        f"customer [{fmt_money(low)}, {fmt_money(high)}] treating {fmt_pct(value.get('treated_share'))}, against "
-        f"{fmt_money(uplift['treat_none']['estimate'])} for treat-none and "
-        f"{fmt_money(uplift['treat_all']['estimate'])} for treat-all (IPW on the held-out split, 95% bootstrap)."
+        f"Best uplift method (chosen on validation): {name}, policy value {fmt_money(value.estimate)} per "
+        f"customer [{fmt_money(low)}, {fmt_money(high)}] treating {fmt_pct(value.treated_share)}, against "
+        f"{fmt_money(uplift.treat_none.estimate)} for treat-none and "
+        f"{fmt_money(uplift.treat_all.estimate)} for treat-all (IPW on the held-out split, 95% bootstrap)."
     )
 
 
@@ -318,26 +285,26 @@ def _models(inputs: TargetingInputs, figs: dict[str, h.FigureRef]) -> str:
     )
 
 
-def _model_row(label: str, data: dict) -> list[object]:
+def _model_row(label: str, data: TargetingEvaluation) -> list[object]:
     return [
         label,
-        _fmt3(data.get("threshold")) if data.get("threshold") is not None else "none (rule)",
-        fmt_pct(data.get("share_shown")),
-        fmt_money(data["value_per_customer"]),
-        fmt_signed_money(data["vs_original"]),
-        fmt_signed_money(data["vs_show_none"]),
-        fmt_signed_money(data["vs_show_all"]),
-        _fmt3(data.get("auc")),
-        _fmt3(data.get("log_loss")),
+        _fmt3(data.threshold) if data.threshold is not None else "none (rule)",
+        fmt_pct(data.share_shown),
+        fmt_money(data.value_per_customer),
+        fmt_signed_money(data.vs_original),
+        fmt_signed_money(data.vs_show_none),
+        fmt_signed_money(data.vs_show_all),
+        _fmt3(data.auc),
+        _fmt3(data.log_loss),
     ]
 
 
 def _uplift(inputs: TargetingInputs, figs: dict[str, h.FigureRef]) -> str:
     uplift = inputs.uplift
-    dataset = uplift["dataset"]
+    dataset = uplift.dataset
     intro = (
-        f"Randomized experiment: {dataset.get('treatment')} vs {dataset.get('control')}, outcome "
-        f"{dataset.get('outcome')}. Each method ranks the held-out customers by predicted uplift; its policy treats "
+        f"Randomized experiment: {dataset.treatment} vs {dataset.control}, outcome "
+        f"{dataset.outcome}. Each method ranks the held-out customers by predicted uplift; its policy treats "
         "the top share chosen on validation. Policy values are IPW estimates per customer with 95% bootstrap "
         "intervals; the response model (not an uplift method) is the baseline that ranks by predicted outcome."
     )
@@ -357,59 +324,56 @@ def _uplift(inputs: TargetingInputs, figs: dict[str, h.FigureRef]) -> str:
     )
 
 
-def _methods_table(uplift: dict) -> str:
-    rows = [_method_row(name, m) for name, m in uplift["methods"].items()]
-    for name, key in (("treat all", "treat_all"), ("treat none", "treat_none")):
-        entry = uplift[key]
-        share = fmt_pct(1.0 if key == "treat_all" else 0.0)
-        rows.append(
-            [name, "reference", "", "", h.with_ci(entry["estimate"], entry.get("ci"), fmt_money), share, "", ""]
-        )
+def _methods_table(uplift: UpliftResult) -> str:
+    rows = [_method_row(name, m) for name, m in uplift.methods.items()]
+    for name, entry, treated in (("treat all", uplift.treat_all, 1.0), ("treat none", uplift.treat_none, 0.0)):
+        rows.append([name, "reference", "", "", h.with_ci(entry.estimate, entry.ci, fmt_money), fmt_pct(treated), "",
+                     ""])  # fmt: skip
     headers = ["method", "kind", "Qini coefficient", "AUUC", "policy value [95% CI]", "treated share",
                "vs treat-none [95% CI]", "vs treat-all [95% CI]"]  # fmt: skip
     return h.table(headers, rows, "methods")
 
 
-def _method_row(name: str, method: dict) -> list[object]:
-    value = method["policy_value"]
-    kind = "uplift method" if method.get("is_uplift_method", True) else "response-model baseline"
+def _method_row(name: str, method: MethodResult) -> list[object]:
+    value = method.policy_value
+    kind = "uplift method" if method.is_uplift_method else "response-model baseline"
     return [
         name,
         kind,
-        _fmt3(method.get("qini_coefficient")),
-        _fmt3(method.get("auuc")),
-        h.with_ci(value["estimate"], value.get("ci"), fmt_money),
-        fmt_pct(value.get("treated_share")),
-        _difference(method.get("vs_treat_none")),
-        _difference(method.get("vs_treat_all")),
+        _fmt3(method.qini_coefficient),
+        _fmt3(method.auuc),
+        h.with_ci(value.estimate, value.ci, fmt_money),
+        fmt_pct(value.treated_share),
+        _difference(method.vs_treat_none),
+        _difference(method.vs_treat_all),
     ]
 
 
-def _difference(block: dict | None) -> h.Raw | str:
-    return "n/a" if not block else h.with_ci(block.get("estimate"), block.get("ci"), fmt_signed_money)
+def _difference(block: BootstrapMean) -> h.Raw:
+    return h.with_ci(block.estimate, block.ci, fmt_signed_money)
 
 
-def _facts_table(uplift: dict) -> str:
-    dataset, split, settings = uplift["dataset"], uplift["split"], uplift["settings"]
-    ate = dataset.get("ate") or {}
+def _facts_table(uplift: UpliftResult) -> str:
+    dataset, split, settings = uplift.dataset, uplift.split, uplift.settings
+    ate = dataset.ate
     rows = [
-        ["data", Path(str(dataset.get("source", "n/a"))).name],
-        ["arms", f"{dataset.get('treatment')} (treated) vs {dataset.get('control')} (control)"],
-        ["rows (treated / control)", f"{fmt_count(dataset.get('rows'))} ({fmt_count(dataset.get('treated'))} / "
-                                     f"{fmt_count(dataset.get('control_rows'))})"],
-        ["outcome", dataset.get("outcome")],
-        ["average treatment effect [95% CI]", h.with_ci(ate.get("estimate"), ate.get("ci"), fmt_signed_money)],
-        ["fit / validation / test rows", " / ".join(fmt_count(split.get(k))
-                                                    for k in ("fit_rows", "validation_rows", "test_rows"))],
-        ["base learner", settings.get("base_learner", "n/a")],
-        ["bootstrap replicates", fmt_count(settings.get("bootstrap"))],
-        ["seed", settings.get("seed", "n/a")],
-        ["threshold", settings.get("threshold", "n/a")],
+        ["data", Path(dataset.source).name],
+        ["arms", f"{dataset.treatment} (treated) vs {dataset.control} (control)"],
+        ["rows (treated / control)", f"{fmt_count(dataset.rows)} ({fmt_count(dataset.treated)} / "
+                                     f"{fmt_count(dataset.control_rows)})"],
+        ["outcome", dataset.outcome],
+        ["average treatment effect [95% CI]", h.with_ci(ate.estimate, ate.ci, fmt_signed_money)],
+        ["fit / validation / test rows", " / ".join(fmt_count(count) for count in (split.fit_rows,
+                                                    split.validation_rows, split.test_rows))],
+        ["base learner", settings.base_learner],
+        ["bootstrap replicates", fmt_count(settings.bootstrap)],
+        ["seed", settings.seed],
+        ["threshold", settings.threshold],
     ]  # fmt: skip
     return h.table(["fact", "value"], rows)
 
 
-def _limitations(uplift: dict | None) -> str:
+def _limitations(uplift: UpliftResult | None) -> str:
     items = [
         "Targeting values are ground truth from the simulated shop world: the exact expected revenue of each "
         "policy on the evaluation customers, with no sampling noise, so differences of a few cents are real in "
@@ -419,7 +383,7 @@ def _limitations(uplift: dict | None) -> str:
         "The original system is the age/sex rule; the age/sex control re-learns it and should reproduce its "
         f"{fmt_signed_money(CONTROL_LOSS)} per customer loss vs showing no one.",
     ]
-    data = Path(str(((uplift or {}).get("dataset") or {}).get("source", "the experiment"))).stem
+    data = "the experiment" if uplift is None else Path(uplift.dataset.source).stem
     uplift_items = [
         f"Uplift policy values are inverse-propensity-weighted (IPW) estimates on the {data} held-out split, "
         "with percentile-bootstrap 95% intervals over test rows; they carry real sampling noise.",
@@ -455,11 +419,11 @@ def render_html(inputs: TargetingInputs, figs: dict[str, h.FigureRef]) -> str:
 def headline(inputs: TargetingInputs) -> dict:
     """The headline numbers of the report, for its JSON file."""
     best, control = best_model(inputs), _control(inputs)
-    gain = None if best is None else best[1]["vs_original"]
-    loss = None if control is None else control["vs_show_none"]
+    gain = None if best is None else best[1].vs_original
+    loss = None if control is None else control.vs_show_none
     summary = {
-        "best_model": None if best is None else best[1]["model"],
-        "best_value_per_customer": None if best is None else best[1]["value_per_customer"],
+        "best_model": None if best is None else best[1].model,
+        "best_value_per_customer": None if best is None else best[1].value_per_customer,
         "best_vs_original": gain,
         "target_gain": TARGET_GAIN,
         "gain_target_met": gain is not None and gain >= TARGET_GAIN,
@@ -474,22 +438,29 @@ def headline(inputs: TargetingInputs) -> dict:
     return summary
 
 
-def _model_numbers(data: dict) -> dict:
-    keys = ("value_per_customer", "vs_original", "vs_show_none", "vs_show_all", "share_shown", "auc", "log_loss")
-    return {key: data.get(key) for key in keys}
+def _model_numbers(data: TargetingEvaluation) -> dict:
+    return {
+        "value_per_customer": data.value_per_customer,
+        "vs_original": data.vs_original,
+        "vs_show_none": data.vs_show_none,
+        "vs_show_all": data.vs_show_all,
+        "share_shown": data.share_shown,
+        "auc": data.auc,
+        "log_loss": data.log_loss,
+    }
 
 
-def _uplift_headline(uplift: dict) -> dict:
+def _uplift_headline(uplift: UpliftResult) -> dict:
     best = _best_uplift(uplift)
-    treat_none = uplift["treat_none"]["estimate"]
-    value = None if best is None else best[1]["policy_value"]
-    low = None if value is None else h.ci_bounds(value.get("ci"))[0]
+    treat_none = uplift.treat_none.estimate
+    value = None if best is None else best[1].policy_value
+    low = None if value is None else h.ci_bounds(value.ci)[0]
     return {
         "best_method": None if best is None else best[0],
-        "policy_value": None if value is None else value["estimate"],
-        "policy_value_ci": None if value is None else value.get("ci"),
+        "policy_value": None if value is None else value.estimate,
+        "policy_value_ci": None if value is None else value.ci,
         "treat_none": treat_none,
-        "treat_all": uplift["treat_all"]["estimate"],
+        "treat_all": uplift.treat_all.estimate,
         "ci_low_above_treat_none": h.num(low) is not None and low > treat_none,
     }
 

@@ -22,7 +22,7 @@ simulator with one session (``SessionState`` of size 1), the batched path with t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,11 @@ import pandas as pd
 
 from nextbest.errors import DataError
 from nextbest.models.sessions import page_features
+from nextbest.results import Result
 
 
-@dataclass(frozen=True)
-class Strategy:
-    """How a page strategy scales engagement, the chance of a purchase and the price paid.
+class Strategy(Result, frozen=True):
+    """How a page strategy scales engagement, the chance of a purchase and the price paid (keywords only).
 
     ``power_sensitivity`` tilts the purchase lift towards low purchase power (0: the same for everyone);
     ``fatigue`` shrinks it with the session's exposure to fatiguing strategies (0: never wears off).
@@ -55,6 +55,14 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+class SimulatorDescription(Result):
+    """``describe()``: the strategies (name -> assumed effects, in action order) and the simulator's settings."""
+
+    strategies: dict[str, Strategy]
+    exposure_decay: float
+    max_depth: int
+
+
 def read_strategies(path: str | Path) -> dict[str, Strategy]:
     """Strategies from a JSON file ``{"name": {"engagement": 1.2, "buy": 0.8, ...}, ...}`` (omitted fields keep
     ``Strategy``'s defaults); a clear DataError names the file and the bad entry."""
@@ -65,7 +73,7 @@ def read_strategies(path: str | Path) -> dict[str, Strategy]:
         raise DataError(f"{source}: cannot read strategies ({error})") from error
     if not isinstance(payload, dict) or len(payload) < 2:
         raise DataError(f"{source}: expected an object with at least two strategies, name -> effects")
-    known = {item.name for item in fields(Strategy)}
+    known = set(Strategy.__struct_fields__)
     strategies = {}
     for name, effects in payload.items():
         if not isinstance(effects, dict) or set(effects) - known:
@@ -170,10 +178,10 @@ class SessionSimulator:
         price = self.price_by_power[state.power]
         return self._buy_probability(page, price, buy_factor) * price * price_factor
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SimulatorDescription:
         """The strategies' assumed effects and the simulator's settings (for JSON next to results)."""
-        return {"strategies": {name: asdict(strategy) for name, strategy in self.strategies.items()},
-                "exposure_decay": self.exposure_decay, "max_depth": self.max_depth}  # fmt: skip
+        return SimulatorDescription(strategies=dict(self.strategies), exposure_decay=float(self.exposure_decay),
+                                    max_depth=int(self.max_depth))  # fmt: skip
 
     def buy_factor(self, state: SessionState, actions: np.ndarray) -> np.ndarray:
         """The purchase-probability multiplier of each session's strategy (module docstring, ``buy``)."""

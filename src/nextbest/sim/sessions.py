@@ -16,17 +16,18 @@ fitted models can be scored against. Sessions stop at ``max_depth`` pages (the l
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from nextbest.data.taobao import PAGE_COLUMNS
+from nextbest.results import Result
 
 
-@dataclass(frozen=True)
-class SessionWorldConfig:
+class SessionWorldConfig(Result, frozen=True):
+    """The ground-truth parameters (keywords only); ``truth()`` writes them next to generated data."""
+
     seed: int = 0
     max_depth: int = 60
     churn_intercept: float = -2.3
@@ -106,6 +107,6 @@ class SessionWorld:
                  "engagement": np.int32, "page_value": np.float64, "reward": np.float64, "done": np.int8}  # fmt: skip
         return table[PAGE_COLUMNS].astype(types).reset_index(drop=True)
 
-    def truth(self) -> dict[str, Any]:
+    def truth(self) -> SessionWorldConfig:
         """The ground-truth parameters, for the JSON next to generated data."""
-        return asdict(self.config)
+        return self.config

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nextbest.results import Result
 from nextbest.stats import percentile_interval
 
 
@@ -138,11 +139,18 @@ def bootstrap_indices(n: int, replicates: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(replicates, n))
 
 
-def bootstrap_mean(values: np.ndarray, indices: np.ndarray, level: float = 0.95) -> dict:
+class BootstrapMean(Result):
+    """A mean with its percentile bootstrap interval [low, high]."""
+
+    estimate: float
+    ci: list[float]
+
+
+def bootstrap_mean(values: np.ndarray, indices: np.ndarray, level: float = 0.95) -> BootstrapMean:
     """Mean of ``values`` with a percentile bootstrap interval over the given resampling indices."""
     values = np.asarray(values, float)
     draws = values[indices].mean(axis=1) if len(indices) else np.array([values.mean()])
-    return {"estimate": float(values.mean()), "ci": percentile_interval(draws, level)}
+    return BootstrapMean(estimate=float(values.mean()), ci=percentile_interval(draws, level))
 
 
 def top_share_policy(scores: np.ndarray, share: float) -> np.ndarray:

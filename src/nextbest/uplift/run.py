@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nextbest.results import Result
 from nextbest.stats import difference_interval, mean_interval
 from nextbest.uplift.data import Experiment, split_experiment
 from nextbest.uplift.learners import UpliftPolicy, make_learners
 from nextbest.uplift.metrics import (
+    BootstrapMean,
     Economics,
     bootstrap_indices,
     bootstrap_mean,
@@ -31,32 +33,167 @@ from nextbest.uplift.metrics import (
 )
 
 SHARES = [round(s, 2) for s in np.linspace(0.0, 1.0, 21)]
+POLICY_VALUE_RULE = ("net IPW on test: mean(value*Y*1[T=pi(x)]/P(T=pi(x)) - cost*1[pi(x)=treat]), percentile "
+                     "bootstrap over test rows")  # fmt: skip
+THRESHOLD_RULE = "share maximizing IPW value on the validation part of train, applied as a score cutoff on test"
 
 
-def dataset_summary(experiment: Experiment, level: float = 0.95) -> dict:
+# ----------------------------------------------------------------------------------------------------------------
+# the uplift.json structure
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class MeanOutcome(Result):
+    """Mean outcome per arm."""
+
+    treated: float
+    control: float
+
+
+class AverageEffect(Result):
+    """Average treatment effect (treated minus control mean) with its Welch normal interval and standard error."""
+
+    estimate: float
+    ci: list[float]
+    se: float
+
+
+class DatasetSummary(Result):
+    """The experiment: where it came from, its arms and outcome, rows per arm and the average treatment effect."""
+
+    source: str
+    treatment_col: str
+    treatment: str
+    control: str
+    outcome: str
+    binary_outcome: bool
+    features: list[str]
+    encoded_features: list[str]
+    rows: int
+    dropped_other_treatments: int
+    dropped_missing_outcome: int
+    treated: int
+    control_rows: int
+    propensity: float
+    mean_outcome: MeanOutcome
+    outcome_sd: float
+    ate: AverageEffect
+
+
+class SplitSummary(Result):
+    """How the rows were split into fit, validation and test."""
+
+    test_size: float
+    validation_size_of_train: float
+    fit_rows: int
+    validation_rows: int
+    test_rows: int
+    stratified_by: str
+
+
+class UpliftSettings(Result, kw_only=True):
+    """The run's settings and economics, and the rules of the policy value and of the threshold (as text)."""
+
+    seed: int
+    bootstrap: int
+    base_learner: str
+    level: float
+    shares_grid: list[float]
+    propensity: float
+    outcome_value: float = 1.0  # files written before economics existed: the outcome itself
+    treatment_cost: float = 0.0
+    policy_value: str
+    threshold: str
+
+
+class PolicyValue(BootstrapMean, kw_only=True):
+    """A method's policy on test: its IPW net value with interval, the share it treated, and the share, value and
+    score cutoff chosen on validation (cutoff None: treat everyone or no one)."""
+
+    treated_share: float
+    validation_share: float
+    validation_value: float
+    score_cutoff: float | None
+
+
+class Curve(Result):
+    """A curve over the share of test customers targeted."""
+
+    share: list[float]
+    value: list[float]
+
+
+class MethodCurves(Result):
+    """The Qini curve and the policy-value curve of one method, on test."""
+
+    qini: Curve
+    policy_value: Curve
+
+
+class MethodResult(Result):
+    """One uplift method (or the response-model baseline) on test."""
+
+    qini_coefficient: float | None
+    auuc: float | None
+    policy_value: PolicyValue
+    treat_all: BootstrapMean
+    treat_none: BootstrapMean
+    vs_treat_none: BootstrapMean
+    vs_treat_all: BootstrapMean
+    is_uplift_method: bool
+    curves: MethodCurves
+    fit_seconds: float
+
+
+class BestUpliftMethod(Result):
+    """The uplift method with the best validation value, and whether its interval clears treat-none."""
+
+    name: str
+    chosen_by: str
+    policy_value: PolicyValue
+    ci_low_above_treat_none: bool
+    ci_low_above_treat_none_ci_high: bool
+    vs_treat_none: BootstrapMean
+    vs_treat_all: BootstrapMean
+
+
+class UpliftResult(Result):
+    """The whole comparison: ``uplift.json`` of `nextbest uplift run` (methods by name, in fitting order)."""
+
+    dataset: DatasetSummary
+    split: SplitSummary
+    settings: UpliftSettings
+    treat_all: BootstrapMean
+    treat_none: BootstrapMean
+    methods: dict[str, MethodResult]
+    best_uplift_method: BestUpliftMethod
+    wall_seconds: float
+
+
+def dataset_summary(experiment: Experiment, level: float = 0.95) -> DatasetSummary:
     """Rows, arms, mean outcome per arm and the average treatment effect with a Welch normal interval."""
     y, t = experiment.y, experiment.t.astype(bool)
     y1, y0 = y[t], y[~t]
     ate = difference_interval(mean_interval(y1, level), mean_interval(y0, level))
-    return {
-        "source": experiment.source,
-        "treatment_col": experiment.treatment_col,
-        "treatment": experiment.treatment,
-        "control": experiment.control,
-        "outcome": experiment.outcome,
-        "binary_outcome": experiment.binary_outcome,
-        "features": experiment.features,
-        "encoded_features": list(experiment.X.columns),
-        "rows": int(len(y)),
-        "dropped_other_treatments": experiment.dropped_other_treatments,
-        "dropped_missing_outcome": experiment.dropped_missing_outcome,
-        "treated": int(t.sum()),
-        "control_rows": int((~t).sum()),
-        "propensity": experiment.propensity,
-        "mean_outcome": {"treated": float(y1.mean()), "control": float(y0.mean())},
-        "outcome_sd": float(y.std(ddof=1)),
-        "ate": {"estimate": ate.mean, "ci": [ate.low, ate.high], "se": ate.se},
-    }
+    return DatasetSummary(
+        source=experiment.source,
+        treatment_col=experiment.treatment_col,
+        treatment=experiment.treatment,
+        control=experiment.control,
+        outcome=experiment.outcome,
+        binary_outcome=experiment.binary_outcome,
+        features=experiment.features,
+        encoded_features=list(experiment.X.columns),
+        rows=int(len(y)),
+        dropped_other_treatments=experiment.dropped_other_treatments,
+        dropped_missing_outcome=experiment.dropped_missing_outcome,
+        treated=int(t.sum()),
+        control_rows=int((~t).sum()),
+        propensity=experiment.propensity,
+        mean_outcome=MeanOutcome(treated=float(y1.mean()), control=float(y0.mean())),
+        outcome_sd=float(y.std(ddof=1)),
+        ate=AverageEffect(estimate=float(ate.mean), ci=[float(ate.low), float(ate.high)], se=float(ate.se)),
+    )
 
 
 def choose_share(
@@ -92,8 +229,9 @@ def run_uplift(
     level: float = 0.95,
     economics: Economics = Economics(),
     progress: Callable[[str], None] | None = None,
-) -> dict:
-    """Fit every method, choose its targeting share on validation, score it on test. Returns a JSON-able dict.
+) -> UpliftResult:
+    """Fit every method, choose its targeting share on validation, score it on test. Returns the ``uplift.json``
+    structure (`UpliftResult`; ``.write(path)`` writes the file).
 
     Policy values are net of ``economics``: ``outcome_value`` per unit of outcome, ``treatment_cost`` per treated
     customer (defaults 1 and 0: the outcome itself); the share is chosen on that net value."""
@@ -109,8 +247,9 @@ def run_uplift(
     treat_none_terms = net_contributions(test.y, test.t, np.zeros(len(test.y), bool), p, economics)
     treat_all = bootstrap_mean(treat_all_terms, boot, level)
     treat_none = bootstrap_mean(treat_none_terms, boot, level)
+    shares = [float(share) for share in SHARES]
 
-    methods: dict[str, dict] = {}
+    methods: dict[str, MethodResult] = {}
     learners = make_learners(p, experiment.binary_outcome, base, seed)
     for name, learner in learners.items():
         tick = time.perf_counter()
@@ -121,63 +260,73 @@ def run_uplift(
         treat = UpliftPolicy(learner, cutoff, name)(test.X) == 1
         terms = net_contributions(test.y, test.t, treat, p, economics)
         value = bootstrap_mean(terms, boot, level)
-        value.update(treated_share=float(treat.mean()), validation_share=share, validation_value=val_value,
-                     score_cutoff=_finite(cutoff))  # fmt: skip
         qx, qy = qini_curve(test.y, test_scores, test.t)
         q_share, q_value = curve_on_grid(qx, qy)
-        methods[name] = {
-            "qini_coefficient": qini_auc_score(test.y, test_scores, test.t),
-            "auuc": uplift_auc_score(test.y, test_scores, test.t),
-            "policy_value": value,
-            "treat_all": treat_all,
-            "treat_none": treat_none,
-            "vs_treat_none": bootstrap_mean(terms - treat_none_terms, boot, level),
-            "vs_treat_all": bootstrap_mean(terms - treat_all_terms, boot, level),
-            "is_uplift_method": name != "response_model",
-            "curves": {
-                "qini": {"share": q_share, "value": q_value},
-                "policy_value": {"share": SHARES,
-                                 "value": policy_value_curve(test.y, test.t, test_scores, p, SHARES, economics)},
-            },
-            "fit_seconds": time.perf_counter() - tick,
-        }
+        methods[name] = MethodResult(
+            qini_coefficient=qini_auc_score(test.y, test_scores, test.t),
+            auuc=uplift_auc_score(test.y, test_scores, test.t),
+            policy_value=PolicyValue(estimate=value.estimate, ci=value.ci, treated_share=float(treat.mean()),
+                                     validation_share=share, validation_value=val_value,
+                                     score_cutoff=_finite(cutoff)),
+            treat_all=treat_all,
+            treat_none=treat_none,
+            vs_treat_none=bootstrap_mean(terms - treat_none_terms, boot, level),
+            vs_treat_all=bootstrap_mean(terms - treat_all_terms, boot, level),
+            is_uplift_method=name != "response_model",
+            curves=MethodCurves(
+                qini=Curve(share=q_share, value=q_value),
+                policy_value=Curve(share=shares,
+                                   value=policy_value_curve(test.y, test.t, test_scores, p, SHARES, economics)),
+            ),
+            fit_seconds=time.perf_counter() - tick,
+        )  # fmt: skip
         if progress is not None:
             progress(name)
 
-    uplift_names = [n for n, m in methods.items() if m["is_uplift_method"]]
-    best = max(uplift_names, key=lambda n: methods[n]["policy_value"]["validation_value"])
-    best_low = methods[best]["policy_value"]["ci"][0]
-    return {
-        "dataset": dataset_summary(experiment, level),
-        "split": {
-            "test_size": test_size,
-            "validation_size_of_train": validation_size,
-            "fit_rows": int(len(fit.y)),
-            "validation_rows": int(len(val.y)),
-            "test_rows": int(len(test.y)),
-            "stratified_by": "arm x (outcome > 0)",
-        },
-        "settings": {"seed": seed, "bootstrap": bootstrap, "base_learner": base, "level": level,
-                     "shares_grid": SHARES, "propensity": p, "outcome_value": economics.outcome_value,
-                     "treatment_cost": economics.treatment_cost,
-                     "policy_value": "net IPW on test: mean(value*Y*1[T=pi(x)]/P(T=pi(x)) - cost*1[pi(x)=treat]), "
-                                     "percentile bootstrap over test rows",
-                     "threshold": "share maximizing IPW value on the validation part of train, applied as a score "
-                                  "cutoff on test"},  # fmt: skip
-        "treat_all": treat_all,
-        "treat_none": treat_none,
-        "methods": methods,
-        "best_uplift_method": {
-            "name": best,
-            "chosen_by": "validation IPW value (train only)",
-            "policy_value": methods[best]["policy_value"],
-            "ci_low_above_treat_none": bool(best_low > treat_none["estimate"]),
-            "ci_low_above_treat_none_ci_high": bool(best_low > treat_none["ci"][1]),
-            "vs_treat_none": methods[best]["vs_treat_none"],
-            "vs_treat_all": methods[best]["vs_treat_all"],
-        },
-        "wall_seconds": time.perf_counter() - started,
-    }
+    uplift_names = [n for n, m in methods.items() if m.is_uplift_method]
+    best_name = max(uplift_names, key=lambda n: methods[n].policy_value.validation_value)
+    best = methods[best_name]
+    best_low = best.policy_value.ci[0]
+    return UpliftResult(
+        dataset=dataset_summary(experiment, level),
+        split=SplitSummary(
+            test_size=test_size,
+            validation_size_of_train=validation_size,
+            fit_rows=int(len(fit.y)),
+            validation_rows=int(len(val.y)),
+            test_rows=int(len(test.y)),
+            stratified_by="arm x (outcome > 0)",
+        ),
+        settings=UpliftSettings(seed=seed, bootstrap=bootstrap, base_learner=base, level=level, shares_grid=shares,
+                                propensity=p, outcome_value=economics.outcome_value,
+                                treatment_cost=economics.treatment_cost, policy_value=POLICY_VALUE_RULE,
+                                threshold=THRESHOLD_RULE),  # fmt: skip
+        treat_all=treat_all,
+        treat_none=treat_none,
+        methods=methods,
+        best_uplift_method=BestUpliftMethod(
+            name=best_name,
+            chosen_by="validation IPW value (train only)",
+            policy_value=best.policy_value,
+            ci_low_above_treat_none=bool(best_low > treat_none.estimate),
+            ci_low_above_treat_none_ci_high=bool(best_low > treat_none.ci[1]),
+            vs_treat_none=best.vs_treat_none,
+            vs_treat_all=best.vs_treat_all,
+        ),
+        wall_seconds=time.perf_counter() - started,
+    )
 
 
-__all__ = ["run_uplift", "dataset_summary", "choose_share", "policy_value", "top_share_policy"]
+__all__ = [
+    "BestUpliftMethod",
+    "DatasetSummary",
+    "MethodResult",
+    "PolicyValue",
+    "UpliftResult",
+    "UpliftSettings",
+    "choose_share",
+    "dataset_summary",
+    "policy_value",
+    "run_uplift",
+    "top_share_policy",
+]
