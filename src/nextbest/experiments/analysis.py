@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 from nextbest.experiments.design import InvalidParameter, _as_array, check_alpha, check_alternative
 from nextbest.stats import percentile_interval
@@ -370,16 +370,16 @@ class BootstrapResult:
 def bootstrap_differences(
     control: np.ndarray, treatment: np.ndarray, n_boot: int, rng: np.random.Generator, chunk_values: int = 4_000_000
 ) -> np.ndarray:
-    """``n_boot`` bootstrap replicates of mean(treatment*) - mean(control*), in chunks of ~chunk_values draws."""
-    out = np.empty(n_boot)
-    per_rep = control.size + treatment.size
-    chunk = max(1, chunk_values // per_rep)
-    for start in range(0, n_boot, chunk):
-        size = min(chunk, n_boot - start)
-        means_c = control[rng.integers(0, control.size, size=(size, control.size))].mean(axis=1)
-        means_t = treatment[rng.integers(0, treatment.size, size=(size, treatment.size))].mean(axis=1)
-        out[start : start + size] = means_t - means_c
-    return out
+    """``n_boot`` bootstrap replicates of mean(treatment*) - mean(control*), each arm resampled with replacement on
+    its own (``scipy.stats.bootstrap``'s distribution, vectorized in batches of ~chunk_values draws)."""
+    batch = max(1, chunk_values // (control.size + treatment.size))
+    result = stats.bootstrap((treatment, control), _difference_in_means, n_resamples=n_boot, batch=batch,
+                             vectorized=True, method="percentile", rng=rng)  # fmt: skip
+    return np.asarray(result.bootstrap_distribution, dtype=float)
+
+
+def _difference_in_means(treatment: np.ndarray, control: np.ndarray, axis: int = -1) -> np.ndarray:
+    return treatment.mean(axis=axis) - control.mean(axis=axis)
 
 
 def bootstrap_ci(
