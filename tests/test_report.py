@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nextbest.errors import NextbestError
+from nextbest.evaluation.crm_results import ActionFlow, Calibration, PolicyMetrics, SensitivityRow
 from nextbest.report.crm import write_crm_report
 from nextbest.report.figures import (
     action_flow,
@@ -218,24 +219,27 @@ def test_training_curves_survive_zeros_and_nones_on_log_panels(tmp_path: Path) -
 
 @pytest.mark.parametrize("flow", [small_flow(), dense_flow()], ids=["small", "6-actions-x-10-weeks"])
 def test_action_flow_writes_png(tmp_path: Path, flow: dict) -> None:
-    path = action_flow(flow, tmp_path / "flow.png", title="learned policy")
+    path = action_flow(ActionFlow.from_dict(flow), tmp_path / "flow.png", title="learned policy")
     assert_png(path)
 
 
 def test_action_flow_without_links(tmp_path: Path) -> None:
-    assert_png(action_flow({"episodes": 0, "horizon": 10, "links": [], "outcomes": {}}, tmp_path / "flow.png"))
+    empty = ActionFlow.from_dict({"episodes": 0, "horizon": 10, "links": [], "outcomes": {}})
+    assert_png(action_flow(empty, tmp_path / "flow.png"))
 
 
 def test_calibration_chart_writes_png(tmp_path: Path) -> None:
-    assert_png(calibration_chart(calibration(), tmp_path / "calibration.png"))
+    assert_png(calibration_chart(Calibration.from_dict(calibration()), tmp_path / "calibration.png"))
 
 
 def test_policy_comparison_skips_undefined_values(tmp_path: Path) -> None:
-    assert_png(policy_comparison(policies(), tmp_path / "policies.png"))
+    typed = {name: PolicyMetrics.from_dict(entry) for name, entry in policies().items()}
+    assert_png(policy_comparison(typed, tmp_path / "policies.png"))
 
 
 def test_sensitivity_chart_writes_png(tmp_path: Path) -> None:
-    assert_png(sensitivity_chart(sensitivity(), tmp_path / "sensitivity.png"))
+    rows = [SensitivityRow.from_dict(row) for row in sensitivity()]
+    assert_png(sensitivity_chart(rows, tmp_path / "sensitivity.png"))
 
 
 def test_number_formats() -> None:

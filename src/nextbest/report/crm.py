@@ -6,6 +6,10 @@ every figure with the JSON it was drawn from, and the headline numbers.
         reads   run_dir/run.json, run_dir/training_metrics.json, run_dir/training_metrics_final.json,
                 eval_dir/evaluation.json
         writes  out (HTML), <out stem>.json, <out stem>_figures/*.png
+
+evaluation.json is read as the typed `CRMEvaluation` and the sections read it by attribute; the run's files stay
+plain JSON. The wording follows the funnel (`Wording`): SalesCRM's "subscription rate" and "first-call rate",
+other funnels' step names ("paid rate", "mql rate").
 """
 
 from __future__ import annotations
@@ -14,11 +18,10 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from nextbest.errors import NextbestError
-from nextbest.evaluation.crm_results import CRMEvaluation
+from nextbest.evaluation.crm_results import CRMEvaluation, EvaluationSettings, Improvement, Interval
 from nextbest.report import figures as fg
 from nextbest.report.figures import fmt_count, fmt_factor, fmt_money, fmt_pct
 from nextbest.report.html import (
@@ -40,19 +43,15 @@ from nextbest.report.html import (
     with_ci,
 )
 
+#: Policies the headline compares: `evaluate_crm` always writes them, the report requires them.
+HEADLINE_POLICIES = ("learned", "random", "logged")
 #: Policies whose action flow the report shows (those present in the evaluation).
 FLOW_POLICIES = ("learned", "logged", "rule")
 #: Calibration is called failed below this share of steps inside their 95% interval.
 CALIBRATION_PASS = 0.8
 
-_TARGET_LABELS: dict[str, tuple[str, Callable]] = {
-    "subscription_rate": ("Subscription rate of the learned policy", fmt_pct),
-    "subscription_factor_vs_random": ("Subscription rate, learned ÷ random", fmt_factor),
-    "first_call_factor_vs_random": ("First-call rate, learned ÷ random", fmt_factor),
-    "cpa_reduction_vs_random": ("Cost per acquisition cut vs random", fmt_pct),
-    "improvement_vs_random_lower_bound": ("Lower 95% bound of learned ÷ random subscription rate", fmt_factor),
-    "roi": ("ROI of the learned policy", fmt_pct),
-}
+#: Policies the sensitivity rows hold, in their order.
+SENSITIVITY_POLICIES = ("learned", "random", "logged")
 _SECTIONS = (
     ("summary", "Summary"),
     ("metrics", "Business metrics"),
@@ -74,8 +73,8 @@ _SECTIONS = (
 
 @dataclass
 class ReportInputs:
-    """The four JSON inputs of the report and where they came from; `result` is the typed evaluation and
-    `evaluation` its plain form, which the sections render from."""
+    """The four JSON inputs of the report and where they came from; `result` is the typed evaluation the
+    sections render from, the run's files stay plain dicts."""
 
     run_dir: Path
     eval_dir: Path
@@ -85,9 +84,67 @@ class ReportInputs:
     result: CRMEvaluation
     paths: dict[str, Path] = field(default_factory=dict)
 
-    @cached_property
-    def evaluation(self) -> dict:
-        return self.result.to_dict()
+
+@dataclass(frozen=True)
+class Wording:
+    """How the report names the funnel's conversion and first key step: SalesCRM keeps its words
+    ("subscription rate", "subscribes", "first-call rate"), other funnels use their step names ("paid rate",
+    "brings … to paid", "mql rate")."""
+
+    step: str  # the conversion step
+    label: str  # "<label> rate", "<label> value": "subscription" or the conversion step
+    first: str  # "<first> rate": "first-call" or the first key step
+
+    @classmethod
+    def of(cls, settings: EvaluationSettings) -> Wording:
+        step, first = settings.conversion_step, settings.first_key_step
+        return cls(
+            step=step,
+            label="subscription" if step == "subscribed" else step,
+            first="first-call" if first == "first_call" else first,
+        )
+
+    @property
+    def salescrm(self) -> bool:
+        return self.step == "subscribed"
+
+    def converts(self, leads: str) -> str:
+        """'subscribes <leads>' or 'brings <leads> to <step>'."""
+        return f"subscribes {leads}" if self.salescrm else f"brings {leads} to {self.step}"
+
+    @property
+    def conversions(self) -> str:
+        """'subscriptions' or 'leads reaching <step>'."""
+        return "subscriptions" if self.salescrm else f"leads reaching {self.step}"
+
+    @property
+    def conversion(self) -> str:
+        """'subscription' or 'lead reaching <step>'."""
+        return "subscription" if self.salescrm else f"lead reaching {self.step}"
+
+    def metric_labels(self) -> dict[str, str]:
+        """Labels of the business metrics (`fg.METRIC_FORMATS` order)."""
+        renamed = {"subscription_rate": f"{_cap(self.label)} rate", "first_call_rate": f"{_cap(self.first)} rate"}
+        return {metric: renamed.get(metric, label) for metric, (label, _) in fg.METRIC_FORMATS.items()}
+
+    def target_labels(self) -> dict[str, tuple[str, Callable]]:
+        """Label and number format of each target of evaluation.json."""
+        rate, first = f"{_cap(self.label)} rate", f"{_cap(self.first)} rate"
+        return {
+            "subscription_rate": (f"{rate} of the learned policy", fmt_pct),
+            "subscription_factor_vs_random": (f"{rate}, learned ÷ random", fmt_factor),
+            "first_call_factor_vs_random": (f"{first}, learned ÷ random", fmt_factor),
+            "cpa_reduction_vs_random": ("Cost per acquisition cut vs random", fmt_pct),
+            "improvement_vs_random_lower_bound": (
+                f"Lower 95% bound of learned ÷ random {self.label} rate",
+                fmt_factor,
+            ),
+            "roi": ("ROI of the learned policy", fmt_pct),
+        }
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def load_inputs(run_dir: Path, eval_dir: Path) -> ReportInputs:
@@ -103,8 +160,9 @@ def load_inputs(run_dir: Path, eval_dir: Path) -> ReportInputs:
     data = {key: read_json(path, train_hint) for key, path in paths.items() if key != "evaluation"}
     hint = f"run `nextbest crm evaluate --run {run_dir} --out {eval_dir}` first"
     result = CRMEvaluation.load(paths["evaluation"], hint)
-    if not result.policies:
-        raise NextbestError(f"{paths['evaluation']}: no policies; {hint}")
+    missing = [name for name in HEADLINE_POLICIES if name not in result.policies]
+    if missing:
+        raise NextbestError(f"{paths['evaluation']}: no {', '.join(missing)} policy in 'policies'; {hint}")
     return ReportInputs(run_dir, eval_dir, data["run"], data["curves"], data["final"], result, paths)
 
 
@@ -115,7 +173,8 @@ def load_inputs(run_dir: Path, eval_dir: Path) -> ReportInputs:
 
 def draw_figures(inputs: ReportInputs, folder: Path) -> dict[str, FigureRef]:
     """Draw every figure of the report into `folder`; returns them by name."""
-    ev, paths = inputs.evaluation, inputs.paths
+    result, paths = inputs.result, inputs.paths
+    labels = Wording.of(result.settings).metric_labels()
     jobs: list[tuple[str, str, Path, str, Callable[[Path], Path]]] = [
         ("training_curves", "Training curves", paths["curves"], "", lambda p: fg.training_curves(inputs.curves, p)),
         (
@@ -123,45 +182,47 @@ def draw_figures(inputs: ReportInputs, folder: Path) -> dict[str, FigureRef]:
             "Business metrics per policy",
             paths["evaluation"],
             "policies",
-            lambda p: fg.policy_comparison(ev["policies"], p),
+            lambda p: fg.policy_comparison(result.policies, p, labels),
         ),
     ]
-    for name in _flow_policies(ev):
+    flows = result.action_flows or {}
+    for name in _flow_policies(result):
         jobs.append(
             (
                 f"action_flow_{name}",
                 f"Action flow of the {name} policy",
                 paths["evaluation"],
                 f"action_flows.{name}",
-                lambda p, n=name: fg.action_flow(ev["action_flows"][n], p, f"{n} policy"),
+                lambda p, n=name: fg.action_flow(flows[n], p, f"{n} policy"),
             )
         )
-    if ev.get("simulator_calibration"):
+    calibration = result.simulator_calibration
+    if calibration is not None:
         jobs.append(
             (
                 "calibration",
                 "Simulator calibration",
                 paths["evaluation"],
                 "simulator_calibration",
-                lambda p: fg.calibration_chart(ev["simulator_calibration"], p),
+                lambda p: fg.calibration_chart(calibration, p),
             )
         )
-    if ev.get("sensitivity"):
+    if result.sensitivity:
         jobs.append(
             (
                 "sensitivity",
                 "Sensitivity to the call-offer rate",
                 paths["evaluation"],
                 "sensitivity",
-                lambda p: fg.sensitivity_chart(ev["sensitivity"], p),
+                lambda p: fg.sensitivity_chart(result.sensitivity, p, labels),
             )
         )
     return draw_all(jobs, folder)
 
 
-def _flow_policies(ev: dict) -> list[str]:
-    flows = ev.get("action_flows") or {}
-    return [name for name in FLOW_POLICIES if isinstance(flows.get(name), dict)]
+def _flow_policies(result: CRMEvaluation) -> list[str]:
+    flows = result.action_flows or {}
+    return [name for name in FLOW_POLICIES if name in flows]
 
 
 def _missing_section(key: str) -> str:
@@ -174,11 +235,12 @@ def _missing_section(key: str) -> str:
 
 
 def _summary(inputs: ReportInputs) -> str:
-    ev = inputs.evaluation
-    parts = [f"<p class='headline'>{escape(_headline_sentence(ev))}</p>"]
-    parts += [paragraph(line) for line in _headline_details(ev)]
-    calibration = ev.get("simulator_calibration") or {}
-    fraction = num(calibration.get("within_ci_fraction"))
+    result = inputs.result
+    words = Wording.of(result.settings)
+    parts = [f"<p class='headline'>{escape(_headline_sentence(result, words))}</p>"]
+    parts += [paragraph(line) for line in _headline_details(result, words)]
+    calibration = result.simulator_calibration
+    fraction = None if calibration is None else num(calibration.within_ci_fraction)
     if fraction is not None and fraction < CALIBRATION_PASS:
         parts.append(
             note(
@@ -189,76 +251,71 @@ def _summary(inputs: ReportInputs) -> str:
             )
         )
     parts.append("<h3>Targets</h3>")
-    parts.append(_targets_table(ev.get("targets")))
+    parts.append(_targets_table(result, words))
     return "\n".join(parts)
 
 
-def _headline_sentence(ev: dict) -> str:
-    policies = ev["policies"]
+def _headline_sentence(result: CRMEvaluation, words: Wording) -> str:
+    policies = result.policies
 
     def rate(name: str) -> str:
-        entry = policies.get(name) or {}
-        return fmt_pct(entry.get("subscription_rate"))
+        return fmt_pct(policies[name].subscription_rate)
 
-    learned = policies.get("learned") or {}
-    low, high = ci_bounds(learned.get("subscription_rate_ci"))
+    low, high = ci_bounds(policies["learned"].subscription_rate_ci)
     text = (
-        f"In the simulator, the learned policy subscribes {rate('learned')} of test leads "
+        f"In the simulator, the learned policy {words.converts(rate('learned') + ' of test leads')} "
         f"(95% interval {fmt_pct(low)} to {fmt_pct(high)}), against {rate('random')} for random actions "
         f"and {rate('logged')} for the logged sales process."
     )
-    values = [
-        f"{name} {fmt_money((policies.get(name) or {}).get('value_per_lead'))}"
-        for name in ("learned", "random", "logged")
-        if name in policies
-    ]
+    values = [f"{name} {fmt_money(policies[name].value_per_lead)}" for name in HEADLINE_POLICIES]
     return text + " Value per lead: " + ", ".join(values) + "."
 
 
-def _headline_details(ev: dict) -> list[str]:
+def _improvements(result: CRMEvaluation) -> dict[str, Improvement]:
+    return {"random": result.improvement_vs_random, "logged": result.improvement_vs_logged}
+
+
+def _headline_details(result: CRMEvaluation, words: Wording) -> list[str]:
     lines = []
-    for baseline in ("random", "logged"):
-        block = ev.get(f"improvement_vs_{baseline}")
-        if isinstance(block, dict):
-            lines.append(
-                f"Learned ÷ {baseline} subscription rate: {fmt_factor(block.get('factor'))} "
-                f"{_ci_text(block.get('ci'), fmt_factor)} — {_factor_reading(block.get('ci'))}."
-            )
-    idle = ev["policies"].get("always_wait")
-    if isinstance(idle, dict):
+    for baseline, block in _improvements(result).items():
         lines.append(
-            "For reference, never contacting anyone (always_wait) gives a subscription rate of "
-            f"{fmt_pct(idle.get('subscription_rate'))} and a value per lead of {fmt_money(idle.get('value_per_lead'))}."
+            f"Learned ÷ {baseline} {words.label} rate: {fmt_factor(block.factor)} "
+            f"{_ci_text(block.ci, fmt_factor)} — {_factor_reading(block.ci, words)}."
         )
-    targets = ev.get("targets") or {}
-    if targets:
-        met = sum(bool(t.get("met")) for t in targets.values() if isinstance(t, dict))
-        lines.append(f"Targets met: {met} of {len(targets)}.")
+    if "always_wait" in result.policies:
+        idle = result.policies["always_wait"]
+        lines.append(
+            f"For reference, never contacting anyone (always_wait) gives a {words.label} rate of "
+            f"{fmt_pct(idle.subscription_rate)} and a value per lead of {fmt_money(idle.value_per_lead)}."
+        )
+    if result.targets:
+        met = sum(t.met for t in result.targets.values())
+        lines.append(f"Targets met: {met} of {len(result.targets)}.")
     return lines
 
 
-def _ci_text(ci: list | None, fmt: Callable) -> str:
+def _ci_text(ci: Interval | None, fmt: Callable) -> str:
     low, high = ci_bounds(ci)
     return f"[{fmt(low)}, {fmt(high)}]"
 
 
-def _factor_reading(ci: list | None) -> str:
+def _factor_reading(ci: Interval, words: Wording) -> str:
     low, high = ci_bounds(ci)
     if num(high) is not None and high < 1:
-        return "the learned policy subscribes clearly fewer leads (the whole interval is below 1)"
+        return f"the learned policy {words.converts('clearly fewer leads')} (the whole interval is below 1)"
     if num(low) is not None and low > 1:
-        return "the learned policy subscribes clearly more leads (the whole interval is above 1)"
+        return f"the learned policy {words.converts('clearly more leads')} (the whole interval is above 1)"
     return "no clear difference (the interval contains 1, or is not defined)"
 
 
-def _targets_table(targets: dict | None) -> str:
-    if not targets:
+def _targets_table(result: CRMEvaluation, words: Wording) -> str:
+    if not result.targets:
         return _missing_section("targets")
+    labels = words.target_labels()
     rows = []
-    for name, entry in targets.items():
-        label, fmt = _TARGET_LABELS.get(name, (name.replace("_", " "), _generic))
-        met = bool(entry.get("met"))
-        rows.append([label, fmt(entry.get("value")), _target_text(entry.get("target"), fmt), status(met)])
+    for name, check in result.targets.items():
+        label, fmt = labels.get(name, (name.replace("_", " "), _generic))
+        rows.append([label, fmt(check.value), _target_text(check.target, fmt), status(check.met)])
     return table(["target", "value", "required", "status"], rows, "targets")
 
 
@@ -276,44 +333,43 @@ def _target_text(target: object, fmt: Callable) -> str:
 
 
 def _metrics(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
-    policies = inputs.evaluation["policies"]
-    headers = ["policy", *(label for label, _ in fg.METRIC_FORMATS.values())]
+    result = inputs.result
+    words = Wording.of(result.settings)
+    headers = ["policy", *words.metric_labels().values()]
     rows = [
-        [name, *(with_ci(entry.get(m), entry.get(f"{m}_ci"), fmt) for m, (_, fmt) in fg.METRIC_FORMATS.items())]
-        for name, entry in policies.items()
+        [
+            name,
+            *(with_ci(getattr(entry, m), getattr(entry, f"{m}_ci"), fmt) for m, (_, fmt) in fg.METRIC_FORMATS.items()),
+        ]
+        for name, entry in result.policies.items()
     ]
     intro = (
         "Simulated on the held-out test leads over the episode horizon. Brackets: 95% bootstrap interval "
         "(the simulator is refitted on resampled train leads and run on resampled test leads). "
-        "ROI = (value of subscriptions − spend) ÷ spend; n/a = not defined (no subscription, no spend)."
+        f"ROI = (value of {words.conversions} − spend) ÷ spend; n/a = not defined (no {words.conversion}, no spend)."
     )
     return "\n".join([paragraph(intro), table(headers, rows, "metrics"), figure(figs.get("policy_comparison"))])
 
 
 def _improvement(inputs: ReportInputs) -> str:
-    ev = inputs.evaluation
-    rows = []
-    for baseline in ("random", "logged"):
-        block = ev.get(f"improvement_vs_{baseline}")
-        if not isinstance(block, dict):
-            continue
-        rows.append(
-            [
-                baseline,
-                block.get("metric", "subscription_rate ratio"),
-                fmt_factor(block.get("factor")),
-                _ci_text(block.get("ci"), fmt_factor),
-                _factor_reading(block.get("ci")),
-            ]
-        )
-    if not rows:
-        return _missing_section("improvement_vs_random")
-    intro = "Factor = learned policy's subscription rate ÷ the baseline's; above 1 means more subscriptions."
+    result = inputs.result
+    words = Wording.of(result.settings)
+    rows = [
+        [
+            baseline,
+            block.metric or "subscription_rate ratio",
+            fmt_factor(block.factor),
+            _ci_text(block.ci, fmt_factor),
+            _factor_reading(block.ci, words),
+        ]
+        for baseline, block in _improvements(result).items()
+    ]
+    intro = f"Factor = learned policy's {words.label} rate ÷ the baseline's; above 1 means more {words.conversions}."
     return paragraph(intro) + table(["baseline", "metric", "factor", "95% interval", "reading"], rows)
 
 
 def _segments(inputs: ReportInputs) -> str:
-    segments = inputs.evaluation.get("top_segments")
+    segments = inputs.result.top_segments
     if segments is None:
         return _missing_section("top_segments")
     if not segments:
@@ -372,8 +428,8 @@ def _training(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     if setting_rows:
         parts += ["<h3>Training settings</h3>", table(["setting", "value"], setting_rows)]
     caption = (
-        "Mean business value per episode (subscription value − spend) while training, exploration ε, "
-        "states visited and the largest Q-value change per window (Q-learning only)."
+        f"Mean business value per episode ({Wording.of(inputs.result.settings).label} value − spend) while "
+        "training, exploration ε, states visited and the largest Q-value change per window (Q-learning only)."
     )
     parts.append(figure(figs.get("training_curves"), caption))
     return "\n".join(parts)
@@ -402,22 +458,25 @@ def _plain(value: object) -> str:
 
 
 def _flows(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
-    flows = inputs.evaluation.get("action_flows")
+    result = inputs.result
+    flows = result.action_flows
     if flows is None:
         return _missing_section("action_flows")
-    names = _flow_policies(inputs.evaluation)
+    names = _flow_policies(result)
     if not names:
         return note("No action flow of the learned, logged or rule policy in evaluation.json.")
+    words = Wording.of(result.settings)
+    converting = "subscribe" if words.salescrm else f"reach {words.step}"
     intro = (
         "Which action each policy takes week after week on the simulated test leads. Each column is a week; "
-        "node and band heights are proportional to the number of lead-episodes; episodes that subscribe or "
+        f"node and band heights are proportional to the number of lead-episodes; episodes that {converting} or "
         "drop out early leave through the lane at the top; the right column shows how episodes ended."
     )
     parts = [paragraph(intro)]
     for name in names:
         flow = flows[name]
-        outcomes = flow.get("outcomes") or {}
-        total = max(int(flow.get("episodes") or sum(outcomes.values()) or 1), 1)
+        outcomes = flow.outcomes
+        total = max(flow.episodes or sum(outcomes.values()) or 1, 1)
         ends = ", ".join(f"{k} {fmt_count(v)} ({fmt_pct(v / total)})" for k, v in outcomes.items())
         parts.append(f"<h3>{escape(name)} policy</h3><p>Outcomes: {escape(ends or 'n/a')}.</p>")
         parts.append(figure(figs.get(f"action_flow_{name}")))
@@ -425,27 +484,28 @@ def _flows(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
 
 
 def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
-    cal = inputs.evaluation.get("simulator_calibration")
+    cal = inputs.result.simulator_calibration
     if cal is None:
         return _missing_section("simulator_calibration")
-    steps = cal.get("steps") or []
+    steps = cal.steps
     rows = [
         [
-            s.get("step"),
-            fmt_pct(s.get("simulated")),
-            fmt_pct(s.get("actual")),
-            _ci_text(s.get("ci"), fmt_pct),
-            status(bool(s.get("within")), "inside", "outside"),
+            s.step,
+            fmt_pct(s.simulated),
+            fmt_pct(s.actual),
+            _ci_text(s.ci, fmt_pct),
+            status(s.within, "inside", "outside"),
         ]
         for s in steps
     ]
-    fraction = num(cal.get("within_ci_fraction"))
-    inside = sum(bool(s.get("within")) for s in steps)
+    fraction = num(cal.within_ci_fraction)
+    inside = sum(s.within for s in steps)
     verdict = "passes" if fraction is not None and fraction >= CALIBRATION_PASS else "fails"
+    covariates = "country and education" if inputs.result.settings.funnel == "salescrm" else "covariates"
     intro = (
-        f"The {cal.get('policy', 'logged')} process is replayed in the simulator on the test leads (their "
-        "country and education only) and each funnel step's simulated rate is compared with what the test "
-        f"leads actually did. Interval: {cal.get('interval', '95% interval')}."
+        f"The {cal.policy} process is replayed in the simulator on the test leads (their {covariates} only) "
+        "and each funnel step's simulated rate is compared with what the test leads actually did. "
+        f"Interval: {cal.interval}."
     )
     summary = (
         f"Within-CI fraction: {fmt_pct(fraction)} ({inside} of {len(steps)} steps inside their interval). "
@@ -469,15 +529,15 @@ def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
 
 
 def _sensitivity(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
-    rows_in = inputs.evaluation.get("sensitivity")
+    rows_in = inputs.result.sensitivity
     if rows_in is None:
         return _missing_section("sensitivity")
     rows = []
-    for row in sorted(rows_in, key=lambda r: -float(r.get("call_offer_rate", 0))):
-        for name, entry in row.items():
-            if isinstance(entry, dict):
-                cells = [fmt(entry.get(m)) for m, (_, fmt) in fg.METRIC_FORMATS.items()]
-                rows.append([fmt_pct(row.get("call_offer_rate")), name, *cells])
+    for row in sorted(rows_in, key=lambda r: -r.call_offer_rate):
+        for name in SENSITIVITY_POLICIES:
+            metrics = getattr(row, name)
+            cells = [fmt(metrics[m]) for m, (_, fmt) in fg.METRIC_FORMATS.items()]
+            rows.append([fmt_pct(row.call_offer_rate), name, *cells])
     intro = (
         "The data records which leads had a first call, never which were offered one. The simulator assumes "
         "a share of leads the logged process offered a call (1.0 = every lead, the most conservative reading). "
@@ -485,32 +545,30 @@ def _sensitivity(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         "re-simulated (point estimates, no intervals). Conclusions that flip between rows rest on this "
         "untestable assumption."
     )
-    headers = ["assumed call-offer rate", "policy", *(label for label, _ in fg.METRIC_FORMATS.values())]
+    labels = Wording.of(inputs.result.settings).metric_labels()
+    headers = ["assumed call-offer rate", "policy", *labels.values()]
     return "\n".join([paragraph(intro), table(headers, rows), figure(figs.get("sensitivity"))])
 
 
 def _settings(inputs: ReportInputs) -> str:
-    ev_settings = inputs.evaluation.get("settings") or {}
-    sim = ev_settings.get("simulator") or {}
-    evaluation = ev_settings.get("evaluation") or {}
+    settings = inputs.result.settings
+    sim, evaluation = settings.simulator, settings.evaluation
     run_settings = inputs.run.get("settings") or {}
-    costs = ev_settings.get("action_costs") or {}
-    value = ev_settings.get("subscription_value", run_settings.get("subscription_value"))
-    leads = f"{fmt_count(ev_settings.get('train_leads'))} / {fmt_count(ev_settings.get('test_leads'))}"
+    leads = f"{fmt_count(settings.train_leads)} / {fmt_count(settings.test_leads)}"
     rows = [
-        ["subscription value", fmt_money(value)],
-        ["action costs", ", ".join(f"{k} {fmt_money(v)}" for k, v in costs.items()) or "n/a"],
-        ["horizon", f"{_plain(sim.get('horizon'))} steps of {_plain(sim.get('days_per_step'))} days"],
-        ["contacts of the logged process (drop-out scale)", _plain(sim.get("logged_contacts"))],
-        ["assumed call-offer rate", fmt_pct(sim.get("call_offer_rate", run_settings.get("call_offer_rate")))],
-        ["bootstrap replicates", _plain(evaluation.get("bootstrap"))],
+        [f"{Wording.of(settings).label} value", fmt_money(settings.subscription_value)],
+        ["action costs", ", ".join(f"{k} {fmt_money(v)}" for k, v in settings.action_costs.items()) or "n/a"],
+        ["horizon", f"{_plain(sim['horizon'])} steps of {_plain(sim['days_per_step'])} days"],
+        ["contacts of the logged process (drop-out scale)", _plain(sim["logged_contacts"])],
+        ["assumed call-offer rate", fmt_pct(sim["call_offer_rate"])],
+        ["bootstrap replicates", _plain(evaluation["bootstrap"])],
         [
             "simulations per test lead (point / per replicate)",
-            f"{_plain(evaluation.get('replications'))} / {_plain(evaluation.get('bootstrap_replications'))}",
+            f"{_plain(evaluation['replications'])} / {_plain(evaluation['bootstrap_replications'])}",
         ],
-        ["interval level", fmt_pct(evaluation.get("level"))],
-        ["minimum lead-episodes per segment", _plain(evaluation.get("segment_min_support"))],
-        ["seed (evaluation / training)", f"{_plain(evaluation.get('seed'))} / {_plain(run_settings.get('seed'))}"],
+        ["interval level", fmt_pct(evaluation["level"])],
+        ["minimum lead-episodes per segment", _plain(evaluation["segment_min_support"])],
+        ["seed (evaluation / training)", f"{_plain(evaluation['seed'])} / {_plain(run_settings.get('seed'))}"],
         ["train / test leads", leads],
         ["data folder", _plain(inputs.run.get("data_dir"))],
         ["run folder", str(inputs.run_dir)],
@@ -519,12 +577,12 @@ def _settings(inputs: ReportInputs) -> str:
     return table(["setting", "value"], rows)
 
 
-def _limitations() -> str:
+def _limitations(words: Wording) -> str:
     reading = [
         "Rates are shares of test leads over the episode horizon, shown as %; money is in $ (value per lead, "
-        "cost per acquisition); ROI is (subscription value − spend) ÷ spend, shown as %.",
+        f"cost per acquisition); ROI is ({words.label} value − spend) ÷ spend, shown as %.",
         "[low, high] is a 95% bootstrap interval; n/a means not defined (e.g. no cost per acquisition without a "
-        "subscription, no ROI without spend).",
+        f"{words.conversion}, no ROI without spend).",
         "Factors are the learned policy's rate divided by a baseline's: 1 = no difference.",
         "A target that is not met is shown as not met; nothing is hidden or rounded into a pass.",
     ]
@@ -565,7 +623,7 @@ def render_html(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         "calibration": (ev_path, "simulator_calibration", lambda: _calibration(inputs, figs)),
         "sensitivity": (ev_path, "sensitivity", lambda: _sensitivity(inputs, figs)),
         "settings": (ev_path, "settings", lambda: _settings(inputs)),
-        "limitations": (ev_path, "", _limitations),
+        "limitations": (ev_path, "", lambda: _limitations(Wording.of(inputs.result.settings))),
     }
     sections = []
     for anchor, title in _SECTIONS:
@@ -578,26 +636,23 @@ def render_html(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
 
 def headline(inputs: ReportInputs) -> dict:
     """The headline numbers of the report, for its JSON file."""
-    ev = inputs.evaluation
+    result = inputs.result
+    plain = {name: result.policies[name].to_dict() for name in HEADLINE_POLICIES}
     policies = {
-        name: {m: entry.get(m) for m in fg.METRIC_FORMATS}
-        | {f"{m}_ci": entry.get(f"{m}_ci") for m in fg.METRIC_FORMATS}
-        for name, entry in ev["policies"].items()
-        if name in ("learned", "random", "logged")
+        name: {m: entry[m] for m in fg.METRIC_FORMATS} | {f"{m}_ci": entry[f"{m}_ci"] for m in fg.METRIC_FORMATS}
+        for name, entry in plain.items()
     }
-    targets = ev.get("targets") or {}
-    calibration = ev.get("simulator_calibration") or {}
+    calibration = result.simulator_calibration
+    fraction = None if calibration is None else num(calibration.within_ci_fraction)
     return {
         "policies": policies,
-        "improvement_vs_random": ev.get("improvement_vs_random"),
-        "improvement_vs_logged": ev.get("improvement_vs_logged"),
-        "targets_met": sum(bool(t.get("met")) for t in targets.values() if isinstance(t, dict)),
-        "targets_total": len(targets),
-        "targets": targets,
-        "within_ci_fraction": calibration.get("within_ci_fraction"),
-        "calibration_passes": (num(calibration.get("within_ci_fraction")) or 0.0) >= CALIBRATION_PASS
-        if calibration
-        else None,
+        "improvement_vs_random": result.improvement_vs_random.to_dict(),
+        "improvement_vs_logged": result.improvement_vs_logged.to_dict(),
+        "targets_met": sum(t.met for t in result.targets.values()),
+        "targets_total": len(result.targets),
+        "targets": {name: check.to_dict() for name, check in result.targets.items()},
+        "within_ci_fraction": fraction,
+        "calibration_passes": None if calibration is None else (fraction or 0.0) >= CALIBRATION_PASS,
     }
 
 

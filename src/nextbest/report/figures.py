@@ -1,5 +1,6 @@
-"""Figures of the reports: one function per figure, each takes the plain dict (or list) read from a JSON
-output, writes a PNG and returns its path. Tests call the very same functions.
+"""Figures of the reports: one function per figure, each takes the data it draws (the CRM evaluation's figures
+take the typed parts of `CRMEvaluation`, the training curves the plain dict of training_metrics.json), writes a
+PNG and returns its path. Tests call the very same functions.
 
 Drawing uses matplotlib's object-oriented API on the Agg canvas (no pyplot, no global backend state),
 so the functions are safe to call from a CLI, a server or a test.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,6 +19,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.ticker import FuncFormatter
+
+from nextbest.evaluation.crm_results import (
+    ActionFlow,
+    Calibration,
+    CalibrationStep,
+    FlowLink,
+    PolicyMetrics,
+    SensitivityRow,
+)
 
 DPI = 110
 
@@ -269,20 +279,20 @@ def _ordered(names: Iterable[str], preferred: Sequence[str]) -> list[str]:
     return [n for n in preferred if n in present] + sorted(present - set(preferred))
 
 
-def _flow_layout(flow: dict, min_count: float) -> dict:
+def _flow_layout(flow: ActionFlow, min_count: float) -> dict:
     """Node positions and kept links of an action flow (see `action_flow`)."""
-    links = [lk for lk in flow.get("links", []) if int(lk.get("count", 0)) > 0]
-    horizon = int(flow.get("horizon") or (max((int(lk["week"]) for lk in links), default=-1) + 1))
-    episodes = int(flow.get("episodes") or sum(int(lk["count"]) for lk in links if int(lk["week"]) == 0) or 1)
+    links = [lk for lk in flow.links if lk.count > 0]
+    horizon = flow.horizon or (max((lk.week for lk in links), default=-1) + 1)
+    episodes = flow.episodes or sum(lk.count for lk in links if lk.week == 0) or 1
     node_count: dict[tuple[int, str], int] = defaultdict(int)
     for lk in links:
-        node_count[(int(lk["week"]), str(lk["from"]))] += int(lk["count"])
-    outcomes = {str(k): int(v) for k, v in (flow.get("outcomes") or {}).items()}
+        node_count[(lk.week, lk.from_)] += lk.count
+    outcomes = dict(flow.outcomes)
     for lk in links:
-        if lk["to"] in _OUTCOMES and lk["to"] not in outcomes:
-            outcomes[str(lk["to"])] = outcomes.get(str(lk["to"]), 0) + int(lk["count"])
+        if lk.to in _OUTCOMES and lk.to not in outcomes:
+            outcomes[lk.to] = outcomes.get(lk.to, 0) + lk.count
     actions = _ordered(
-        {name for _, name in node_count} | {lk["to"] for lk in links if lk["to"] not in _OUTCOMES}, [*ACTION_COLORS]
+        {name for _, name in node_count} | {lk.to for lk in links if lk.to not in _OUTCOMES}, [*ACTION_COLORS]
     )
     return {
         "links": links,
@@ -329,7 +339,7 @@ def _band(
     ax.add_patch(PathPatch(MplPath(verts, codes), facecolor=colour, alpha=alpha, zorder=1, **edge))
 
 
-def action_flow(flow: dict, path: str | Path, title: str = "Action flow", min_link_share: float = 0.002) -> Path:
+def action_flow(flow: ActionFlow, path: str | Path, title: str = "Action flow", min_link_share: float = 0.002) -> Path:
     """Alluvial (Sankey-style) diagram of a policy's week-to-week actions (evaluation.json action_flows.<policy>).
 
     Columns are weeks 0..horizon−1; each action taken that week is a node whose height is proportional to
@@ -339,7 +349,7 @@ def action_flow(flow: dict, path: str | Path, title: str = "Action flow", min_li
     under `min_link_share` of the episodes are dropped (the caption says how many); links into
     "subscribed" are always drawn.
     """
-    lay = _flow_layout(flow, min_link_share * max(int(flow.get("episodes") or 0), 1))
+    lay = _flow_layout(flow, min_link_share * max(flow.episodes, 1))
     horizon = lay["horizon"]
     fig = _new_figure(max(8.0, 1.15 * (horizon + 1) + 1.5), 6.4)
     ax = fig.add_axes((0.03, 0.12, 0.86, 0.74))
@@ -359,25 +369,24 @@ def action_flow(flow: dict, path: str | Path, title: str = "Action flow", min_li
     return _save(fig, path)
 
 
-def _link_big_enough(lk: dict, lay: dict) -> bool:
-    return int(lk["count"]) >= lay["min_count"] or lk["to"] == "subscribed"
+def _link_big_enough(lk: FlowLink, lay: dict) -> bool:
+    return lk.count >= lay["min_count"] or lk.to == "subscribed"
 
 
-def _target(lk: dict, lay: dict) -> tuple[int, str]:
-    to = str(lk["to"])
-    return (lay["horizon"], to) if to in _OUTCOMES else (int(lk["week"]) + 1, to)
+def _target(lk: FlowLink, lay: dict) -> tuple[int, str]:
+    return (lay["horizon"], lk.to) if lk.to in _OUTCOMES else (lk.week + 1, lk.to)
 
 
-def _link_placed(lk: dict, lay: dict, placed: dict) -> bool:
-    return (int(lk["week"]), str(lk["from"])) in placed and _target(lk, lay) in placed
+def _link_placed(lk: FlowLink, lay: dict, placed: dict) -> bool:
+    return (lk.week, lk.from_) in placed and _target(lk, lay) in placed
 
 
-def _width(lk: dict, lay: dict) -> float:
-    return int(lk["count"]) * lay["scale"]
+def _width(lk: FlowLink, lay: dict) -> float:
+    return lk.count * lay["scale"]
 
 
-def _early_exit(lk: dict, lay: dict) -> bool:
-    return lk["to"] in _OUTCOMES and int(lk["week"]) < lay["horizon"] - 1
+def _early_exit(lk: FlowLink, lay: dict) -> bool:
+    return lk.to in _OUTCOMES and lk.week < lay["horizon"] - 1
 
 
 def _place_nodes(lay: dict) -> dict[tuple[int, str], tuple[float, float]]:
@@ -392,8 +401,8 @@ def _place_nodes(lay: dict) -> dict[tuple[int, str], tuple[float, float]]:
     terminal = [(o, c) for o, c in terminal if c > 0]
     early: dict[str, float] = defaultdict(float)
     for lk in lay["kept"]:
-        if _early_exit(lk, lay) and (int(lk["week"]), str(lk["from"])) in placed:
-            early[str(lk["to"])] += _width(lk, lay)
+        if _early_exit(lk, lay) and (lk.week, lk.from_) in placed:
+            early[lk.to] += _width(lk, lay)
     trial = _stack_column(terminal, scale, top=0.0)
     need = max((-trial[o][0] + early[o] for o, _ in terminal if early[o] > 0), default=None)
     top = 1.0 if need is None else 1.0 + _GAP / 2 + need
@@ -407,9 +416,9 @@ def _draw_links(ax, lay: dict, placed: dict) -> None:
     order = {name: i for i, name in enumerate([*_ordered(lay["outcomes"], _OUTCOMES), *lay["actions"]])}
     out_offset: dict = defaultdict(float)
     in_offset: dict = defaultdict(float)
-    links = sorted(lay["kept"], key=lambda lk: (int(lk["week"]), order.get(lk["from"], 99), order.get(lk["to"], 99)))
+    links = sorted(lay["kept"], key=lambda lk: (lk.week, order.get(lk.from_, 99), order.get(lk.to, 99)))
     for lk in links:
-        week, frm, to = int(lk["week"]), str(lk["from"]), str(lk["to"])
+        week, frm, to = lk.week, lk.from_, lk.to
         source, target = (week, frm), _target(lk, lay)
         width = _width(lk, lay)
         s_top = placed[source][0] - out_offset[source]
@@ -499,7 +508,7 @@ def _flow_caption(lay: dict) -> str:
     if missing:
         caption += (
             f"\nNot drawn: {len(missing)} links (and nodes) under {fmt_count(lay['min_count'])} episodes, "
-            f"{sum(int(lk['count']) for lk in missing):,} episode-weeks in all; links into 'subscribed' "
+            f"{sum(lk.count for lk in missing):,} episode-weeks in all; links into 'subscribed' "
             "are always drawn."
         )
     else:
@@ -514,10 +523,10 @@ def _flow_caption(lay: dict) -> str:
 _LOG_FLOOR = 1e-4
 
 
-def calibration_chart(calibration: dict, path: str | Path) -> Path:
+def calibration_chart(calibration: Calibration, path: str | Path) -> Path:
     """Actual test-set rate of each funnel step against the simulated rate and its 95% interval
     (evaluation.json simulator_calibration); log-scale y; actual points green when inside, red outside."""
-    steps = [s for s in calibration.get("steps", []) if isinstance(s, dict)]
+    steps = calibration.steps
     fig = _new_figure(max(7.0, 0.85 * len(steps) + 2.5), 4.8)
     ax = fig.add_subplot()
     if not steps:
@@ -525,13 +534,13 @@ def calibration_chart(calibration: dict, path: str | Path) -> Path:
     for i, step in enumerate(steps):
         _calibration_point(ax, i, step)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(steps)), [str(s.get("step")) for s in steps], rotation=30, ha="right", fontsize=9)
+    ax.set_xticks(range(len(steps)), [s.step for s in steps], rotation=30, ha="right", fontsize=9)
     ax.set_ylabel("share of test leads reaching the step")
     _plain_log_axis(ax, _calibration_values(steps), tick=_tick_pct)
     _style(ax)
     ax.legend(handles=_calibration_legend(), fontsize=8, loc="lower left", frameon=True, framealpha=0.9)
-    fraction = calibration.get("within_ci_fraction")
-    inside = sum(bool(s.get("within")) for s in steps)
+    fraction = calibration.within_ci_fraction
+    inside = sum(s.within for s in steps)
     fig.suptitle(
         f"Simulator calibration: {inside} of {len(steps)} steps within the 95% interval "
         f"(within-CI fraction {fmt_pct(fraction)})",
@@ -541,21 +550,21 @@ def calibration_chart(calibration: dict, path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def _calibration_point(ax, i: int, step: dict) -> None:
-    simulated, actual = step.get("simulated"), step.get("actual")
-    low, high = (list(step.get("ci") or [None, None]) + [None, None])[:2]
+def _calibration_point(ax, i: int, step: CalibrationStep) -> None:
+    simulated, actual = step.simulated, step.actual
+    low, high = (list(step.ci) + [None, None])[:2]
     if not _missing(simulated) and not _missing(low) and not _missing(high):
         centre = max(simulated, _LOG_FLOOR)
         err = [[max(centre - max(low, _LOG_FLOOR), 0.0)], [max(max(high, _LOG_FLOOR) - centre, 0.0)]]
         ax.errorbar([i], [centre], yerr=err, fmt="_", color="#333333", markersize=16, capsize=6, lw=1.3, zorder=2)
     if not _missing(actual):
-        colour = "#2CA02C" if step.get("within") else "#D62728"
+        colour = "#2CA02C" if step.within else "#D62728"
         ax.scatter([i + 0.18], [max(actual, _LOG_FLOOR)], s=55, color=colour, edgecolor="white", zorder=3)
 
 
-def _calibration_values(steps: list[dict]) -> list[float]:
-    values = [s.get("actual") for s in steps] + [s.get("simulated") for s in steps]
-    values += [v for s in steps for v in (s.get("ci") or [])]
+def _calibration_values(steps: list[CalibrationStep]) -> list[float]:
+    values = [s.actual for s in steps] + [s.simulated for s in steps]
+    values += [v for s in steps for v in s.ci]
     return [max(v, _LOG_FLOOR) for v in values if not _missing(v)]
 
 
@@ -573,33 +582,40 @@ def _calibration_legend() -> list:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def policy_comparison(policies: dict, path: str | Path) -> Path:
+def policy_comparison(
+    policies: Mapping[str, PolicyMetrics], path: str | Path, labels: Mapping[str, str] | None = None
+) -> Path:
     """Bar charts with 95% intervals of the business metrics of every policy (evaluation.json policies):
-    subscription rate, first-call rate, CPA (log scale; undefined values skipped), ROI, value per lead."""
+    subscription rate, first-call rate, CPA (log scale; undefined values skipped), ROI, value per lead.
+    `labels` renames metrics in the panel titles (a funnel's step names; default: `METRIC_FORMATS`)."""
     names = list(policies)
     fig = _new_figure(13.0, 7.4)
     axes = fig.subplots(2, 3).ravel()
     for ax, metric in zip(axes, METRIC_FORMATS):
-        _metric_bars(ax, names, policies, metric)
+        _metric_bars(ax, names, policies, metric, _label(metric, labels))
     _policy_legend(axes[-1], names)
     fig.suptitle("Business metrics per policy (bars: point estimate; whiskers: 95% bootstrap interval)", fontsize=12)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def _metric_bars(ax, names: list[str], policies: dict, metric: str) -> None:
-    label, fmt = METRIC_FORMATS[metric]
+def _label(metric: str, labels: Mapping[str, str] | None) -> str:
+    return (labels or {}).get(metric, METRIC_FORMATS[metric][0])
+
+
+def _metric_bars(ax, names: list[str], policies: Mapping[str, PolicyMetrics], metric: str, label: str) -> None:
+    fmt = METRIC_FORMATS[metric][1]
     log = metric == "cost_per_acquisition"
     for i, name in enumerate(names):
-        entry = policies.get(name) or {}
-        value = entry.get(metric)
+        entry = policies[name]
+        value = getattr(entry, metric)
         colour = _colour(name, POLICY_COLORS, i)
         if _missing(value) or (log and value <= 0):
             note = "n/a" if _missing(value) else fmt(value)
             ax.text(i, 0.02, note, transform=ax.get_xaxis_transform(), ha="center", fontsize=8, color="#777777")
             continue
         ax.bar(i, value, color=colour, width=0.7, zorder=2)
-        low, high = _error_bar(ax, i, value, entry.get(f"{metric}_ci"))
+        low, high = _error_bar(ax, i, value, getattr(entry, f"{metric}_ci"))
         anchor = max(value, high) if value >= 0 else min(value, low)
         ax.annotate(
             fmt(value),
@@ -613,7 +629,7 @@ def _metric_bars(ax, names: list[str], policies: dict, metric: str) -> None:
         )
     if log:
         ax.set_yscale("log")
-        cpa = [(policies.get(n) or {}).get(metric) for n in names]
+        cpa = [getattr(policies[n], metric) for n in names]
         _plain_log_axis(ax, [v for v in cpa if not _missing(v)], tick=lambda v: _tick_money(v))
     ax.axhline(0, color="#888888", lw=0.8) if not log else None
     ax.set_xticks(range(len(names)), names, rotation=20, fontsize=8.5)
@@ -656,28 +672,28 @@ def _policy_legend(ax, names: list[str]) -> None:
 _SENSITIVITY_POLICIES = ("learned", "random", "logged")
 
 
-def sensitivity_chart(sensitivity: list, path: str | Path) -> Path:
+def sensitivity_chart(
+    sensitivity: Sequence[SensitivityRow], path: str | Path, labels: Mapping[str, str] | None = None
+) -> Path:
     """Subscription rate and value per lead of learned, random and logged policies against the assumed
-    call-offer rate of the logged process (evaluation.json sensitivity)."""
-    rows = sorted((r for r in sensitivity if isinstance(r, dict)), key=lambda r: float(r.get("call_offer_rate", 0)))
+    call-offer rate of the logged process (evaluation.json sensitivity); `labels` as in `policy_comparison`."""
+    rows = sorted(sensitivity, key=lambda r: r.call_offer_rate)
     fig = _new_figure(11.0, 4.3)
     axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("subscription_rate", "value_per_lead")):
-        _sensitivity_panel(ax, rows, metric)
+        _sensitivity_panel(ax, rows, metric, _label(metric, labels))
     fig.suptitle("Sensitivity to the assumed call-offer rate of the logged process (point estimates)", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def _sensitivity_panel(ax, rows: list[dict], metric: str) -> None:
-    label, fmt = METRIC_FORMATS[metric]
+def _sensitivity_panel(ax, rows: list[SensitivityRow], metric: str, label: str) -> None:
+    fmt = METRIC_FORMATS[metric][1]
     if not rows:
         _empty_note(ax, "no sensitivity runs")
         return
-    names = [p for p in _SENSITIVITY_POLICIES if any(p in r for r in rows)]
-    names += sorted({k for r in rows for k in r if isinstance(r[k], dict)} - set(names))
-    for i, name in enumerate(names):
-        points = [(float(r["call_offer_rate"]), (r.get(name) or {}).get(metric)) for r in rows]
+    for i, name in enumerate(_SENSITIVITY_POLICIES):
+        points = [(r.call_offer_rate, getattr(r, name).get(metric)) for r in rows]
         points = [(x, y) for x, y in points if not _missing(y)]
         if points:
             ax.plot(
@@ -688,7 +704,7 @@ def _sensitivity_panel(ax, rows: list[dict], metric: str) -> None:
                 label=name,
                 lw=1.6,
             )
-    rates = [float(r["call_offer_rate"]) for r in rows]
+    rates = [r.call_offer_rate for r in rows]
     ax.set_xticks(rates, [fmt_pct(r) for r in rates], fontsize=8.5)
     ax.set_xlabel("assumed share of leads the logged process offered a call")
     ax.set_title(label, fontsize=10)
