@@ -74,7 +74,7 @@ def test_the_typed_evaluation_round_trips_and_names_a_bad_key(evaluation, tmp_pa
     broken = json.loads(path.read_text())
     broken["policies"]["learned"]["roi"] = "high"
     path.write_text(json.dumps(broken))
-    with pytest.raises(NextbestError, match=r"evaluation.json: .*\$\.policies\[\.\.\.\]\.roi"):
+    with pytest.raises(NextbestError, match=r"evaluation.json: .*\$\.policies\.learned\.roi"):
         CRMEvaluation.load(path)
 
 

@@ -160,8 +160,7 @@ def test_malformed_uplift_json_is_refused_naming_the_file_and_key(
     with pytest.raises(NextbestError) as info:
         write_targeting_report(evaluations, tmp_path, tmp_path / "r.html")
     message = str(info.value)
-    # msgspec writes a dict key (here the method name) as [...] in the key path
-    assert str(tmp_path / "uplift.json") in message and "`$.methods[...].policy_value.estimate`" in message
+    assert str(tmp_path / "uplift.json") in message and "`$.methods.t_learner.policy_value.estimate`" in message
     assert not (tmp_path / "r.html").exists()
 
 

@@ -16,6 +16,7 @@ has always done so).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Self
 
@@ -51,7 +52,7 @@ class Result(msgspec.Struct, kw_only=True):
         try:
             return msgspec.convert(data, cls)
         except msgspec.ValidationError as error:
-            raise NextbestError(f"{source}: {error}") from None
+            raise NextbestError(f"{source}: {name_dict_keys(str(error), data)}") from None
 
     @classmethod
     def load(cls, path: str | Path, hint: str = "") -> Self:
@@ -60,12 +61,47 @@ class Result(msgspec.Struct, kw_only=True):
         suffix = f"; {hint}" if hint else ""
         if not path.is_file():
             raise NextbestError(f"{path}: not found{suffix}")
+        raw = path.read_bytes()
         try:
-            return msgspec.json.decode(path.read_bytes(), type=cls)
+            return msgspec.json.decode(raw, type=cls)
         except msgspec.ValidationError as error:
-            raise NextbestError(f"{path}: {error}{suffix}") from None
+            raise NextbestError(f"{path}: {name_dict_keys(str(error), msgspec.json.decode(raw))}{suffix}") from None
         except msgspec.DecodeError as error:
             raise NextbestError(f"{path}: not valid JSON ({error}){suffix}") from None
+
+
+_JSON_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "null": type(None), "array": list,
+               "object": dict}  # fmt: skip
+
+
+def name_dict_keys(message: str, data: Any) -> str:
+    """msgspec's message with each ``[...]`` of its path (an entry of a dict) replaced by the key whose value is
+    the one it complains about (``$.policies[...].roi`` → ``$.policies.learned.roi``), when the data says which."""
+    found = re.search(r"at `(\$[^`]*)`", message)
+    if found is None or "[...]" not in found.group(1):
+        return message
+    candidates: list[tuple[str, Any]] = [("$", data)]
+    for name, index in re.findall(r"\.([^.\[]+)|\[([^\]]+)\]", found.group(1)[1:]):
+        step: list[tuple[str, Any]] = []
+        for where, value in candidates:
+            if name and isinstance(value, dict) and name in value:
+                step.append((f"{where}.{name}", value[name]))
+            elif index == "..." and isinstance(value, dict):
+                step += [(f"{where}.{key}", item) for key, item in value.items()]
+            elif index.isdigit() and isinstance(value, list) and int(index) < len(value):
+                step.append((f"{where}[{index}]", value[int(index)]))
+        candidates = step
+    got = re.search(r"got `(\w+)`", message)
+    missing = re.search(r"missing required field `(\w+)`", message)
+    if got and got.group(1) in _JSON_TYPES:
+        kind = _JSON_TYPES[got.group(1)]
+        candidates = [(w, v) for w, v in candidates
+                      if isinstance(v, kind) and (kind is bool or not isinstance(v, bool))]  # fmt: skip
+    elif missing:
+        candidates = [(w, v) for w, v in candidates if isinstance(v, dict) and missing.group(1) not in v]
+    if not candidates:
+        return message
+    return message.replace(found.group(1), " and ".join(w for w, _ in candidates[:3]))
 
 
 def _finite(value: Any) -> Any:
