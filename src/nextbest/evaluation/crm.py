@@ -135,6 +135,7 @@ def evaluate_crm(
         "funnel": sim.spec.name,
         "conversion_step": sim.spec.conversion_step,
         "first_key_step": sim.spec.key_steps[0],
+        "uncertain_offer": sim.spec.uncertain_offer,
         "simulator": asdict(sim.config),
         "evaluation": asdict(cfg),
         "test_leads": len(test),

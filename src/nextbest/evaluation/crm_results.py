@@ -103,6 +103,7 @@ class EvaluationSettings(Result, kw_only=True):
     funnel: str = "salescrm"  # files written before funnel specs name no funnel: they are SalesCRM's
     conversion_step: str = "subscribed"
     first_key_step: str = "first_call"
+    uncertain_offer: str | None = "first_call"  # the step whose logged offer rate the sensitivity varies
     simulator: dict[str, Any]
     evaluation: dict[str, Any]
     test_leads: int

@@ -538,9 +538,12 @@ def _sensitivity(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
             metrics = getattr(row, name)
             cells = [fmt(metrics[m]) for m, (_, fmt) in fg.METRIC_FORMATS.items()]
             rows.append([fmt_pct(row.call_offer_rate), name, *cells])
+    step = inputs.result.settings.uncertain_offer
+    offered = "a call" if step in (None, "first_call") else f"the {step} step"
+    reached = "had a first call" if step in (None, "first_call") else f"reached {step}"
     intro = (
-        "The data records which leads had a first call, never which were offered one. The simulator assumes "
-        "a share of leads the logged process offered a call (1.0 = every lead, the most conservative reading). "
+        f"The data records which leads {reached}, never which were offered it. The simulator assumes "
+        f"a share of leads the logged process offered {offered} (1.0 = every lead, the most conservative reading). "
         "For each assumed share, the simulator is refitted, the learned policy retrained, and the policies "
         "re-simulated (point estimates, no intervals). Conclusions that flip between rows rest on this "
         "untestable assumption."
