@@ -9,6 +9,7 @@ The keys (``docs/funnel_spec.md`` has a worked example):
 * ``[[steps]]`` in funnel order: ``name``, ``taken_by`` (``company`` or ``lead``), ``key`` (the step carries
   information about later steps), ``requires`` (an earlier step only after which this one can be reached),
   ``history`` (false: modelled from the covariates alone, for a step the export records unreliably),
+  ``bonus`` (the shaped training reward for first reaching a key step; 0 by default),
   ``reached``: one of ``{date = COLUMN}`` (a filled-in date), ``{status = COLUMN, levels = {VALUE = LEVEL,
   ...}, at_least = LEVEL}`` (a status at or above a level) or ``{column = COLUMN, values = [...]}`` (one of
   some values);
@@ -54,6 +55,7 @@ class Step:
     reached: dict[str, Any]
     requires: str | None = None
     history: bool = True
+    bonus: float = 0.0
 
     def columns(self) -> list[str]:
         return [self.reached[kind] for kind in ("date", "status", "column") if kind in self.reached]
@@ -282,14 +284,17 @@ class _Checker:
 
     def _step(self, item: Any, i: int) -> Step:
         where = f"steps[{i}]"
-        allowed = {"name", "taken_by", "key", "reached", "requires", "history"}
+        allowed = {"name", "taken_by", "key", "reached", "requires", "history", "bonus"}
         self._keys(item, where, allowed, {"name", "taken_by", "reached"})
         if item["taken_by"] not in TAKERS:
             raise self.fail(f"{where}.taken_by", f"must be one of {TAKERS}, got {item['taken_by']!r}")
         rule = self._rule(item["reached"], f"{where}.reached")
-        requires = item.get("requires")
+        requires, bonus = item.get("requires"), item.get("bonus", 0.0)
+        if isinstance(bonus, bool) or not isinstance(bonus, int | float) or bonus < 0:
+            raise self.fail(f"{where}.bonus", f"must be a number >= 0, got {bonus!r}")
         return Step(str(item["name"]), item["taken_by"], bool(item.get("key", False)), rule,
-                    None if requires is None else str(requires), bool(item.get("history", True)))  # fmt: skip
+                    None if requires is None else str(requires), bool(item.get("history", True)),
+                    float(bonus))  # fmt: skip
 
     def _rule(self, rule: Any, where: str) -> dict[str, Any]:
         kinds = {"date": {"date"}, "status": {"status", "levels", "at_least"}, "column": {"column", "values"}}

@@ -38,8 +38,6 @@ STAGES: tuple[str, ...] = ("new", "interested", "declined", "subscribed", "not i
 NEW, INTERESTED, DECLINED, SUBSCRIBED, NOT_INTERESTED = range(5)
 #: SalesCRM's observation size (`FunnelLayout(spec).obs_dim` for any funnel).
 OBS_DIM = 16
-#: SalesCRM's default shaped-reward bonuses per key step.
-SALESCRM_BONUS = {"first_call": 15.0, "demo": 12.0, "survey": 8.0, "signup": 20.0, "manager": 10.0}
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ class RewardConfig:
     Business reward of a week = conversion_value · [converted this week] − cost(action).
     Shaped reward = bonus of each key step first reached this week + shaped_subscription · [converted]
     − cost(action). Every intermediate bonus must stay below 25% of the terminal bonus. The spec gives the
-    action costs and the conversion value unless they are set here.
+    action costs, the conversion value and the bonuses (its steps' ``bonus``) unless they are set here.
     """
 
     subscription_value: float | None = None
@@ -66,8 +64,8 @@ class RewardConfig:
         if self.action_costs is None:
             object.__setattr__(self, "action_costs", tuple(spec.action_costs.tolist()))
         if self.shaped_bonus is None:
-            default = SALESCRM_BONUS if set(SALESCRM_BONUS) <= set(spec.key_steps) else {}
-            object.__setattr__(self, "shaped_bonus", dict(default))
+            bonuses = {step.name: step.bonus for step in spec.steps if step.key and step.bonus > 0}
+            object.__setattr__(self, "shaped_bonus", bonuses)
         if len(self.action_costs) != len(spec.actions):
             raise NextbestError(f"action_costs needs {len(spec.actions)} values ({', '.join(spec.action_names)})")
         if self.subscription_value <= 0:
