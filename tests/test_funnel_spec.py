@@ -111,3 +111,18 @@ reached = { column = "plan", values = ["paid"] }
     reached, dropped = spec.reached(export)
     assert reached.tolist() == [[True, True, False], [False, False, False], [True, True, True]]
     assert dropped.tolist() == [False, True, False]  # the paying lead did not drop out
+
+
+def test_targets_and_bonuses_are_part_of_the_spec(tmp_path: Path) -> None:
+    spec = default_funnel_spec()
+    assert spec.targets["subscription_factor_vs_random"] == 2.3 and spec.targets["roi"] == 0.0
+    assert {s.name: s.bonus for s in spec.steps if s.bonus} == {"first_call": 15.0, "demo": 12.0, "survey": 8.0,
+                                                                 "signup": 20.0, "manager": 10.0}  # fmt: skip
+    text = Path(spec.source).read_text().replace("roi = 0.0", "roi = \"high\"")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(DataError, match=r"bad\.toml: targets\.roi: must be a number"):
+        load_funnel_spec(bad)
+    bad.write_text(Path(spec.source).read_text().replace("roi = 0.0", "roi_max = 1.0"))
+    with pytest.raises(DataError, match=r"bad\.toml: targets: unknown keys \['roi_max'\]"):
+        load_funnel_spec(bad)

@@ -32,7 +32,7 @@ a column the spec names, naming the column.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ from nextbest.errors import DataError
 
 SPECS = Path(__file__).resolve().parent / "specs"
 TAKERS = ("company", "lead")
+#: The business targets a spec may set for the learned policy, in the order the evaluation reports them; each is
+#: a lower bound (ROI: the learned policy's ROI must be above it). Rates and factors are of the conversion step
+#: ("subscription") and of the first key step ("first_call"), named as SalesCRM's evaluation JSON names them.
+TARGETS = ("subscription_rate", "subscription_factor_vs_random", "first_call_factor_vs_random",
+           "cpa_reduction_vs_random", "improvement_vs_random_lower_bound", "roi")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class FunnelSpec:
     source: str
     export: Export = Export(rename={})
     uncertain_offer: str | None = None
+    targets: dict[str, float] = field(default_factory=dict)
 
     @property
     def step_names(self) -> tuple[str, ...]:
@@ -184,7 +190,7 @@ class _Checker:
     """Builds the typed spec from the parsed TOML, naming file and key in every refusal."""
 
     TOP = {"name", "description", "covariates", "steps", "actions", "dropout", "conversion", "export",
-           "uncertain_offer"}  # fmt: skip
+           "uncertain_offer", "targets"}  # fmt: skip
     EXPORT = {"rename", "id", "dates", "autofilled_dates", "contact_span", "date_format"}
 
     def __init__(self, source: str) -> None:
@@ -221,7 +227,14 @@ class _Checker:
         return FunnelSpec(str(raw["name"]), str(raw.get("description", "")), steps, actions, str(dropout["column"]),
                           frozenset(map(str, dropout["values"])), conversion["step"], float(value),
                           tuple(covariates), self.source, self._export(raw.get("export", {})),
-                          uncertain)  # fmt: skip
+                          uncertain, self._targets(raw.get("targets", {})))  # fmt: skip
+
+    def _targets(self, table: Any) -> dict[str, float]:
+        self._keys(table, "targets", set(TARGETS), set())
+        for key, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.fail(f"targets.{key}", f"must be a number, got {value!r}")
+        return {key: float(table[key]) for key in TARGETS if key in table}
 
     def _offered(self, steps: tuple[Step, ...], actions: tuple[Action, ...]) -> None:
         """Actions offer company steps only, and every company step is offered by exactly one action."""

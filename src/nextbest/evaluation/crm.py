@@ -27,15 +27,6 @@ from nextbest.sim.journeys import Journeys
 from nextbest.sim.rollout import PolicyFn, Rollout, run_episodes
 from nextbest.stats import mean_interval, percentile_interval
 
-#: The issue's business targets for the learned policy.
-TARGETS = {
-    "subscription_rate_min": 0.01,
-    "subscription_factor_vs_random_min": 2.3,
-    "first_call_factor_vs_random_min": 2.0,
-    "cpa_reduction_vs_random_min": 0.40,
-    "roi_min": 0.0,
-}
-
 
 @dataclass
 class EvaluationConfig:
@@ -126,7 +117,7 @@ def evaluate_crm(
     out["simulator_calibration"] = _calibration(point["logged"].rollout, test, calibration_samples, cfg.level)
     if validation is not None:
         out["simulator_calibration_train_val"] = _drift_diagnostic(sim, train, validation, test, leads, policies, cfg)
-    out["targets"] = _targets(out)
+    out["targets"] = _targets(out, sim.spec.targets)
     if retrain is not None:
         out["sensitivity"] = _sensitivity(sim, train, leads, policies, retrain, cfg)
     out["settings"] = {
@@ -333,7 +324,8 @@ def _mean_interval(values: np.ndarray) -> tuple[float, float]:
     return interval.low, interval.high
 
 
-def _targets(out: dict) -> dict:
+def _targets(out: dict, targets: dict[str, float]) -> dict:
+    """The funnel spec's business targets (``[targets]``), each with the value reached and whether it is met."""
     learned, random = out["policies"]["learned"], out["policies"]["random"]
 
     def factor(metric: str) -> float | None:
@@ -341,21 +333,21 @@ def _targets(out: dict) -> dict:
         return json_number(value)
 
     cpa_l, cpa_r = learned["cost_per_acquisition"], random["cost_per_acquisition"]
-    cpa_reduction = json_number(1.0 - cpa_l / cpa_r) if cpa_l is not None and cpa_r else None
-    lower = out["improvement_vs_random"]["ci"][0]
-    checks = {
-        "subscription_rate": (learned["subscription_rate"], TARGETS["subscription_rate_min"]),
-        "subscription_factor_vs_random": (factor("subscription_rate"), TARGETS["subscription_factor_vs_random_min"]),
-        "first_call_factor_vs_random": (factor("first_call_rate"), TARGETS["first_call_factor_vs_random_min"]),
-        "cpa_reduction_vs_random": (cpa_reduction, TARGETS["cpa_reduction_vs_random_min"]),
-        "improvement_vs_random_lower_bound": (lower, 1.0),
+    values = {
+        "subscription_rate": learned["subscription_rate"],
+        "subscription_factor_vs_random": factor("subscription_rate"),
+        "first_call_factor_vs_random": factor("first_call_rate"),
+        "cpa_reduction_vs_random": json_number(1.0 - cpa_l / cpa_r) if cpa_l is not None and cpa_r else None,
+        "improvement_vs_random_lower_bound": out["improvement_vs_random"]["ci"][0],
+        "roi": learned["roi"],
     }
-    result = {
-        name: {"value": value, "target": f">= {target:g}", "met": value is not None and value >= target}
-        for name, (value, target) in checks.items()
-    }
-    roi = learned["roi"]
-    result["roi"] = {"value": roi, "target": "> 0", "met": roi is not None and roi > 0}
+    result = {}
+    for name, target in targets.items():
+        value = values[name]
+        if name == "roi":
+            result[name] = {"value": value, "target": f"> {target:g}", "met": value is not None and value > target}
+        else:
+            result[name] = {"value": value, "target": f">= {target:g}", "met": value is not None and value >= target}
     return result
 
 
