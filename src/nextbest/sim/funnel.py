@@ -21,6 +21,7 @@ then the learned P, which is what the calibration check measures on held-out lea
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -97,35 +98,51 @@ class FunnelLayout:
 
     spec: FunnelSpec
 
-    @property
+    @cached_property
     def n_steps(self) -> int:
         return len(self.spec.steps)
 
-    @property
+    @cached_property
     def key_index(self) -> np.ndarray:
         return np.array([self.spec.step_names.index(s) for s in self.spec.key_steps], dtype=np.int64)
 
-    @property
+    @cached_property
     def conversion(self) -> int:
         return self.spec.step_names.index(self.spec.conversion_step)
 
-    @property
+    @cached_property
     def wait(self) -> int:
         """The first action that offers nothing (no contact)."""
         return next(i for i, action in enumerate(self.spec.actions) if not action.offers)
 
     def offers(self, action: int) -> list[int]:
-        return [self.spec.step_names.index(name) for name in self.spec.actions[action].offers]
+        return self.offered_steps[action]
 
     def requires(self, step: int) -> int | None:
-        required = self.spec.steps[step].requires
-        return None if required is None else self.spec.step_names.index(required)
+        return self.required_steps[step]
 
-    @property
+    @cached_property
+    def offered_steps(self) -> list[list[int]]:
+        """Per action, the steps it offers (indices, in order)."""
+        return [[self.spec.step_names.index(name) for name in action.offers] for action in self.spec.actions]
+
+    @cached_property
+    def required_steps(self) -> list[int | None]:
+        """Per step, the step it requires (index) or None."""
+        names = self.spec.step_names
+        return [None if step.requires is None else names.index(step.requires) for step in self.spec.steps]
+
+    @cached_property
+    def key_position(self) -> list[int | None]:
+        """Per step, its column among the key steps, or None."""
+        keys = self.spec.key_steps
+        return [keys.index(step.name) if step.key else None for step in self.spec.steps]
+
+    @cached_property
     def lead_steps(self) -> list[int]:
         return [i for i, step in enumerate(self.spec.steps) if step.taken_by == "lead"]
 
-    @property
+    @cached_property
     def progress_groups(self) -> list[list[int]]:
         """Per action with non-key steps: those steps (their share reached is one observation column)."""
         key = set(self.spec.key_steps)
@@ -133,14 +150,14 @@ class FunnelLayout:
                   for a in range(len(self.spec.actions))]  # fmt: skip
         return [group for group in groups if group]
 
-    @property
+    @cached_property
     def flag_steps(self) -> list[int]:
         """Steps with a 0/1 observation column: key steps and the lead's other steps but the conversion."""
         key = set(self.spec.key_steps)
         return [i for i, step in enumerate(self.spec.steps) if i != self.conversion
                 and (step.name in key or step.taken_by == "lead")]  # fmt: skip
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
         """Observation column names, in order."""
         covariates = list(self.spec.covariates)
@@ -151,7 +168,7 @@ class FunnelLayout:
                 *[f"had {self.spec.step_names[s]}" for s in self.flag_steps],
                 *[f"{c} conversion rate" for c in covariates], "steps completed"]  # fmt: skip
 
-    @property
+    @cached_property
     def obs_dim(self) -> int:
         return len(self.columns)
 
@@ -193,7 +210,7 @@ class FunnelState:
     rates: np.ndarray  # (n, C) scaled train conversion rate of each covariate's category
     u: np.ndarray  # (n, steps + 1) latent willingness thresholds, in `targets(spec)` order
     reached: np.ndarray  # (n, steps) bool: steps reached so far, in funnel order
-    key_index: np.ndarray = field(metadata={"shared": True})  # columns of `reached` that are key steps
+    key: np.ndarray  # (n, K) bool: the key steps among them, in spec.key_steps order (kept in step with reached)
     conversion: int = field(metadata={"shared": True})  # column of `reached` that is the conversion
     stage: np.ndarray
     contacts: np.ndarray
@@ -205,11 +222,6 @@ class FunnelState:
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
-
-    @property
-    def key(self) -> np.ndarray:
-        """(n, K) bool: key steps reached, in spec.key_steps order."""
-        return self.reached[:, self.key_index]
 
     @property
     def subscribed(self) -> np.ndarray:
@@ -246,6 +258,12 @@ class FunnelSimulator:
         self._costs = np.asarray(self.reward.action_costs, dtype=float)
         self._bonus = self.reward.bonus_vector()
         self._uncertain = self.spec.step_names.index(self.spec.uncertain_offer) if self.spec.uncertain_offer else -1
+        self._names = self.spec.step_names
+        self._levels = np.array([max(len(v), 1) for v in model.vocabularies_], dtype=float)
+        self._progress = [(slice(group[0], group[-1] + 1) if group == list(range(group[0], group[-1] + 1)) else group,
+                           float(len(group))) for group in self.layout.progress_groups]  # fmt: skip
+        flags = self.layout.flag_steps
+        self._flags_are_key = flags == self.layout.key_index.tolist()
         rates = rates or [{} for _ in model.vocabularies_]
         self._rate_tables = [self._rate_table(v, r) for v, r in zip(model.vocabularies_, rates, strict=True)]
 
@@ -283,7 +301,7 @@ class FunnelSimulator:
             rates=np.column_stack(rates) if rates else np.zeros((n, 0)),
             u=u,
             reached=np.zeros((n, self.layout.n_steps), dtype=bool),
-            key_index=self.layout.key_index,
+            key=np.zeros((n, len(self.spec.key_steps)), dtype=bool),
             conversion=self.layout.conversion,
             stage=zeros.copy(),
             contacts=zeros.copy(),
@@ -316,15 +334,16 @@ class FunnelSimulator:
             )
         active = ~state.done
         cost = np.where(active, self._costs[actions], 0.0)
-        key_before = state.key if self.reward.shaped else None
+        key_before = state.key.copy() if self.reward.shaped else None
 
         contact = active & (actions != self.layout.wait)
         self._record_contact(state, contact)
         self._drop_out(state, contact)
         live = active & ~state.dropped
-        for action in range(n_actions):
-            if self.spec.actions[action].offers:
-                self._offer(state, live & (actions == action), action)
+        chosen = np.bincount(actions[live], minlength=n_actions)
+        for action in np.flatnonzero(chosen).tolist():
+            if self.layout.offered_steps[action]:
+                self._offer(state, np.flatnonzero(live & (actions == action)), action)
         newly_converted = self._lead_own_steps(state, live)
 
         state.cost += cost
@@ -339,8 +358,15 @@ class FunnelSimulator:
         return StepResult(reward=reward, business_reward=business, done=state.done.copy(), cost=cost)
 
     def _p(self, state: FunnelState, target: str, rows: np.ndarray) -> np.ndarray:
-        key = state.reached[np.ix_(rows, self.layout.key_index)]
-        return self.model.probability(target, state.codes[rows], key)
+        # np.take gathers rows of a 2-D array several times faster than fancy indexing
+        return self.model.probability(target, np.take(state.codes, rows, axis=0), np.take(state.key, rows, axis=0))
+
+    def _mark(self, state: FunnelState, rows: np.ndarray, step: int) -> None:
+        """The leads at `rows` reached `step`."""
+        state.reached[rows, step] = True
+        position = self.layout.key_position[step]
+        if position is not None:
+            state.key[rows, position] = True
 
     def _accept(self, p_reached: np.ndarray, step: int) -> np.ndarray:
         """P(lead takes an offered step): P(reached), divided by the assumed offer rate for the uncertain step."""
@@ -365,26 +391,27 @@ class FunnelSimulator:
         state.dropped[rows[gone]] = True
         state.stage[rows[gone]] = NOT_INTERESTED
 
-    def _reachable(self, state: FunnelState, step: int) -> np.ndarray:
-        """Leads that have not reached `step` and meet its requirement."""
-        open_ = ~state.reached[:, step]
-        required = self.layout.requires(step)
-        return open_ if required is None else open_ & state.reached[:, required]
+    def _reachable(self, state: FunnelState, step: int, rows: np.ndarray) -> np.ndarray:
+        """Which of the leads at `rows` have not reached `step` and meet its requirement."""
+        open_ = ~state.reached[rows, step]
+        required = self.layout.required_steps[step]
+        return open_ if required is None else open_ & state.reached[rows, required]
 
-    def _offer(self, state: FunnelState, offered: np.ndarray, action: int) -> None:
-        """Offer each lead the first of the action's steps it can still reach; the lead takes it when u < P."""
-        pending = offered.copy()
-        for step in self.layout.offers(action):
-            rows = np.flatnonzero(pending & self._reachable(state, step))
+    def _offer(self, state: FunnelState, rows: np.ndarray, action: int) -> None:
+        """Offer each lead at `rows` the first of the action's steps it can still reach; taken when u < P."""
+        for step in self.layout.offered_steps[action]:
             if rows.size == 0:
+                return
+            can = self._reachable(state, step, rows)
+            offered, rows = rows[can], rows[~can]
+            if offered.size == 0:
                 continue
-            pending[rows] = False
-            name = self.spec.step_names[step]
-            taken = state.u[rows, step] < self._accept(self._p(state, name, rows), step)
-            state.reached[rows[taken], step] = True
-            if self.spec.steps[step].key and self.spec.actions[action].signals_interest:
-                stage = state.stage[rows]
-                state.stage[rows] = np.where(
+            p = self._accept(self._p(state, self._names[step], offered), step)
+            taken = state.u[offered, step] < p
+            self._mark(state, offered[taken], step)
+            if self.layout.key_position[step] is not None and self.spec.actions[action].signals_interest:
+                stage = state.stage[offered]
+                state.stage[offered] = np.where(
                     taken & np.isin(stage, (NEW, DECLINED)),
                     INTERESTED,
                     np.where(~taken & (stage == NEW), DECLINED, stage),
@@ -393,12 +420,15 @@ class FunnelSimulator:
     def _lead_own_steps(self, state: FunnelState, live: np.ndarray) -> np.ndarray:
         """The lead's own steps in funnel order; returns who converted this week."""
         newly = np.zeros(len(state), dtype=bool)
+        live_rows = np.flatnonzero(live)
         for step in self.layout.lead_steps:
-            rows = np.flatnonzero(live & self._reachable(state, step))
+            if live_rows.size == 0:
+                break
+            rows = live_rows[self._reachable(state, step, live_rows)]
             if rows.size == 0:
                 continue
-            taken = state.u[rows, step] < self._p(state, self.spec.step_names[step], rows)
-            state.reached[rows[taken], step] = True
+            taken = state.u[rows, step] < self._p(state, self._names[step], rows)
+            self._mark(state, rows[taken], step)
             if step == self.layout.conversion:
                 newly[rows[taken]] = True
                 state.stage[newly] = SUBSCRIBED
@@ -408,21 +438,21 @@ class FunnelSimulator:
     def observe(self, state: FunnelState) -> np.ndarray:
         """The lead state as `FunnelLayout.columns` lists it, every entry in [0, 1] (float32); 16 for SalesCRM."""
         horizon = float(self.config.horizon)
-        levels = [max(len(v), 1) for v in self.model.vocabularies_]
         since_last = state.t - state.last_contact
         between = state.last_contact / np.maximum(state.contacts, 1)
         completed = state.reached.sum(axis=1)
-        progress = [state.reached[:, group].sum(axis=1) / float(len(group)) for group in self.layout.progress_groups]
+        progress = [state.reached[:, columns].sum(axis=1) / size for columns, size in self._progress]
+        flags = state.key if self._flags_are_key else state.reached[:, self.layout.flag_steps]
         obs = np.column_stack(
             [
-                state.codes / np.asarray(levels, dtype=float),
+                state.codes / self._levels,
                 state.stage / (len(STAGES) - 1),
                 *progress,
                 state.t / horizon,
                 since_last / horizon,
                 between / horizon,
                 state.contacts / np.maximum(state.t, 1),
-                state.reached[:, self.layout.flag_steps].astype(float),
+                flags,
                 state.rates,
                 completed / float(self.layout.n_steps),
             ]
