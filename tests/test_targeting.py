@@ -170,3 +170,5 @@ def test_scratch_logreg_is_trained_or_refused_clearly(data_dir: Path) -> None:
         return
     model = train_targeting(data_dir, "scratch-logreg")
     assert np.isfinite(model.threshold) and model.validation["auc"] > 0.7
+    again = train_targeting(data_dir, "scratch-logreg")  # the seed fixes the shuffling: the same model
+    assert again.threshold == model.threshold and again.validation == model.validation

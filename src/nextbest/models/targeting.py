@@ -257,7 +257,7 @@ def _estimator(kind: str, seed: int) -> Any:
             from nextbest.models.scratch import ScratchLogisticRegression
         except ImportError as error:
             raise NextbestError(f"model 'scratch-logreg' is unavailable: {error}") from error
-        base = Pipeline([("scale", StandardScaler()), ("logreg", ScratchLogisticRegression())])
+        base = Pipeline([("scale", StandardScaler()), ("logreg", ScratchLogisticRegression(random_state=seed))])
         return CalibratedClassifierCV(base, method="sigmoid", cv=3)
     if kind == "age-sex":
         return AgeSexRule()
