@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from nextbest.models.scratch import ScratchLinearRegression, ScratchLogisticRegression
 from nextbest.results import Result
 
 VALUE_FEATURES = ["hour_sin", "hour_cos", "purchase_power", "engagement", "depth"]
@@ -64,7 +65,6 @@ def _churn_models(seed: int) -> dict[str, Callable[[], Any]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from nextbest.models.scratch import ScratchLogisticRegression
 
     return {
         "scratch": lambda: make_pipeline(StandardScaler(), ScratchLogisticRegression(random_state=seed)),
@@ -80,7 +80,6 @@ def _value_models(seed: int) -> dict[str, Callable[[], Any]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from nextbest.models.scratch import ScratchLinearRegression
 
     return {
         "scratch": lambda: make_pipeline(StandardScaler(), ScratchLinearRegression(random_state=seed)),

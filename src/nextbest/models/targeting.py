@@ -22,7 +22,7 @@ on a validation split carved from the training data, never on the test split.
 
 from __future__ import annotations
 
-import importlib.util
+import copy
 import json
 import pickle
 from collections.abc import Sequence
@@ -41,7 +41,9 @@ from nextbest.data.feed import (
     Rejected,
     flag_matrix,
 )
+from nextbest.data.worlds import load_world_meta
 from nextbest.errors import NextbestError
+from nextbest.models.scratch import ScratchLogisticRegression
 from nextbest.policies import Decision, Policy
 from nextbest.policies.contract import deterministic
 
@@ -251,12 +253,6 @@ def _estimator(kind: str, seed: int) -> Any:
         )
         return CalibratedClassifierCV(base, method="sigmoid", cv=3, ensemble=False)
     if kind == "scratch-logreg":
-        if importlib.util.find_spec("nextbest.models.scratch") is None:
-            raise NextbestError("model 'scratch-logreg' needs nextbest.models.scratch, which is not installed yet")
-        try:
-            from nextbest.models.scratch import ScratchLogisticRegression
-        except ImportError as error:
-            raise NextbestError(f"model 'scratch-logreg' is unavailable: {error}") from error
         base = Pipeline([("scale", StandardScaler()), ("logreg", ScratchLogisticRegression(random_state=seed))])
         return CalibratedClassifierCV(base, method="sigmoid", cv=3)
     if kind == "age-sex":
@@ -266,8 +262,6 @@ def _estimator(kind: str, seed: int) -> Any:
 
 def _platt_member(calibrated: Any) -> tuple[Any, float, float]:
     """The refit estimator (a copy) and the sigmoid ``(a, b)`` of a ``CalibratedClassifierCV(ensemble=False)``."""
-    import copy
-
     (member,) = calibrated.calibrated_classifiers_
     (calibrator,) = member.calibrators
     return copy.deepcopy(member.estimator), float(calibrator.a_), float(calibrator.b_)
@@ -429,7 +423,6 @@ def train_targeting(
     """
     from sklearn.metrics import log_loss, roc_auc_score
 
-    from nextbest.data.worlds import load_world_meta
 
     if kind not in MODELS:
         raise NextbestError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
