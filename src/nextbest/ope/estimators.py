@@ -207,8 +207,10 @@ def _bootstrap(terms: _Terms, n: int, n_boot: int, seed: int, chunk_values: int 
     return values
 
 
-def _factual(log: LoggedBandit, values: np.ndarray) -> np.ndarray:
-    return values[np.arange(len(log)), log.actions]
+def _dr_parts(log: LoggedBandit, target: np.ndarray, reward_model: np.ndarray) -> tuple[np.ndarray, ...]:
+    """w_i, v̂_i = Σ_a π(a | x_i) q̂(x_i, a) and the residual r_i − q̂(x_i, a_i) of the DR family."""
+    factual = reward_model[np.arange(len(log)), log.actions]
+    return log.weights(target), (target * reward_model).sum(axis=1), log.rewards - factual
 
 
 class DirectMethod(Estimator):
@@ -252,9 +254,8 @@ class DoublyRobust(Estimator):
     needs_reward_model = True
 
     def terms(self, log: LoggedBandit, target: np.ndarray, reward_model: np.ndarray | None) -> _Terms:
-        weights = log.weights(target)
-        direct = (target * reward_model).sum(axis=1)
-        return _Terms(direct + weights * (log.rewards - _factual(log, reward_model)), np.ones(len(log)))
+        weights, direct, residual = _dr_parts(log, target, reward_model)
+        return _Terms(direct + weights * residual, np.ones(len(log)))
 
 
 class SelfNormalizedDR(Estimator):
@@ -264,9 +265,8 @@ class SelfNormalizedDR(Estimator):
     needs_reward_model = True
 
     def terms(self, log: LoggedBandit, target: np.ndarray, reward_model: np.ndarray | None) -> _Terms:
-        weights = log.weights(target)
-        direct = (target * reward_model).sum(axis=1)
-        return _Terms(weights * (log.rewards - _factual(log, reward_model)), weights, baseline=direct)
+        weights, direct, residual = _dr_parts(log, target, reward_model)
+        return _Terms(weights * residual, weights, baseline=direct)
 
 
 class SwitchDR(Estimator):
@@ -282,10 +282,8 @@ class SwitchDR(Estimator):
         self.tau = float(tau)
 
     def terms(self, log: LoggedBandit, target: np.ndarray, reward_model: np.ndarray | None) -> _Terms:
-        weights = log.weights(target)
-        kept = np.where(weights <= self.tau, weights, 0.0)
-        direct = (target * reward_model).sum(axis=1)
-        return _Terms(direct + kept * (log.rewards - _factual(log, reward_model)), np.ones(len(log)))
+        weights, direct, residual = _dr_parts(log, target, reward_model)
+        return _Terms(direct + np.where(weights <= self.tau, weights, 0.0) * residual, np.ones(len(log)))
 
 
 ESTIMATORS: dict[str, type[Estimator]] = {
