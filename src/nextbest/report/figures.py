@@ -28,6 +28,7 @@ from nextbest.evaluation.crm_results import (
     PolicyMetrics,
     SensitivityRow,
 )
+from nextbest.evaluation.offpolicy import OPEReport
 
 DPI = 110
 
@@ -713,7 +714,25 @@ def _sensitivity_panel(ax, rows: list[SensitivityRow], metric: str, label: str) 
     _style(ax)
 
 
+def ope_intervals(report: OPEReport, path: str | Path) -> Path:
+    """Each estimator's value of the target policy with its 95% interval, next to the logged policy's own value."""
+    rows = [(name, e.estimate, e.ci) for name, e in report.estimators.items()]
+    rows.append(("logged policy", report.on_policy.mean, report.on_policy.ci))
+    fig = _new_figure(6.4, 0.5 * len(rows) + 1.4)
+    ax = fig.subplots()
+    for y, (name, value, (low, high)) in enumerate(reversed(rows)):
+        color = "#888888" if name == "logged policy" else "#1f77b4"
+        ax.errorbar([value], [y], xerr=[[value - low], [high - value]], fmt="o", color=color, capsize=4)
+    ax.set_yticks(range(len(rows)), [name for name, _, _ in reversed(rows)])
+    ax.set_xlabel("mean reward per decision")
+    ax.set_title(f"Off-policy estimates of the target policy ({report.n:,} logged decisions)", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 __all__ = [
+    "ope_intervals",
     "ACTION_COLORS",
     "OUTCOME_COLORS",
     "POLICY_COLORS",

@@ -1,0 +1,55 @@
+"""`nextbest ope ...`: off-policy evaluation of a target policy from logged decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+ope_app = typer.Typer(help="Off-policy evaluation: a policy's value estimated from decisions another policy logged.",
+                      no_args_is_help=True)  # fmt: skip
+
+
+@ope_app.command("run")
+def run(
+    logs: Path = typer.Option(..., "--logs", help="Logged decisions, .csv or .parquet: one row per served decision."),
+    action_col: str = typer.Option(..., "--action-col", help="Column of the served action."),
+    reward_col: str = typer.Option(..., "--reward-col", help="Column of the observed reward."),
+    pscore_col: str = typer.Option(..., "--pscore-col", help="Column of the logging policy's probability of the "
+                                   "served action, in (0, 1]."),  # fmt: skip
+    policy: Path = typer.Option(..., "--policy", help="Target policy CSV: context columns (matched by name in the "
+                                "log), the action column and `probability`, summing to 1 within each context."),
+    out: Path = typer.Option(..., "--out", help="Folder for ope.json and ope.png (created if missing)."),
+    features: str | None = typer.Option(None, "--features", help="Comma-separated context columns for the reward "
+                                        "model of DM/DR (default: every other column)."),  # fmt: skip
+    estimators: str | None = typer.Option(None, "--estimators", help="Comma-separated subset of dm, ips, snips, dr, "
+                                          "sndr, switch-dr (default: all)."),  # fmt: skip
+    bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap replicates of each interval."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of the reward model's folds."),
+) -> None:
+    """Estimate the target policy's mean reward with DM, IPS, SNIPS, DR, SNDR and switch-DR, each with a 95%
+    interval, the effective sample size and the largest importance weight; writes OUT/ope.json and OUT/ope.png."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nextbest.evaluation.offpolicy import evaluate_logged_table
+    from nextbest.report.figures import ope_intervals
+
+    chosen = [c.strip() for c in features.split(",") if c.strip()] if features else None
+    names = [c.strip() for c in estimators.split(",") if c.strip()] if estimators else ()
+    report = evaluate_logged_table(logs, action_col, reward_col, pscore_col, policy, chosen, names, bootstrap, seed)
+    report.write(out / "ope.json")
+    ope_intervals(report, out / "ope.png")
+    console = Console()
+    table = Table(title=f"target policy {policy.name} on {report.n:,} logged decisions (95% intervals)")
+    for column in ("estimator", "value", "interval", "ESS", "max weight"):
+        table.add_column(column, justify="left" if column == "estimator" else "right")
+    for name, e in report.estimators.items():
+        table.add_row(name, f"{e.estimate:.4g}", f"[{e.ci[0]:.4g}, {e.ci[1]:.4g}]",
+                      "" if e.ess is None else f"{e.ess:,.0f}", "" if e.max_weight is None else f"{e.max_weight:.3g}")
+    own = report.on_policy
+    table.add_row("logged policy", f"{own.mean:.4g}", f"[{own.ci[0]:.4g}, {own.ci[1]:.4g}]", "", "")
+    console.print(table)
+    for name, why in report.refused.items():
+        console.print(f"[yellow]{name} refused:[/yellow] {why}")
+    console.print(f"written to {out / 'ope.json'} and {out / 'ope.png'}")
