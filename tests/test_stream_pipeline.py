@@ -156,6 +156,9 @@ def test_the_shop_example_message_gets_its_decision(
     offline = build_features([EXAMPLE_DEMOGRAPHIC], [EXAMPLE_HISTORIC], model.features, model.missing_flags)
     assert offline.loc[0, "cat91"] == 1 and offline.loc[0, "cat59"] == 1 and offline.loc[0, "cat5"] == 0
     assert decisions_by_uuid(predictions) == {404180: {int(model.decide(offline)[0])}}
+    record = json.loads(predictions[0].value())
+    assert record["propensity"] == 1.0 and record["policy"].startswith(f"{path.name}@") and record["policy"].endswith(
+        "/none")
     metrics = json.loads((tmp_path / "example.json").read_text())
     assert metrics["decided"] == 1 and metrics.get("dead_lettered", 0) == 0
     feed = metrics["feed"]
@@ -163,6 +166,35 @@ def test_the_shop_example_message_gets_its_decision(
     assert feed["unknown_keys"] == {} and set(feed["missing_flags"]) == EXAMPLE_MISSING
     stats = (tmp_path / "example.log").read_text()
     assert "repeated keys: 13 keys" in stats and "missing flags (imputed): 10 keys" in stats, stats
+
+
+def test_an_exploring_worker_logs_the_exact_propensity(
+    fresh_kafka_broker: str, served: tuple[TargetingModel, Path], tmp_path: Path
+) -> None:
+    """With --explore epsilon:0.5 the served value is the model's with probability 0.75, the other with 0.25, and
+    the message says which; the draw is the uuid's own, so it equals the offline draw."""
+    from nextbest.policies.explore import Exploration
+    from nextbest.stream.broker import producer_config
+
+    model, path = served
+    producer = confluent_kafka.Producer(producer_config(fresh_kafka_broker))
+    producer.produce(topics.HISTORIC, EXAMPLE_HISTORIC, b"404180")
+    producer.produce(topics.DEMOGRAPHIC, EXAMPLE_DEMOGRAPHIC, b"404180")
+    assert producer.flush(30) == 0
+    worker = start_worker(fresh_kafka_broker, path, tmp_path, "explore", "60s", "--explore", "epsilon:0.5",
+                          "--explore-seed", "3")  # fmt: skip
+    try:
+        predictions = read_all(fresh_kafka_broker, topics.PREDICTION, 1, timeout=60, idle=3)
+    finally:
+        stop(worker)
+    record = json.loads(predictions[0].value())
+    offline = build_features([EXAMPLE_DEMOGRAPHIC], [EXAMPLE_HISTORIC], model.features, model.missing_flags)
+    greedy = int(model.decide(offline)[0])
+    assert record["propensity"] == (0.75 if record["value"] == greedy else 0.25)
+    assert record["policy"].endswith("/epsilon:0.5") and record["token"] == TOKEN
+    scores = np.array([[0.0, 1.0] if greedy else [1.0, 0.0]])
+    expected = Exploration.parse("epsilon:0.5", seed=3).decide(scores, np.array([404180]))
+    assert record["value"] == int(expected.actions[0])
 
 
 def test_worker_decides_valid_customers_and_dead_letters_the_rest(

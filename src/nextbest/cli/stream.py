@@ -44,18 +44,24 @@ def run(
     ),
     stats: bool = typer.Option(False, "--stats", help="At exit, print the counters as tables on stderr (the feed's "
                                "repeated, conflicting, missing and unknown keys included)."),
+    explore: str = typer.Option("none", "--explore", help="Exploration: none | epsilon:E (a uniformly random action "
+                                "with probability E) | softmax:T (over the scores 0 and P(buy) − threshold). Every "
+                                "decision carries the exact propensity of its value and the policy id."),
+    explore_seed: int = typer.Option(0, "--explore-seed", help="Seed of the exploration draws (one per uuid, so a "
+                                     "replayed message gets the same decision)."),
 ) -> None:
     """Decide for every customer whose two halves arrive; invalid input goes to topic_dead_letter with its reason.
 
     Input offsets are committed only after the decisions they produced are acknowledged, so a crash loses
     nothing (a replay can repeat a decision; keep the first per uuid). Stop with Ctrl-C or SIGTERM.
     """
+    from nextbest.policies.explore import Exploration
     from nextbest.stream.worker import DecisionWorker, WorkerConfig
 
     config = WorkerConfig(
         bootstrap_servers=bootstrap_servers, model=model, token=token, group_id=group_id,
         join_ttl=parse_duration(join_ttl), batch_size=batch_size, metrics_file=metrics_file,
-        max_missing_share=max_missing_share,
+        max_missing_share=max_missing_share, explore=Exploration.parse(explore, explore_seed),
     )  # fmt: skip
     worker = DecisionWorker(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     started = {"worker": "started", "model": str(model), "group_id": group_id,

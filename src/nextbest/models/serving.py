@@ -89,6 +89,13 @@ class ExportedModel(Policy):
             return np.zeros(len(X), dtype=np.int8)
         return (self.predict_proba(X) >= self.threshold).astype(np.int8)
 
+    def action_scores(self, X: np.ndarray) -> np.ndarray:
+        """Scores [n, 2] of (don't show, show): 0 and P(buy) − threshold, so that the greedy action is ``decide``'s
+        and exploration (``nextbest.policies.explore``) leans toward showing where P(buy) is high; showing scores
+        −inf when the threshold is null (never show)."""
+        show = np.full(len(X), -np.inf) if self.threshold is None else self.predict_proba(X) - self.threshold
+        return np.column_stack([np.zeros(len(X)), np.where(show >= 0, np.maximum(show, 1e-12), show)])
+
     @property
     def name(self) -> str:
         return self.model

@@ -9,7 +9,10 @@ Guarantees:
 * **Nothing is lost.** An input offset is committed only after everything it produced (the decision, or its
   dead-letter entry) is acknowledged by the broker (``OffsetTracker``). A crash replays the rest; every joined
   customer still gets a decision. Replays can repeat a decision: the value is a deterministic function of the
-  two halves, and consumers keep the first decision per uuid (idempotent downstream).
+  two halves (and, when exploring, of the uuid's own draw), and consumers keep the first decision per uuid.
+* **Every decision says how it was made**: ``propensity``, the exact probability with which the served value was
+  chosen (1 without exploration; ``--explore epsilon:E`` or ``softmax:T``, ``nextbest.policies.explore``), and
+  ``policy``, the model file, its hash and the exploration: what off-policy evaluation needs.
 * **Bad input never stops the worker.** Each invalid message goes to the dead-letter topic with its reason
   (``nextbest.data.feed``) and is counted; broker errors are logged and retried. The feed's normal quirks are not
   bad input: repeated product keys, missing flags (imputed by the model's rule) and unknown keys are resolved by
@@ -26,6 +29,7 @@ take the sidecar's ``missing_flags`` values); scoring is by the exported file
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import signal
 import time
@@ -40,6 +44,7 @@ import numpy as np
 from nextbest.data.feed import DEFAULT_MAX_MISSING_SHARE, FeedTally, MessageDecoder, Rejected, flag_matrix
 from nextbest.models.serving import ExportedModel
 from nextbest.models.targeting import assemble_rows
+from nextbest.policies.explore import Exploration
 from nextbest.stream import topics
 from nextbest.stream.broker import consumer_config, producer_config
 from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket
@@ -62,6 +67,7 @@ class WorkerConfig:
     metrics_interval: float = 1.0
     max_bytes: int = 64 * 1024
     max_missing_share: float = DEFAULT_MAX_MISSING_SHARE
+    explore: Exploration = field(default_factory=Exploration)
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -101,6 +107,12 @@ def _quiet_garbage_collector() -> None:
     gc.set_threshold(200_000, 50, 100)
 
 
+def policy_id(model: Path, explore: Exploration) -> str:
+    """``<model file name>@<first 12 hex of its SHA-256>/<exploration>``: which model and settings decided."""
+    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:12]
+    return f"{Path(model).name}@{digest}/{explore.label}"
+
+
 class DecisionWorker:
     """One consumer + one producer + the join state; ``run()`` loops until ``stop()`` or SIGTERM/SIGINT."""
 
@@ -119,6 +131,8 @@ class DecisionWorker:
         self.dead_letter_reasons: Counter[str] = Counter()
         self.latencies: deque[float] = deque(maxlen=20_000)
         self._token_json = json.dumps(config.token)
+        self.policy_id = policy_id(config.model, config.explore)
+        self._policy_json = json.dumps(self.policy_id)
         self._running = False
         self._retry: list[tuple[str, bytes, bytes | None, list | None, tuple[Ticket, ...], str]] = []
         self.consumer = Consumer({**_consumer_settings(config), "on_commit": self._committed})
@@ -221,15 +235,24 @@ class DecisionWorker:
 
     # ------------------------------------------------------------------ outputs
     def _decide(self, pairs: list[Pair]) -> None:
+        """Score the joined pairs and write one decision each: uuid, value, token, the propensity of the value
+        served (1 without exploration) and the policy id."""
         demographic = [p.demographic for p in pairs]
         historic = [p.historic for p in pairs]
         flags = flag_matrix(historic)
         self.tally.add(flags, historic, demographic)
         values = np.array([half.values for half in demographic], dtype=np.float64)
-        decisions = self.model.decide(assemble_rows(values, flags, self.model.features, self.model.imputation))
-        token = self._token_json
-        for pair, value in zip(pairs, decisions.tolist()):
-            payload = f'{{"uuid": {pair.uuid}, "value": {value}, "token": {token}}}'.encode()
+        X = assemble_rows(values, flags, self.model.features, self.model.imputation)
+        token, policy = self._token_json, self._policy_json
+        if self.config.explore.kind == "none":
+            decisions, propensities = self.model.decide(X).tolist(), ["1.0"] * len(pairs)
+        else:
+            uuids = np.array([pair.uuid for pair in pairs], dtype=np.int64)
+            decision = self.config.explore.decide(self.model.action_scores(X), uuids)
+            decisions, propensities = decision.actions.tolist(), [repr(p) for p in decision.probabilities.tolist()]
+        for pair, value, propensity in zip(pairs, decisions, propensities):
+            payload = (f'{{"uuid": {pair.uuid}, "value": {value}, "token": {token}, "propensity": {propensity}, '
+                       f'"policy": {policy}}}').encode()  # fmt: skip
             self._produce(topics.PREDICTION, payload, str(pair.uuid).encode(), None, pair.tickets, "decided")
 
     def _dead_letter(self, raw: bytes | None, key: bytes | None, ticket: Ticket, reason: str) -> None:
