@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from nextbest.errors import NextbestError
+from nextbest.evaluation.ope_coverage import coverage_study
 from nextbest.ope import ESTIMATORS, IPS, DirectMethod, DoublyRobust, LoggedBandit, SelfNormalizedIPS, SupportViolation
 from nextbest.ope.estimators import SelfNormalizedDR, SwitchDR
+from nextbest.sim.shop import World
 
 
 def _tiny() -> tuple[LoggedBandit, np.ndarray, np.ndarray]:
@@ -96,3 +98,15 @@ def test_a_target_that_does_not_sum_to_one_is_refused() -> None:
         IPS().estimate(log, target)
     with pytest.raises(NextbestError, match="needs a reward model"):
         DoublyRobust().estimate(log, _tiny()[1])
+
+
+def test_the_shop_world_study_reports_coverage_of_the_exact_truth() -> None:
+    """A small version of benchmarks/ope_coverage.py: logs of the ε-greedy original rule, five targets."""
+    world = World(0)
+    study = coverage_study(world, repetitions=6, customers=4_000, n_boot=100)
+    assert study.truths["original"] == pytest.approx(world.expected_revenue("original"))
+    assert study.truths["oracle"] > max(study.truths["show_all"], study.truths["show_none"])
+    for name, record in study.estimators.items():
+        assert record.intervals == 30
+        assert record.coverage >= 0.7, (name, record)  # 95% intervals: 30 checks, at most 9 misses
+    assert study.estimators["dr"].rmse < study.estimators["ips"].rmse
