@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -19,3 +21,10 @@ def run(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: s
         code = int(exit_.code or 0)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def run_each(run_cli: Callable[..., subprocess.CompletedProcess], steps: Sequence[Sequence[str]]) -> None:
+    """Run CLI invocations in order; each must exit 0 (the failing one's output is in the assertion)."""
+    for args in steps:
+        result = run_cli(*args)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)

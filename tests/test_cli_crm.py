@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_each
+
 NEXTBEST = [sys.executable, "-m", "nextbest.cli"]
 
 
@@ -27,9 +29,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--replications", "2", "--no-sensitivity"),
         ("crm", "report", "--run", str(root / "run"), "--eval", str(root / "eval"), "--out", str(root / "report.html")),
     ]  # fmt: skip
-    for args in steps:
-        result = run_cli(*args)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    run_each(run_cli, steps)
     return root
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_each
 from nextbest.data.funnel_spec import load_funnel_spec
 
 NEXTBEST = shutil.which("nextbest") or str(Path(sys.executable).with_name("nextbest"))
@@ -33,9 +34,7 @@ def b2b(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--replications", "2"),
         ("crm", "report", "--run", str(root / "run"), "--eval", str(root / "eval"), "--out", str(root / "report.html")),
     ]  # fmt: skip
-    for args in steps:
-        result = run_cli(*args)
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    run_each(run_cli, steps)
     return root
 
 
