@@ -197,6 +197,74 @@ def test_an_exploring_worker_logs_the_exact_propensity(
     assert record["value"] == int(expected.actions[0])
 
 
+def test_decision_log_joins_served_decisions_with_outcomes_once(
+    fresh_kafka_broker: str, served: tuple[TargetingModel, Path], tmp_path: Path
+) -> None:
+    """A worker with --log-decisions logs each decision with its features; `nextbest log collect` joins them with
+    outcomes: rows only where the served action was applied, the rest counted; a bad propensity is dead-lettered;
+    a second collect adds nothing and a late outcome is picked up."""
+    import pandas as pd
+
+    from nextbest.data.decision_log import context_frame
+    from nextbest.stream.broker import producer_config
+
+    model, path = served
+    traffic = Traffic(300, malformed=0.0, seed=5)
+    traffic.produce(fresh_kafka_broker)
+    worker = start_worker(fresh_kafka_broker, path, tmp_path, "log", "60s", "--explore", "epsilon:0.3",
+                          "--log-decisions")  # fmt: skip
+    try:
+        logged = read_all(fresh_kafka_broker, topics.DECISION_LOG, 300, timeout=90, idle=3)
+    finally:
+        stop(worker)
+    entries = {record["uuid"]: record for record in (json.loads(m.value()) for m in logged)}
+    assert set(entries) == traffic.valid_uuids()
+    uuids = sorted(entries)
+    producer = confluent_kafka.Producer(producer_config(fresh_kafka_broker))
+    for k, uuid in enumerate(uuids[:-1]):  # the last customer's outcome is late
+        served_value = entries[uuid]["value"]
+        applied = served_value if k % 10 else 1 - served_value  # every 10th: another action applied
+        outcome = {"uuid": uuid, "experiment": 1, "arm": "new", "decision": applied, "revenue": float(k),
+                   "served": applied == served_value, "at": 1.0}  # fmt: skip
+        producer.produce(topics.OUTCOME, json.dumps(outcome).encode(), str(uuid).encode())
+    bad = {"uuid": 1, "value": 1, "token": TOKEN, "propensity": 0, "policy": "p", "context": {}}
+    producer.produce(topics.DECISION_LOG, json.dumps(bad).encode(), b"1")
+    assert producer.flush(30) == 0
+
+    lake = tmp_path / "lake"
+    command = [sys.executable, "-m", "nextbest.cli", "log", "collect", "--bootstrap-servers", fresh_kafka_broker,
+               "--lake", str(lake)]  # fmt: skip
+    first = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout)
+    other = len(range(0, len(uuids) - 1, 10))
+    assert first["join"]["joined"] == len(uuids) - 1 - other == first["rows_added"]
+    assert first["join"]["applied_other_action"] == other and first["join"]["awaiting_outcome"] == 1
+    assert first["rejected"] == {"bad_decision": 1} and first["dead_lettered"] == 1
+    table = pd.read_parquet(first["path"])
+    assert table["uuid"].is_unique and set(table["uuid"]) <= set(uuids)
+    row = table.set_index("uuid").loc[uuids[1]]
+    assert row["action"] == entries[uuids[1]]["value"] and row["reward"] == 1.0
+    assert row["propensity"] == entries[uuids[1]]["propensity"] and row["policy"].endswith("/epsilon:0.3")
+    valid = [i for i, d in enumerate(traffic.demographic) if d["uuid"] in set(table["uuid"])]
+    offline = build_features([traffic.raw_demographic[i] for i in valid], [traffic.raw_historic[i] for i in valid],
+                             model.features, model.missing_flags)  # fmt: skip
+    as_served = context_frame(table.set_index("uuid").loc[[traffic.demographic[i]["uuid"] for i in valid]],
+                              model.features)  # fmt: skip
+    np.testing.assert_allclose(as_served.to_numpy(), offline[model.features].to_numpy())
+
+    late = {"uuid": uuids[-1], "experiment": 1, "arm": "new", "decision": entries[uuids[-1]]["value"],
+            "revenue": 2.5, "served": True, "at": 2.0}  # fmt: skip
+    producer.produce(topics.OUTCOME, json.dumps(late).encode(), str(uuids[-1]).encode())
+    assert producer.flush(30) == 0
+    second = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout)
+    assert second["rows_added"] == 1 and second["rows_total"] == first["rows_total"] + 1
+    assert second["dead_lettered"] == 0 and second["rejected"] == {}
+    third = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout)
+    assert third["rows_added"] == 0 and third["rows_total"] == second["rows_total"]
+    dead = read_all(fresh_kafka_broker, topics.DEAD_LETTER, 1, timeout=30, idle=2)
+    assert [dict(m.headers())["reason"].decode() for m in dead] == [
+        "bad_decision: field 'propensity' must be in (0, 1], got 0"]
+
+
 def test_worker_decides_valid_customers_and_dead_letters_the_rest(
     kafka_broker: str, served: tuple[TargetingModel, Path], tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from nextbest.cli.ab import ab_app
 from nextbest.cli.broker import broker_app
 from nextbest.cli.crm import crm_app
 from nextbest.cli.demo import demo_app
+from nextbest.cli.log import log_app
 from nextbest.cli.ope import ope_app
 from nextbest.cli.platform import platform_app
 from nextbest.cli.report import report_app
@@ -32,6 +33,7 @@ app.add_typer(shop_app, name="shop")
 app.add_typer(target_app, name="target")
 app.add_typer(uplift_app, name="uplift")
 app.add_typer(ope_app, name="ope")
+app.add_typer(log_app, name="log")
 app.add_typer(broker_app, name="broker")
 app.add_typer(stream_app, name="stream")
 app.add_typer(sessions_app, name="sessions")

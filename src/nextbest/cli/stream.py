@@ -49,6 +49,8 @@ def run(
                                 "decision carries the exact propensity of its value and the policy id."),
     explore_seed: int = typer.Option(0, "--explore-seed", help="Seed of the exploration draws (one per uuid, so a "
                                      "replayed message gets the same decision)."),
+    log_decisions: bool = typer.Option(False, "--log-decisions", help="Also write each decision with the features it "
+                                       "was decided on to topic_decision_log (for `nextbest log collect`)."),
 ) -> None:
     """Decide for every customer whose two halves arrive; invalid input goes to topic_dead_letter with its reason.
 
@@ -62,6 +64,7 @@ def run(
         bootstrap_servers=bootstrap_servers, model=model, token=token, group_id=group_id,
         join_ttl=parse_duration(join_ttl), batch_size=batch_size, metrics_file=metrics_file,
         max_missing_share=max_missing_share, explore=Exploration.parse(explore, explore_seed),
+        log_decisions=log_decisions,
     )  # fmt: skip
     worker = DecisionWorker(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     started = {"worker": "started", "model": str(model), "group_id": group_id,

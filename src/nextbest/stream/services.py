@@ -60,7 +60,8 @@ class PlatformService(_process.Service):
 
 
 class WorkerProcess(_process.Service):
-    """``nextbest stream run`` with the experiment's token; ``group_id`` shares committed offsets across runs."""
+    """``nextbest stream run`` with the experiment's token; ``group_id`` shares committed offsets across runs;
+    ``explore`` and ``log_decisions`` as the command's ``--explore`` and ``--log-decisions``."""
 
     def __init__(
         self,
@@ -69,8 +70,12 @@ class WorkerProcess(_process.Service):
         token: str,
         group_id: str = "nextbest-decisions",
         log_dir: str | Path | None = None,
+        explore: str = "none",
+        log_decisions: bool = False,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.explore = explore
+        self.log_decisions = log_decisions
         self.model = Path(model)
         self.token = token
         self.group_id = group_id
@@ -82,6 +87,7 @@ class WorkerProcess(_process.Service):
         return [
             *CLI, "stream", "run", "--bootstrap-servers", self.bootstrap_servers, "--model", str(self.model),
             "--token", self.token, "--group-id", self.group_id, "--metrics-file", str(self.metrics_path),
+            "--explore", self.explore, *(["--log-decisions"] if self.log_decisions else []),
         ]  # fmt: skip
 
     def start(self) -> WorkerProcess:

@@ -28,8 +28,11 @@ summary dict. Contract:
   numbers: the purchase draw and the noise of a customer do not depend on the decision).
 * **Outcomes** ``{uuid, arm, decision, revenue}`` are posted in batches, in session order (an outcome waits for
   the outcomes of earlier sessions, so both arms arrive at the same pace: no sample-ratio mismatch); the new
-  arm's decisions also go to ``/decisions``. The run stops when the platform reports the designed sample
-  complete (or all sessions are played and resolved), then reads the result. Every figure is in the summary.
+  arm's decisions also go to ``/decisions``. Every outcome is also written to ``topic_outcome`` (key: the uuid)
+  as ``{uuid, experiment, arm, decision, revenue, served, at}``, ``served`` true when the decision applied is the
+  stream's (not the original arm's rule, not a fallback): what ``nextbest log collect`` joins with the decision log.
+  The run stops when the platform reports the designed sample complete (or all sessions are played and
+  resolved), then reads the result. Every figure is in the summary.
 """
 
 from __future__ import annotations
@@ -307,6 +310,7 @@ class TrafficRun:
         self.ready: dict[int, dict[str, Any]] = {}  # resolved outcomes by session index, not posted yet
         self.frontier = 0  # the first session whose outcome is not posted yet
         self.new_decisions: list[dict[str, Any]] = []
+        self.served: set[int] = set()  # sessions whose applied decision is the stream's
         self.platform: dict[str, Any] = {}
 
     def close(self) -> None:
@@ -384,6 +388,7 @@ class TrafficRun:
             elif uuid in self.decisions.values:
                 value = self.decisions.values[uuid]
                 self.new_decisions.append({"uuid": uuid, "value": value})
+                self.served.add(i)
                 self._outcome(i, "new", value)
             elif final or now - self.second_sent_at[i] > self.config.decision_timeout:
                 self.counts["fallback_timeouts"] += 1
@@ -395,14 +400,20 @@ class TrafficRun:
     def _outcome(self, i: int, arm: str, decision: int) -> None:
         revenue = float(self.plan.revenue[i, decision])
         self.ready[i] = {"uuid": int(self.plan.customers.uuid[i]), "arm": arm, "decision": decision,
-                         "revenue": revenue}  # fmt: skip
+                         "revenue": revenue, "_served": i in self.served}  # fmt: skip
+        self.served.discard(i)
 
     def _in_session_order(self) -> list[dict[str, Any]]:
-        """Resolved outcomes up to the first unresolved session: the platform receives them in session order."""
+        """Resolved outcomes up to the first unresolved session: the platform receives them in session order (and
+        ``topic_outcome`` too)."""
         outcomes = []
+        now = time.time()
         while self.frontier in self.ready:
             outcome = self.ready.pop(self.frontier)
             outcomes.append(outcome)
+            served = outcome.pop("_served")
+            record = {**outcome, "experiment": self.config.experiment, "served": served, "at": now}
+            self._produce(topics.OUTCOME, json.dumps(record).encode(), str(outcome["uuid"]).encode())
             self.counts[f"outcomes_{outcome['arm']}"] += 1
             self.counts["shown"] += outcome["decision"]
             self.frontier += 1

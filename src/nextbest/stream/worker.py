@@ -13,6 +13,10 @@ Guarantees:
 * **Every decision says how it was made**: ``propensity``, the exact probability with which the served value was
   chosen (1 without exploration; ``--explore epsilon:E`` or ``softmax:T``, ``nextbest.policies.explore``), and
   ``policy``, the model file, its hash and the exploration: what off-policy evaluation needs.
+* **Decision log** (``--log-decisions``): each decision also goes to ``topic_decision_log`` with the context it
+  was decided on (``context``: the model's features as served, zeros left out), ``decided_at`` (epoch seconds)
+  and the fields above; the input offsets wait for both acknowledgements. ``nextbest log collect`` joins it with
+  the outcomes.
 * **Bad input never stops the worker.** Each invalid message goes to the dead-letter topic with its reason
   (``nextbest.data.feed``) and is counted; broker errors are logged and retried. The feed's normal quirks are not
   bad input: repeated product keys, missing flags (imputed by the model's rule) and unknown keys are resolved by
@@ -68,6 +72,7 @@ class WorkerConfig:
     max_bytes: int = 64 * 1024
     max_missing_share: float = DEFAULT_MAX_MISSING_SHARE
     explore: Exploration = field(default_factory=Exploration)
+    log_decisions: bool = False
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -134,7 +139,7 @@ class DecisionWorker:
         self.policy_id = policy_id(config.model, config.explore)
         self._policy_json = json.dumps(self.policy_id)
         self._running = False
-        self._retry: list[tuple[str, bytes, bytes | None, list | None, tuple[Ticket, ...], str]] = []
+        self._retry: list[tuple[str, bytes, bytes | None, list | None, tuple[Ticket, ...], str, Any]] = []
         self.consumer = Consumer({**_consumer_settings(config), "on_commit": self._committed})
         self.producer = Producer(_producer_settings(config))
 
@@ -250,10 +255,27 @@ class DecisionWorker:
             uuids = np.array([pair.uuid for pair in pairs], dtype=np.int64)
             decision = self.config.explore.decide(self.model.action_scores(X), uuids)
             decisions, propensities = decision.actions.tolist(), [repr(p) for p in decision.probabilities.tolist()]
-        for pair, value, propensity in zip(pairs, decisions, propensities):
-            payload = (f'{{"uuid": {pair.uuid}, "value": {value}, "token": {token}, "propensity": {propensity}, '
-                       f'"policy": {policy}}}').encode()  # fmt: skip
-            self._produce(topics.PREDICTION, payload, str(pair.uuid).encode(), None, pair.tickets, "decided")
+        contexts = self._contexts(X) if self.config.log_decisions else None
+        decided_at = repr(time.time())
+        for i, (pair, value, propensity) in enumerate(zip(pairs, decisions, propensities)):
+            fields = (f'"uuid": {pair.uuid}, "value": {value}, "token": {token}, "propensity": {propensity}, '
+                      f'"policy": {policy}')  # fmt: skip
+            key = str(pair.uuid).encode()
+            waits = None
+            if contexts is not None:
+                waits = [2]  # the input is done once the decision and its log entry are both acknowledged
+                entry = f'{{{fields}, "decided_at": {decided_at}, "context": {contexts[i]}}}'.encode()
+                self._produce(topics.DECISION_LOG, entry, key, None, pair.tickets, "logged", waits)
+            self._produce(topics.PREDICTION, f"{{{fields}}}".encode(), key, None, pair.tickets, "decided", waits)
+
+    def _contexts(self, X: np.ndarray) -> list[str]:
+        """Each row's features as served, a JSON object of the non-zero ones (a feature left out is 0)."""
+        names = self.model.features
+        rows, cols = np.nonzero(X)
+        objects: list[list[str]] = [[] for _ in range(len(X))]
+        for row, col in zip(rows.tolist(), cols.tolist()):
+            objects[row].append(f'"{names[col]}": {float(X[row, col])!r}')
+        return ["{" + ", ".join(items) + "}" for items in objects]
 
     def _dead_letter(self, raw: bytes | None, key: bytes | None, ticket: Ticket, reason: str) -> None:
         self.dead_letter_reasons[reason.split(":")[0]] += 1
@@ -262,28 +284,33 @@ class DecisionWorker:
         self._produce(topics.DEAD_LETTER, raw or b"", key, headers, (ticket,), "dead_lettered")
 
     def _produce(self, topic: str, value: bytes, key: bytes | None, headers: list | None,
-                 tickets: tuple[Ticket, ...], outcome: str) -> None:  # fmt: skip
-        """Produce; once the broker acknowledges, ``tickets`` are done. Failures are produced again."""
+                 tickets: tuple[Ticket, ...], outcome: str, waits: list[int] | None = None) -> None:  # fmt: skip
+        """Produce; once the broker acknowledges, ``tickets`` are done (with ``waits``, a counter shared by several
+        messages of the same input: once the last of them is acknowledged). Failures are produced again."""
 
         def acked(error: Any, _message: Any) -> None:
             if error is None:
                 self.counts[outcome] += 1
+                if waits is not None:
+                    waits[0] -= 1
+                    if waits[0] > 0:
+                        return
                 for ticket in tickets:
                     self.tracker.done(ticket)
                 return
             self.counts["delivery_errors"] += 1
             self.log(f"delivery failed ({error}); producing again")
-            self._retry.append((topic, value, key, headers, tickets, outcome))
+            self._retry.append((topic, value, key, headers, tickets, outcome, waits))
 
         try:
             self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=acked)
         except BufferError:
             self.producer.poll(0.05)
-            self._retry.append((topic, value, key, headers, tickets, outcome))
+            self._retry.append((topic, value, key, headers, tickets, outcome, waits))
         except Exception as error:  # noqa: BLE001 - e.g. KafkaException while the broker restarts
             self.counts["produce_errors"] += 1
             self.log(f"produce failed ({error}); retrying")
-            self._retry.append((topic, value, key, headers, tickets, outcome))
+            self._retry.append((topic, value, key, headers, tickets, outcome, waits))
 
     def _flush_retries(self) -> None:
         retries, self._retry = self._retry, []
