@@ -51,7 +51,7 @@ def main() -> None:
     _, small, small_target = logged(BASELINE_ROWS, seed=1)
     started = time.perf_counter()
     IPS().estimate(LoggedBandit(small.actions[:150_000], small.rewards[:150_000], small.pscores[:150_000], ACTIONS),
-                   small_target[:150_000], n_boot=200)  # fmt: skip
+                   small_target[:150_000], n_boot=200, interval="bootstrap")  # fmt: skip
     bootstrap_seconds = (time.perf_counter() - started) * ROWS / 150_000
     print(json.dumps({
         "benchmark": "ope_speed",

@@ -60,10 +60,69 @@ def ab_demo(
 
 @demo_app.callback()
 def _old_spelling(context: typer.Context) -> None:
-    """Deprecated spelling of `nextbest <use case> demo`."""
+    """Deprecated spelling of `nextbest <use case> demo` (except `demo loop`, which spans the use case's stages)."""
     from nextbest.cli.report import deprecated_spelling
 
-    deprecated_spelling(f"demo {context.invoked_subcommand}", f"{context.invoked_subcommand} demo")
+    if context.invoked_subcommand != "loop":
+        deprecated_spelling(f"demo {context.invoked_subcommand}", f"{context.invoked_subcommand} demo")
+
+
+@demo_app.command("loop")
+def loop_demo(
+    out: Path = typer.Option(Path("runs/loop"), "--out", help="Folder for the lake, models, database and results."),
+    shop: Path | None = typer.Option(None, "--shop", help="Folder with the shop world (data/) and the current model "
+                                     "(models/gbm.onnx), e.g. an `ab demo` folder; default OUT/shop, made if missing."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the exploration, the traffic and the learner."),
+    explore: str = typer.Option("epsilon:0.3", "--explore", help="How the current model explores while it logs: "
+                                "epsilon:E or softmax:T."),
+    log_sessions: int = typer.Option(200_000, "--log-sessions", help="Sessions served (and logged) with exploration."),
+    rate: float = typer.Option(5000.0, "--rate", help="Shop sessions per second."),
+    learn_share: float = typer.Option(0.5, "--learn-share", help="Share of the log the new policy learns from; the "
+                                      "candidates are estimated on the rest."),
+    feed: str = typer.Option("realistic", "--feed", help="How the shop writes its messages: realistic or clean."),
+) -> None:
+    """The loop on loopback: the current model serves with exploration and logs every decision → the decision log
+    in the lake → a policy learned off-policy → every candidate (learned, current, original rule, show-all,
+    show-none) estimated by IPS, SNIPS and DR → the best in an A/B test against the original rule → the platform's
+    verdict, next to the OPE estimate and the world's true effect. Writes OUT/loop.json and OUT/loop.html."""
+    from nextbest.cli.shop import progress_bar
+    from nextbest.stream.loop import LoopConfig, run_loop
+
+    config = LoopConfig(out=out, shop=shop, seed=seed, explore=explore, log_sessions=log_sessions, rate=rate,
+                        learn_share=learn_share, feed=feed)  # fmt: skip
+    config.check()
+    with progress_bar() as update:
+        result = run_loop(config, step=typer.echo, progress=update)
+    _print_loop(result, out)
+
+
+def _print_loop(result, out: Path) -> None:
+    """The candidates' estimates, the chosen policy, and OPE vs A/B vs truth, as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    choice = result.choice
+    table = Table(title=f"candidates on {choice.rows_evaluated:,} held-out logged decisions: value per session "
+                  f"(95% intervals) and the world's truth")  # fmt: skip
+    for column in ("policy", "IPS", "SNIPS", "DR", "true value", "DR vs original"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, candidate in choice.candidates.items():
+        cells = [f"{e.estimate:.3f} [{e.ci[0]:.3f}, {e.ci[1]:.3f}]" for e in candidate.value.values()]
+        versus = candidate.versus_control["dr"]
+        table.add_row(("* " if name == choice.chosen else "") + name, *cells, f"{result.true_value[name]:.3f}",
+                      f"{versus.estimate:+.3f} [{versus.ci[0]:+.3f}, {versus.ci[1]:+.3f}]")  # fmt: skip
+    console.print(table)
+    c = result.comparison
+    console.print(f"chosen: {c.policy} (by {c.estimator}); effect over the original rule per session: "
+                  f"OPE {c.ope_effect:+.3f} [{c.ope_ci[0]:+.3f}, {c.ope_ci[1]:+.3f}], true {c.true_effect:+.3f}")
+    if result.ab is None or c.ab_effect is None:
+        console.print("no A/B test: the chosen policy has no model to serve or is the control itself")
+    else:
+        console.print(f"A/B verdict: {result.ab.verdict}; measured {c.ab_effect:+.3f} "
+                      f"[{c.ab_ci[0]:+.3f}, {c.ab_ci[1]:+.3f}] (p = {result.ab.p_value:.3g}); OPE inside the A/B "
+                      f"interval: {c.ope_within_ab_ci}; truth inside the OPE interval: {c.truth_within_ope_ci}")
+    console.print(f"written to {out / 'loop.json'} in {result.wall_seconds:.0f} s")
 
 
 demo_app.command("ab", help="Deprecated spelling of `nextbest ab demo`.")(ab_demo)

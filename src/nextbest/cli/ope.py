@@ -17,14 +17,19 @@ def run(
     reward_col: str = typer.Option(..., "--reward-col", help="Column of the observed reward."),
     pscore_col: str = typer.Option(..., "--pscore-col", help="Column of the logging policy's probability of the "
                                    "served action, in (0, 1]."),  # fmt: skip
-    policy: Path = typer.Option(..., "--policy", help="Target policy CSV: context columns (matched by name in the "
-                                "log), the action column and `probability`, summing to 1 within each context."),
+    policy: Path = typer.Option(..., "--policy", help="Target policy: a CSV of context columns (matched by name in "
+                                "the log), the action column and `probability`, summing to 1 within each context; "
+                                "or a model file nextbest exported (.onnx/.pmml with its sidecar), reading its "
+                                "features from the log's columns (a decision log's ctx_ columns too)."),
     out: Path = typer.Option(..., "--out", help="Folder for ope.json and ope.png (created if missing)."),
     features: str | None = typer.Option(None, "--features", help="Comma-separated context columns for the reward "
                                         "model of DM/DR (default: every other column)."),  # fmt: skip
     estimators: str | None = typer.Option(None, "--estimators", help="Comma-separated subset of dm, ips, snips, dr, "
                                           "sndr, switch-dr (default: all)."),  # fmt: skip
-    bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap replicates of each interval."),
+    interval: str = typer.Option("normal", "--interval", help="normal (the estimator's influence function, V ± "
+                                 "1.96·sd/√n) or bootstrap (percentile, over the logged rows; normal beyond 200,000 "
+                                 "rows)."),  # fmt: skip
+    bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap replicates (with --interval bootstrap)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of the reward model's folds."),
 ) -> None:
     """Estimate the target policy's mean reward with DM, IPS, SNIPS, DR, SNDR and switch-DR, each with a 95%
@@ -37,7 +42,8 @@ def run(
 
     chosen = [c.strip() for c in features.split(",") if c.strip()] if features else None
     names = [c.strip() for c in estimators.split(",") if c.strip()] if estimators else ()
-    report = evaluate_logged_table(logs, action_col, reward_col, pscore_col, policy, chosen, names, bootstrap, seed)
+    report = evaluate_logged_table(logs, action_col, reward_col, pscore_col, policy, chosen, names, bootstrap, seed,
+                                   interval=interval)  # fmt: skip
     report.write(out / "ope.json")
     ope_intervals(report, out / "ope.png")
     console = Console()

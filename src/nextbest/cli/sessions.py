@@ -1,4 +1,5 @@
-"""`nextbest sessions ...`: session retention — ingest page-level data into the data lake."""
+"""`nextbest sessions ...`: session retention — ingest page-level data into the data lake, explore strategies in the
+synthetic world, run the pipeline."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ class EdaWritten(Result):
     html: str
     json: str
     figures: str
+
+
+class ExploreWritten(Result):
+    """What ``nextbest sessions explore`` prints: the log and the truth it wrote, and what the log holds."""
+
+    log: str
+    truth: str
+    sessions: int
+    pages: int
+    purchases: int
+    seed: int
+    probabilities: dict[str, float]
 
 
 sessions_app = typer.Typer(
@@ -114,6 +127,14 @@ def pipeline(
     strategies: Path | None = typer.Option(None, "--strategies", help="JSON file of page strategies and their "
                                            "assumed effects: {name: {engagement, buy, price, power_sensitivity, "
                                            "fatigue}} (default: feed, mixed, discount)."),  # fmt: skip
+    strategy_log: Path | None = typer.Option(None, "--strategy-log", help="Exploration log (CSV or Parquet, one row "
+                                             "per page: session_id, page_id, hour, purchase_power, strategy, "
+                                             "propensity, engagement, bought, spend), pages served under randomly "
+                                             "chosen strategies: the agent step then ESTIMATES each strategy's "
+                                             "engagement, buy and price multipliers from it (relative to the "
+                                             "strategy whose multipliers are 1, e.g. mixed; 95% session-bootstrap "
+                                             "intervals) instead of assuming them; power sensitivity and fatigue "
+                                             "stay assumed. `sessions explore` writes one."),  # fmt: skip
     layout: str = typer.Option("nextbest", "--layout", help="pagelog: nextbest | session-retention | a layout "
                                "JSON file (see `sessions ingest --help`)."),
     steps: str = typer.Option(",".join(("ingest", "features", "eda", "models", "agent", "report")), "--steps",
@@ -132,7 +153,8 @@ def pipeline(
     config = SessionPipelineConfig(source=source, lake=lake, out=out, path=path, sessions=sessions, seed=seed,
                                    simulator_models=simulator_models, q_episodes=q_episodes,
                                    ppo_timesteps=ppo_timesteps, eval_sessions=eval_sessions,
-                                   strategies=str(strategies) if strategies else None, layout=layout,
+                                   strategies=str(strategies) if strategies else None,
+                                   strategy_log=str(strategy_log) if strategy_log else None, layout=layout,
                                    storage={"endpoint_url": endpoint_url, "key": key, "secret": secret})  # fmt: skip
     console = Console(stderr=True)
     status = console.status("starting")
@@ -148,6 +170,61 @@ def pipeline(
     with status:
         record = run_pipeline(config, tuple(s.strip() for s in steps.split(",") if s.strip()), force, progress)
     typer.echo(record.summary(out).to_json(), nl=False)
+
+
+@sessions_app.command("explore")
+def explore(
+    out: Path = typer.Option(..., "--out", help="The exploration log to write, LOG.parquet or LOG.csv; the true "
+                             "strategies go next to it as LOG.truth.json."),  # fmt: skip
+    sessions: int = typer.Option(5_000, "--sessions", min=1, help="Sessions to play with random strategies."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic world (as `sessions pipeline --seed`) and of "
+                             "the random strategies."),  # fmt: skip
+    strategies: Path | None = typer.Option(None, "--strategies", help="JSON file of the world's TRUE strategies "
+                                           "(format of `sessions pipeline --strategies`; default: a built-in true "
+                                           "set unlike the assumed defaults: feed engagement 1.4, buy 0.7, price "
+                                           "1.1; mixed 1; discount engagement 0.85, buy 2.0, price 0.7, power "
+                                           "sensitivity 0.8, fatigue 0.5)."),  # fmt: skip
+    probabilities: str | None = typer.Option(None, "--probabilities", help="Comma-separated probability of each "
+                                             "strategy, in the strategies' order, each > 0 and summing to 1 "
+                                             "(default: uniform)."),  # fmt: skip
+) -> None:
+    """Serve random page strategies in the synthetic world (the simulator learned from 20,000 synthetic sessions of
+    --seed, with the true strategies) and write the exploration log with each page's propensity, plus the truth.
+    Feed the log to `sessions pipeline --strategy-log` to estimate the strategies instead of assuming them."""
+    import json
+
+    from nextbest.envs.sessions import default_session_simulator
+    from nextbest.errors import NextbestError
+    from nextbest.sim.session_sim import read_strategies
+    from nextbest.sim.strategy_effects import (
+        TRUE_STRATEGIES,
+        explore_pages,
+        logging_table,
+        with_strategies,
+        write_strategy_log,
+    )
+
+    truth = read_strategies(strategies) if strategies else dict(TRUE_STRATEGIES)
+    shares = None
+    if probabilities is not None:
+        try:
+            shares = [float(part) for part in probabilities.split(",")]
+        except ValueError:
+            raise NextbestError(f"--probabilities {probabilities!r}: give numbers separated by commas") from None
+        if len(shares) != len(truth):
+            raise NextbestError(f"--probabilities: give {len(truth)} (one per strategy: {', '.join(truth)})")
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise NextbestError(f"{out}: give a .parquet or .csv path for the exploration log")
+    world = with_strategies(default_session_simulator(sessions=20_000, seed=seed), truth)
+    log = explore_pages(world, sessions, seed, shares)
+    written = write_strategy_log(log, out)
+    truth_path = out.with_name(f"{out.stem}.truth.json")
+    truth_path.write_text(json.dumps({name: s.to_dict() for name, s in truth.items()}, indent=2) + "\n")
+    chosen = logging_table(shares, len(truth))[0]
+    summary = ExploreWritten(log=str(written), truth=str(truth_path), sessions=sessions, pages=len(log),
+                             purchases=int(log.bought.sum()), seed=seed,
+                             probabilities={name: float(p) for name, p in zip(truth, chosen)})  # fmt: skip
+    typer.echo(summary.to_json(), nl=False)
 
 
 sessions_app.command("report")(sessions_report)

@@ -82,6 +82,10 @@ def progress_bar() -> Iterator[Callable[[int, dict], None]]:
         task = bar.add_task("outcomes (smaller arm)", total=None)
 
         def update(sent: int, progress: dict) -> None:
+            if "planned" in progress:  # serving without an experiment
+                bar.update(task, completed=progress["outcomes"], total=progress["planned"],
+                           description=f"sessions {sent:,}; outcomes")  # fmt: skip
+                return
             done = min(progress["original"], progress["new"])
             bar.update(task, completed=done, total=progress["required_per_arm"],
                        description=f"sessions {sent:,}; outcomes (smaller arm)")  # fmt: skip

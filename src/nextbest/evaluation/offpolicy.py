@@ -52,7 +52,8 @@ class OPEReport(Result):
 
 def evaluate_logged_table(logs: str | Path, action_col: str, reward_col: str, pscore_col: str,
                           policy: str | Path, features: Sequence[str] | None = None, estimators: Sequence[str] = (),
-                          n_boot: int = 200, seed: int = 0, level: float = 0.95) -> OPEReport:  # fmt: skip
+                          n_boot: int = 200, seed: int = 0, level: float = 0.95,
+                          interval: str = "normal") -> OPEReport:  # fmt: skip
     """Estimate the target policy in ``policy`` from the decisions logged in ``logs`` (see the module doc)."""
     frame = read_table(logs)
     source = str(logs)
@@ -60,8 +61,10 @@ def evaluate_logged_table(logs: str | Path, action_col: str, reward_col: str, ps
         if column not in frame.columns:
             raise DataError(f"{source}: no column {column!r} (columns: {', '.join(map(str, frame.columns[:12]))})")
     actions = sorted(frame[action_col].dropna().astype(str).unique().tolist())
-    target_frame = read_table(policy)
-    target, _ = target_probabilities(target_frame, frame, action_col, actions, str(policy))
+    if Path(policy).suffix.lower() in MODEL_SUFFIXES:
+        target = model_probabilities(policy, frame, actions)
+    else:
+        target, _ = target_probabilities(read_table(policy), frame, action_col, actions, str(policy))
     pscores = _numbers(frame, pscore_col, source)
     bad = np.flatnonzero(~((pscores > 0) & (pscores <= 1)))
     if bad.size:
@@ -79,13 +82,55 @@ def evaluate_logged_table(logs: str | Path, action_col: str, reward_col: str, ps
     results, refused = {}, {}
     for name in names:
         try:
-            results[name] = ESTIMATORS[name]().estimate(log, target, model, level=level, n_boot=n_boot, seed=seed)
+            results[name] = ESTIMATORS[name]().estimate(log, target, model, level=level, n_boot=n_boot, seed=seed,
+                                                        interval=interval)  # fmt: skip
         except SupportViolation as refusal:  # reported, not fatal: the other estimators still answer
             refused[name] = str(refusal)
     own = mean_interval(log.rewards, level)
     return OPEReport(logs=source, policy=str(policy), actions=actions, features=list(chosen), n=len(log),
                      estimators=results, on_policy=OnPolicy(mean=own.mean, ci=[own.low, own.high], n=own.n),
                      unsupported_mass=log.unsupported_mass(target), refused=refused)  # fmt: skip
+
+
+MODEL_SUFFIXES = (".onnx", ".pmml")
+
+
+def model_probabilities(path: str | Path, logs: pd.DataFrame, actions: list[str]) -> np.ndarray:
+    """π(a | x_i) [n, k] of an exported targeting model (``nextbest target export``): action "1" (show) where it
+    shows, "0" elsewhere, probability 1. Its features are read from the log's columns of the same name, or of the
+    name with the decision log's ``ctx_`` prefix (a decision-log feature absent from the table is 0)."""
+    from nextbest.data.decision_log import CONTEXT_PREFIX
+    from nextbest.models.serving import ExportedModel
+
+    model = ExportedModel.load(path)
+    unknown = sorted(set(actions) - {"0", "1"})
+    if unknown:
+        raise DataError(f"{path}: a targeting model decides 0 (don't show) or 1 (show), the log's actions include "
+                        f"{unknown}")  # fmt: skip
+    prefixed = any(str(c).startswith(CONTEXT_PREFIX) for c in logs.columns)
+    columns = {}
+    for name in model.features:
+        if name in logs.columns:
+            columns[name] = logs[name]
+        elif prefixed:
+            columns[name] = logs.get(CONTEXT_PREFIX + name, pd.Series(0.0, index=logs.index))
+        else:
+            raise DataError(f"{path}: the model reads the feature {name!r}, which the log has no column for")
+    X = pd.DataFrame(columns).apply(pd.to_numeric, errors="coerce")
+    bad = np.argwhere(X.isna().to_numpy())
+    if bad.size:
+        row, col = bad[0]
+        raise DataError(f"the log's row {int(row) + 2}, feature {X.columns[col]!r}: not a number")
+    shows = model.decide(X.to_numpy(dtype=float))
+    target = np.zeros((len(logs), len(actions)))
+    for value, action in ((1, "1"), (0, "0")):
+        if action in actions:
+            target[shows == value, actions.index(action)] = 1.0
+    missing = np.flatnonzero(target.sum(axis=1) == 0)
+    if missing.size:
+        raise DataError(f"{path}: the model chooses action {int(shows[missing[0]])} at row {int(missing[0]) + 2}, "
+                        "which the log never took: nothing to estimate it from")  # fmt: skip
+    return target
 
 
 def target_probabilities(policy: pd.DataFrame, logs: pd.DataFrame, action_col: str, actions: list[str],

@@ -21,11 +21,14 @@ from nextbest.sim.shop import Customers, World
 
 
 class EstimatorCoverage(Result):
-    """One estimator over every repetition and target: bias and RMSE of the estimates, coverage of the intervals."""
+    """One estimator over every repetition and target: bias and RMSE of the estimates, and the share of intervals
+    containing the truth: ``coverage`` for the default (normal, influence-function) interval, ``coverage_bootstrap``
+    for the percentile bootstrap of ``n_boot`` replicates."""
 
     bias: float
     rmse: float
     coverage: float
+    coverage_bootstrap: float
     intervals: int
 
 
@@ -58,7 +61,7 @@ def coverage_study(world: World, repetitions: int = 500, customers: int = 10_000
     truths = {name: world.expected_revenue(lambda c, f=f: (f(c) >= 0.5).astype(np.int8))
               for name, f in policies.items()}  # fmt: skip
     errors: dict[str, list[float]] = {name: [] for name in estimators}
-    hits: dict[str, int] = dict.fromkeys(estimators, 0)
+    hits: dict[tuple[str, str], int] = {(name, kind): 0 for name in estimators for kind in ("normal", "bootstrap")}
     for rep in range(repetitions):
         log, frame, people = _logged(world, customers, epsilon, stream=1_000 + seed * 100_000 + rep)
         model = cross_fitted_rewards(frame, list(frame.columns), log, seed + rep, "shop log")
@@ -66,14 +69,18 @@ def coverage_study(world: World, repetitions: int = 500, customers: int = 10_000
             show = policy(people)
             target = np.column_stack([1.0 - show, show])
             for estimator in estimators:
-                result = ESTIMATORS[estimator]().estimate(log, target, model, n_boot=n_boot, seed=rep)
+                for kind in ("normal", "bootstrap"):
+                    result = ESTIMATORS[estimator]().estimate(log, target, model, n_boot=n_boot, seed=rep,
+                                                              interval=kind)  # fmt: skip
+                    hits[(estimator, kind)] += result.ci[0] <= truths[name] <= result.ci[1]
                 errors[estimator].append(result.estimate - truths[name])
-                hits[estimator] += result.ci[0] <= truths[name] <= result.ci[1]
     records = {}
     for estimator in estimators:
         e = np.asarray(errors[estimator])
         records[estimator] = EstimatorCoverage(bias=float(e.mean()), rmse=float(np.sqrt(np.mean(e**2))),
-                                               coverage=hits[estimator] / e.size, intervals=int(e.size))  # fmt: skip
+                                               coverage=hits[(estimator, "normal")] / e.size,
+                                               coverage_bootstrap=hits[(estimator, "bootstrap")] / e.size,
+                                               intervals=int(e.size))  # fmt: skip
     return CoverageStudy(repetitions=repetitions, customers_per_log=customers, epsilon=epsilon, truths=truths,
                          estimators=records)  # fmt: skip
 

@@ -12,9 +12,14 @@ needs one; its value under the target policy v̂_i = Σ_a π(a | x_i) q̂(x_i, a
     SelfNormalizedDR          V = 1/n Σ v̂_i + Σ w_i (r_i − q̂(x_i, a_i)) / Σ w_i
     SwitchDR(τ)               V = 1/n Σ [v̂_i + 1{w_i ≤ τ} w_i (r_i − q̂(x_i, a_i))]
 
-Every estimate carries an interval — a percentile bootstrap over the logged rows (resampled with replacement, the
-same rows for numerator and denominator) up to ``BOOTSTRAP_MAX_ROWS`` rows, beyond that the normal interval of
-the estimator's influence function (ψ_i = (a_i − V b_i) / b̄ + (c_i − c̄) for V = Σa / Σb + mean c) — the effective
+Every estimate carries an interval: by default (``interval="normal"``) the normal interval of the estimator's
+influence function, V ± z · sd(ψ) / √n with ψ_i = (a_i − R b_i) / b̄ + (c_i − c̄) for V = Σa / Σb + mean c
+(R = Σa / Σb); with ``interval="bootstrap"`` a percentile bootstrap over the logged rows (resampled with
+replacement, the same rows for numerator and denominator) up to ``BOOTSTRAP_MAX_ROWS`` rows, the normal interval
+beyond. In the shop world's coverage study (``benchmarks/ope_coverage.py``: 500 logs of 10,000 rows, 2,500
+intervals per estimator) the normal interval covered the truth more often than the 200-replicate percentile
+bootstrap (IPS 93.9% against 92.9%, SNIPS 94.7% against 94.0%): a percentile interval from few replicates is too
+narrow, and the normal one has no Monte Carlo error. Each estimate also reports the effective
 sample size ESS = (Σ w)² / Σ w², the largest weight and the target's probability mass the log does not support.
 IPS and SNIPS refuse a target policy with unsupported mass (`SupportViolation`): no weighting recovers what was
 never tried; the DR family reports it and lets the reward model speak there. References: Dudík et al. (2011) for DR,
@@ -106,7 +111,7 @@ class OPEEstimate(Result):
     estimator: str
     estimate: float
     ci: list[float]
-    interval: str  # "bootstrap" (percentile, over logged rows) or "normal" (influence function)
+    interval: str  # "normal" (influence function) or "bootstrap" (percentile, over logged rows)
     level: float
     n: int
     ess: float | None
@@ -124,7 +129,8 @@ class _Terms:
 
 
 class Estimator:
-    """Base: ``estimate(log, target, reward_model=None, level=0.95, n_boot=200, seed=0) -> OPEEstimate``."""
+    """Base: ``estimate(log, target, reward_model=None, level=0.95, n_boot=200, seed=0, interval="normal")`` ->
+    ``OPEEstimate``; ``contrast(log, target, control, ...)`` the same for V(target) − V(control)."""
 
     name = "estimator"
     needs_reward_model = False
@@ -135,33 +141,69 @@ class Estimator:
         raise NotImplementedError
 
     def estimate(self, log: LoggedBandit, target: np.ndarray, reward_model: np.ndarray | None = None,
-                 level: float = 0.95, n_boot: int = 200, seed: int = 0) -> OPEEstimate:  # fmt: skip
+                 level: float = 0.95, n_boot: int = 200, seed: int = 0, interval: str = "normal") -> OPEEstimate:
+        """The target policy's value with its ``level`` interval (``interval``: normal or bootstrap, module doc)."""
+        terms, weights, mass = self._checked_terms(log, target, reward_model)
+        value = _value(terms)
+        low, high, interval = _interval(terms, None, value, len(log), level, interval, n_boot, seed)
+        ess = float(weights.sum() ** 2 / np.square(weights).sum()) if self.uses_weights and weights.any() else None
+        return OPEEstimate(estimator=self.name, estimate=value, ci=[low, high], interval=interval,
+                           level=level, n=len(log), ess=ess,
+                           max_weight=float(weights.max()) if self.uses_weights else None,
+                           unsupported_mass=mass)  # fmt: skip
+
+    def contrast(self, log: LoggedBandit, target: np.ndarray, control: np.ndarray,
+                 reward_model: np.ndarray | None = None, level: float = 0.95, n_boot: int = 200,
+                 seed: int = 0, interval: str = "normal") -> OPEEstimate:  # fmt: skip
+        """V(target) − V(control), both estimated from the same log; the interval resamples the same rows for both
+        (paired), so the shared noise cancels. Diagnostics (ESS, largest weight, unsupported mass) are the target's;
+        a support violation of either policy is refused by the IPS family."""
+        target_terms, weights, mass = self._checked_terms(log, target, reward_model)
+        control_terms, _, _ = self._checked_terms(log, control, reward_model)
+        value = _value(target_terms) - _value(control_terms)
+        low, high, interval = _interval(target_terms, control_terms, value, len(log), level, interval, n_boot, seed)
+        ess = float(weights.sum() ** 2 / np.square(weights).sum()) if self.uses_weights and weights.any() else None
+        return OPEEstimate(estimator=self.name, estimate=value, ci=[low, high], interval=interval, level=level,
+                           n=len(log), ess=ess, max_weight=float(weights.max()) if self.uses_weights else None,
+                           unsupported_mass=mass)  # fmt: skip
+
+    def _checked_terms(self, log: LoggedBandit, target: np.ndarray,
+                       reward_model: np.ndarray | None) -> tuple[_Terms, np.ndarray, float]:  # fmt: skip
         target = check_target(target, len(log), log.n_actions)
         if self.needs_reward_model:
-            reward_model = _check_reward_model(reward_model, len(log), log.n_actions, self.name)
-        weights = log.weights(target)
+            reward_model = check_reward_model(reward_model, len(log), log.n_actions, self.name)
         mass = log.unsupported_mass(target)
         if self.needs_support and mass > 0:
             raise SupportViolation(f"{self.name}: the target policy puts {mass:.2%} of its probability on actions the "
                                    "logging policy never takes; no weighting recovers them (use the direct method or "
                                    "doubly robust, or log with exploration)")  # fmt: skip
-        terms = self.terms(log, target, reward_model)
-        value = _value(terms)
-        if len(log) <= BOOTSTRAP_MAX_ROWS:
-            low, high = percentile_interval(_bootstrap(terms, len(log), n_boot, seed), level)
-            interval = "bootstrap"
-        else:
-            se = float(_influence(terms, value).std(ddof=1) / np.sqrt(len(log)))
-            half = z_value(level) * se
-            low, high, interval = value - half, value + half, "normal"
-        ess = float(weights.sum() ** 2 / np.square(weights).sum()) if self.uses_weights and weights.any() else None
-        return OPEEstimate(estimator=self.name, estimate=value, ci=[float(low), float(high)], interval=interval,
-                           level=level, n=len(log), ess=ess,
-                           max_weight=float(weights.max()) if self.uses_weights else None,
-                           unsupported_mass=mass)  # fmt: skip
+        return self.terms(log, target, reward_model), log.weights(target), mass
 
 
-def _check_reward_model(reward_model: np.ndarray | None, n: int, n_actions: int, name: str) -> np.ndarray:
+INTERVALS = ("normal", "bootstrap")
+
+
+def _interval(terms: _Terms, control: _Terms | None, value: float, n: int, level: float, method: str, n_boot: int,
+              seed: int) -> tuple[float, float, str]:  # fmt: skip
+    """The interval of V(terms) − V(control) (control None: of V(terms)) and the method used: the influence
+    function's normal interval, or (``method="bootstrap"``, up to ``BOOTSTRAP_MAX_ROWS`` rows) the percentile
+    bootstrap resampling the same rows for both."""
+    if method not in INTERVALS:
+        raise NextbestError(f"interval {method!r}: choose one of {', '.join(INTERVALS)}")
+    if method == "bootstrap" and n <= BOOTSTRAP_MAX_ROWS:
+        replicates = _bootstrap(terms, n, n_boot, seed)
+        if control is not None:
+            replicates = replicates - _bootstrap(control, n, n_boot, seed)
+        low, high = percentile_interval(replicates, level)
+        return float(low), float(high), "bootstrap"
+    psi = _influence(terms, _value(terms))
+    if control is not None:
+        psi = psi - _influence(control, _value(control))
+    half = z_value(level) * float(psi.std(ddof=1) / np.sqrt(n))
+    return value - half, value + half, "normal"
+
+
+def check_reward_model(reward_model: np.ndarray | None, n: int, n_actions: int, name: str) -> np.ndarray:
     if reward_model is None:
         raise NextbestError(f"{name} needs a reward model: predicted rewards [n, n_actions]")
     reward_model = np.asarray(reward_model, dtype=float)

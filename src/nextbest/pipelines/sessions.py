@@ -17,11 +17,20 @@ Outputs:
     eda       <out>/eda/                          (eda.json, eda.html, figures/)
     models    <out>/models/                       (models.json: scratch vs scikit-learn vs LightGBM; models.pkl)
     agent     <out>/agent/agent.json              (Q-learning and PPO against the baselines in the learned simulator)
+              <out>/agent/strategy_estimates.json (with a strategy log: the strategies' effects estimated from it)
     report    <out>/report.html, <out>/report.json
 
 The JSON files are typed results (``nextbest.results.Result``): ``ingest.json`` a ``SyntheticIngest``,
 ``TaobaoIngest`` or ``PagelogIngest``; ``models.json`` a ``SessionModels``; ``agent.json`` a ``SessionAgentRun``;
-``pipeline.json`` a ``PipelineRecord``.
+``pipeline.json`` a ``PipelineRecord``; ``strategy_estimates.json`` a
+``nextbest.sim.strategy_effects.StrategyEstimates``.
+
+The strategies' effects are assumed (``STRATEGIES`` or the ``strategies`` JSON) unless ``strategy_log`` names an
+exploration log (pages served under random strategies with their propensities, CSV or Parquet; ``nextbest sessions
+explore`` writes one from the synthetic world): then the agent step estimates the engagement, buy and price
+multipliers from it (``nextbest.sim.strategy_effects``, relative to the first strategy whose multipliers are 1) and
+the agents train on the simulator built from the estimates; agent.json's ``strategies`` says which parameter is
+estimated and which assumed.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ class SessionPipelineConfig:
     ppo_timesteps: int = 1_000_000
     eval_sessions: int = 100_000
     strategies: str | None = None
+    strategy_log: str | None = None
     layout: str = "nextbest"
     storage: dict[str, str | None] = field(default_factory=dict)
 
@@ -81,6 +91,7 @@ class SessionPipelineConfig:
         if min(self.sessions, self.q_episodes, self.eval_sessions) < 1 or self.ppo_timesteps < 0:
             raise NextbestError("sessions, q_episodes and eval_sessions must be positive, ppo_timesteps >= 0")
         self._strategies_json()  # a bad strategies file fails before any step runs
+        self._strategy_log_json()  # so does a bad strategy log
         if self.source == "pagelog":
             from nextbest.data.pagelog import layout_named
 
@@ -94,6 +105,24 @@ class SessionPipelineConfig:
 
         return {name: strategy.to_dict() for name, strategy in read_strategies(self.strategies).items()}
 
+    def assumed_strategies(self) -> dict[str, Any]:
+        """The assumed strategies: the strategies file's, or ``STRATEGIES``."""
+        from nextbest.sim.session_sim import STRATEGIES, read_strategies
+
+        return read_strategies(self.strategies) if self.strategies else dict(STRATEGIES)
+
+    def _strategy_log_json(self) -> dict[str, Any] | None:
+        """The strategy log's path and checksum (so that a new log re-runs the agent), after checking it against the
+        assumed strategies; None without a log."""
+        if self.strategy_log is None:
+            return None
+        from nextbest.sim.strategy_effects import load_strategy_log, reference_strategy
+
+        assumed = self.assumed_strategies()
+        reference_strategy(assumed)
+        load_strategy_log(self.strategy_log, assumed)
+        return {"path": str(Path(self.strategy_log).resolve()), "sha256": _sha(Path(self.strategy_log).read_bytes())}
+
     @property
     def lake_(self) -> Lake:
         return Lake(self.lake, **{k: v for k, v in self.storage.items() if v})
@@ -106,7 +135,7 @@ class SessionPipelineConfig:
             "features": {}, "eda": {}, "models": {"seed": self.seed},
             "agent": {"simulator_models": self.simulator_models, "q_episodes": self.q_episodes,
                       "ppo_timesteps": self.ppo_timesteps, "eval_sessions": self.eval_sessions, "seed": self.seed,
-                      "strategies": self._strategies_json()},
+                      "strategies": self._strategies_json(), "strategy_log": self._strategy_log_json()},
             "report": {},
         }[step]  # fmt: skip
 
@@ -407,19 +436,30 @@ def fit_and_save_models(pages: Any, folder: Path, seed: int = 0) -> dict[str, Pa
 
 def _agent(config: SessionPipelineConfig, progress: Callable[[str], None] | None = None) -> dict[str, str]:
     from nextbest.agents.sessions import QLearningConfig, SessionPPOConfig, compare_policies
-    from nextbest.sim.session_sim import SessionSimulator, read_strategies
+    from nextbest.sim.session_sim import SessionSimulator
 
     with (config.out / "models" / "models.pkl").open("rb") as handle:
         fitted = pickle.load(handle)
     name = config.simulator_models
-    strategies = read_strategies(config.strategies) if config.strategies else None
+    options: dict[str, Any] = {"strategies": config.assumed_strategies()}
+    outputs = {}
+    if config.strategy_log:
+        from nextbest.sim.strategy_effects import estimate_from_log
+
+        if progress:
+            progress("estimating the strategies' effects from the strategy log")
+        estimates = estimate_from_log(config.strategy_log, options["strategies"], seed=config.seed)
+        outputs["estimates"] = str(estimates.write(config.out / "agent" / "strategy_estimates.json"))
+        options = estimates.simulator_options(config.strategy_log)
+    else:
+        (config.out / "agent" / "strategy_estimates.json").unlink(missing_ok=True)  # from an earlier run with a log
     simulator = SessionSimulator.from_pages(config.lake_.read_table("pages"), fitted[f"churn_{name}"],
-                                            fitted[f"value_{name}"], strategies=strategies)  # fmt: skip
+                                            fitted[f"value_{name}"], **options)  # fmt: skip
     ppo = SessionPPOConfig(timesteps=config.ppo_timesteps, seed=config.seed) if config.ppo_timesteps else None
     study = compare_policies(simulator, QLearningConfig.for_sessions(episodes=config.q_episodes, seed=config.seed), ppo,
                              sessions=config.eval_sessions, progress=progress)  # fmt: skip
     run = SessionAgentRun(**msgspec.structs.asdict(study), simulator_models=name)
-    return {"json": str(run.write(config.out / "agent" / "agent.json"))}
+    return {"json": str(run.write(config.out / "agent" / "agent.json")), **outputs}
 
 
 def _report(config: SessionPipelineConfig) -> dict[str, str]:

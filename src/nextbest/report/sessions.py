@@ -10,7 +10,8 @@ with the JSON it was drawn from, and the headline numbers.
 
 The inputs are read as their types (``EdaFacts``, ``nextbest.models.sessions.SessionModels``,
 ``nextbest.agents.sessions.SessionStudy``): a wrongly shaped file is one NextbestError naming the file and the key.
-report.json is a ``SessionsReportSummary``.
+report.json is a ``SessionsReportSummary``. The strategies' table says for each effect whether it is assumed or
+estimated from an exploration log (with its 95% interval and the log's size: ``SimulatorDescription.sources``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from nextbest.report import html as h
 from nextbest.report.figures import fmt_count, fmt_factor, fmt_money, fmt_pct
 from nextbest.report.targeting import fmt_signed_money
 from nextbest.results import Result
-from nextbest.sim.session_sim import SimulatorDescription
+from nextbest.sim.session_sim import STRATEGY_PARAMETERS, SimulatorDescription
 
 #: The strategy whose share the heatmap shows, by purchase power and depth.
 HEATMAP_STRATEGY = "discount"
@@ -289,23 +290,59 @@ def _data_method(inputs: SessionsInputs, figs: dict[str, h.FigureRef]) -> str:
             "A simulated session starts from a logged first page (hour, purchase power). On each page the policy "
             "picks a strategy; engagement and the purchase follow from the data and the strategy's effect, the "
             "value model sets the expected spend and the churn model decides whether the user leaves."),
-        h.note(
-            "The logged data have no strategy variation: no page was ever shown under a chosen strategy, so the "
-            "strategies' effects below are assumptions of the simulator, not estimates.", "warning"),
+        _strategies_note(inputs.agent.strategies),
         _strategies_table(inputs.agent.strategies),
     ]  # fmt: skip
     return "\n".join(parts)
 
 
+def estimated_parameters(block: SimulatorDescription) -> list[str]:
+    """The parameters (in ``Strategy``'s order) estimated for at least one strategy."""
+    return [key for key in STRATEGY_PARAMETERS
+            if any(block.source(name, key).status == "estimated" for name in block.strategies)]  # fmt: skip
+
+
+def _strategies_note(block: SimulatorDescription) -> str:
+    """Whether the strategies' effects are assumptions or estimates, and from which log."""
+    log, estimated = block.strategy_log, estimated_parameters(block)
+    if log is None or not estimated:
+        return h.note(
+            "The logged data have no strategy variation: no page was ever shown under a chosen strategy, so the "
+            "strategies' effects below are assumptions of the simulator, not estimates.", "warning")  # fmt: skip
+    assumed = [key.replace("_", " ") for key in STRATEGY_PARAMETERS if key not in estimated]
+    still = f" {_and(assumed).capitalize()} {'is' if len(assumed) == 1 else 'are'} still assumed (marked below)."
+    return h.note(
+        f"The strategies' {_and(estimated)} multipliers are estimated from an exploration log of "
+        f"{fmt_count(log.sessions)} sessions ({fmt_count(log.pages)} pages) in which each page's strategy was chosen "
+        f"at random and its propensity logged: relative to '{log.reference}' (1 by definition), weighted by 1 / "
+        f"propensity, with {log.level:.0%} intervals from {fmt_count(log.n_boot)} bootstrap replicates of whole "
+        f"sessions.{still if assumed else ''}")  # fmt: skip
+
+
+def _and(words: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
+
+
+def _effect(block: SimulatorDescription, name: str, key: str, text: str) -> str:
+    """A table cell: the value, its interval when estimated, and where it comes from."""
+    source = block.source(name, key)
+    if source.status == "estimated" and source.ci:
+        return f"{text} [{_fmt(source.ci[0], 2)}, {_fmt(source.ci[1], 2)}] estimated"
+    return f"{text} {source.status}"
+
+
 def _strategies_table(block: SimulatorDescription) -> str:
-    rows = [[name, fmt_factor(s.engagement), fmt_factor(s.buy), fmt_factor(s.price), _fmt(s.power_sensitivity, 2),
-             _fmt(s.fatigue, 2)]
-            for name, s in block.strategies.items()]  # fmt: skip
+    rows = []
+    for name, s in block.strategies.items():
+        cells = [fmt_factor(s.engagement), fmt_factor(s.buy), fmt_factor(s.price), _fmt(s.power_sensitivity, 2),
+                 _fmt(s.fatigue, 2)]  # fmt: skip
+        rows.append([name, *(_effect(block, name, key, text) for key, text in zip(STRATEGY_PARAMETERS, cells))])
     settings = (
         f"Exposure decay {_fmt(block.exposure_decay, 2)} per page; sessions end at the latest after "
         f"{block.max_depth} pages."
     )
-    headers = ["strategy (assumed)", "engagement ×", "buy ×", "price ×", "power sensitivity", "fatigue"]
+    headers = ["strategy", "engagement ×", "buy ×", "price ×", "power sensitivity", "fatigue"]
     return h.table(headers, rows, "strategies") + h.paragraph(settings)
 
 
@@ -405,7 +442,7 @@ def _conclusion(inputs: SessionsInputs) -> str:
         h.paragraph(disjoint),
         *(h.note(text, "warning") for text in _rival_sentences(agent)),
         "<h3>Limitations</h3>",
-        _limitations(),
+        _limitations(agent.strategies),
     ])  # fmt: skip
 
 
@@ -423,10 +460,18 @@ def _rival_sentences(agent: SessionStudy) -> list[str]:
     return sentences
 
 
-def _limitations() -> str:
+def _limitations(block: SimulatorDescription) -> str:
+    estimated = estimated_parameters(block)
+    effects = (
+        f"The strategies' {_and(estimated)} multipliers are estimates from an exploration log: they hold for "
+        "traffic like the log's, and their intervals cover sampling noise only; the other effects are still "
+        "assumptions (the buy multiplier is estimated given the assumed power sensitivity and fatigue)."
+        if block.strategy_log is not None and estimated
+        else "The strategies' effects are assumptions: the logged data never vary the strategy, so nothing in them "
+        "can confirm or refute the table above; the ranking of policies is only as good as these assumptions."
+    )
     return h.bullets([
-        "The strategies' effects are assumptions: the logged data never vary the strategy, so nothing in them "
-        "can confirm or refute the table above; the ranking of policies is only as good as these assumptions.",
+        effects,
         "The simulator is learned from the same data the models were fitted on; agents exploit its errors as "
         "readily as real effects, so simulated gains are an upper bound until tested in a live experiment.",
         "Intervals are 95% normal approximations (mean ± Φ⁻¹(0.975) standard errors) over independent simulated "
@@ -471,6 +516,7 @@ class Headline(Result):
     baselines_matching_or_beating_best_agent: dict[str, str]
     revenue: dict[str, MeanCI]
     models: HeadlineModels
+    strategy_effects: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
 
 
 class ReportInputs(Result):
@@ -504,8 +550,9 @@ class SessionsReportSummary(Result):
 
 
 def headline(inputs: SessionsInputs) -> Headline:
-    """The headline numbers of the report, for its JSON file."""
-    agent = inputs.agent
+    """The headline numbers of the report, for its JSON file (``strategy_effects``: strategy -> parameter ->
+    "assumed", "estimated" or "reference")."""
+    agent, block = inputs.agent, inputs.agent.strategies
     return Headline(
         best_fixed=agent.best_fixed,
         best_agent=agent.best_agent,
@@ -514,6 +561,8 @@ def headline(inputs: SessionsInputs) -> Headline:
         baselines_matching_or_beating_best_agent=dict(rivals(agent)),
         revenue={name: entry.revenue for name, entry in agent.policies.items()},
         models=HeadlineModels(churn=inputs.models.churn, value=inputs.models.value),
+        strategy_effects={name: {key: block.source(name, key).status for key in STRATEGY_PARAMETERS}
+                          for name in block.strategies},  # fmt: skip
     )
 
 

@@ -12,7 +12,10 @@ Learned from a page table (``from_pages``):
 The logged data show no strategies, so their effects are assumptions (``STRATEGIES``, configurable): a discount
 lifts purchases more for users with little purchase power (price-sensitive) and wears off when shown page after
 page (``exposure``, a decayed count of recent fatiguing pages); engaging content keeps users scrolling but sells
-less. Engagement, prices, purchases and churn given the page come from the data through the fitted models.
+less. Engagement, prices, purchases and churn given the page come from the data through the fitted models. An
+exploration log (pages served under randomly chosen strategies, with the propensities) lets
+``nextbest.sim.strategy_effects`` estimate the engagement, buy and price multipliers instead; ``describe()`` says
+for each parameter whether it is assumed or estimated (``sources``).
 
 The churn and value models are any fitted estimators on ``nextbest.models.sessions.page_features`` (the training
 code's feature builder). Every array has one entry per simulated session; the Gymnasium environment steps the same
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 
@@ -55,12 +59,43 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+#: The strategy parameters, in ``Strategy``'s field order.
+STRATEGY_PARAMETERS: tuple[str, ...] = tuple(Strategy.__struct_fields__)
+
+
+class EffectSource(Result):
+    """Where a strategy parameter's value comes from: "assumed" (set by hand), "estimated" (from an exploration
+    log; ``ci`` its 95% interval) or "reference" (1 by definition: the strategy the others are measured against)."""
+
+    status: str = "assumed"
+    ci: list[float] | None = None
+
+
+class StrategyLogSummary(Result):
+    """The exploration log that estimated parameters come from (``nextbest.sim.strategy_effects``)."""
+
+    path: str | None
+    sessions: int
+    pages: int
+    reference: str
+    level: float
+    n_boot: int
+
+
 class SimulatorDescription(Result):
-    """``describe()``: the strategies (name -> assumed effects, in action order) and the simulator's settings."""
+    """``describe()``: the strategies (name -> effects, in action order), the simulator's settings, and for each
+    strategy and parameter where its value comes from (``sources``; files written before they existed lack it:
+    read as assumed) and the exploration log the estimated ones come from (``strategy_log``, None if none)."""
 
     strategies: dict[str, Strategy]
     exposure_decay: float
     max_depth: int
+    sources: dict[str, dict[str, EffectSource]] = msgspec.field(default_factory=dict)
+    strategy_log: StrategyLogSummary | None = None
+
+    def source(self, strategy: str, parameter: str) -> EffectSource:
+        """Where ``strategy``'s ``parameter`` comes from ("assumed" when not recorded)."""
+        return self.sources.get(strategy, {}).get(parameter) or EffectSource()
 
 
 def read_strategies(path: str | Path) -> dict[str, Strategy]:
@@ -89,7 +124,8 @@ def read_strategies(path: str | Path) -> dict[str, Strategy]:
 class SessionState:
     """Per-session arrays: start hour, purchase power, pages seen, cumulative engagement and spend, still active,
     the exposure to fatiguing strategies, and the expected spend of the last page given its engagement
-    (P(bought) x price: the same mean as the spend with less noise, a variance-reduced reward for learners)."""
+    (P(bought) x price: the same mean as the spend with less noise, a variance-reduced reward for learners);
+    the last page's engagement and purchase (0 / False before the first page and for sessions already ended)."""
 
     hour: np.ndarray
     power: np.ndarray
@@ -99,6 +135,8 @@ class SessionState:
     active: np.ndarray
     exposure: np.ndarray
     last_expected_spend: np.ndarray
+    last_engagement: np.ndarray
+    last_bought: np.ndarray
 
     def __len__(self) -> int:
         """Sessions in the batch (the rows a policy decides for)."""
@@ -110,7 +148,9 @@ class SessionSimulator:
 
     def __init__(self, churn_model: Any, value_model: Any, engagement_by_power: np.ndarray, price_by_power: np.ndarray,
                  first_pages: pd.DataFrame, strategies: dict[str, Strategy] | None = None,
-                 max_depth: int = 60, exposure_decay: float = 0.8) -> None:  # fmt: skip
+                 max_depth: int = 60, exposure_decay: float = 0.8,
+                 sources: dict[str, dict[str, EffectSource]] | None = None,
+                 strategy_log: StrategyLogSummary | None = None) -> None:  # fmt: skip
         self.churn_model, self.value_model = churn_model, value_model
         self.engagement_by_power = np.asarray(engagement_by_power, dtype=float)
         self.price_by_power = np.asarray(price_by_power, dtype=float)
@@ -122,6 +162,8 @@ class SessionSimulator:
         self._fatigue = np.array([s.fatigue for s in self.strategies.values()])
         self.max_depth = max_depth
         self.exposure_decay = exposure_decay
+        self.sources = dict(sources or {})
+        self.strategy_log = strategy_log
 
     @classmethod
     def from_pages(cls, pages: pd.DataFrame, churn_model: Any, value_model: Any, **options: Any) -> SessionSimulator:
@@ -142,7 +184,7 @@ class SessionSimulator:
         zeros = np.zeros(n)
         return SessionState(rows["hour"].to_numpy(dtype=int), rows["purchase_power"].to_numpy(dtype=int),
                             zeros.astype(int), zeros.copy(), zeros.copy(), np.ones(n, dtype=bool),
-                            zeros.copy(), zeros.copy())  # fmt: skip
+                            zeros.copy(), zeros.copy(), zeros.astype(int), np.zeros(n, dtype=bool))  # fmt: skip
 
     def step(self, state: SessionState, actions: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Show one page to every active session; returns (spend, done). Finished sessions get 0 and stay done."""
@@ -164,6 +206,8 @@ class SessionSimulator:
         done &= state.active
         state.engagement = state.engagement + engagement * state.active
         state.spend = state.spend + spend
+        state.last_engagement = engagement * state.active
+        state.last_bought = bought & state.active
         fatiguing = (self._fatigue[actions] > 0) & state.active
         state.exposure = np.where(state.active, self.exposure_decay * state.exposure + fatiguing, state.exposure)
         state.active = state.active & ~done
@@ -179,9 +223,13 @@ class SessionSimulator:
         return self._buy_probability(page, price, buy_factor) * price * price_factor
 
     def describe(self) -> SimulatorDescription:
-        """The strategies' assumed effects and the simulator's settings (for JSON next to results)."""
+        """The strategies' effects, where each comes from (``sources`` as given, "assumed" for the rest) and the
+        simulator's settings (for JSON next to results)."""
+        sources = {name: {parameter: self.sources.get(name, {}).get(parameter) or EffectSource()
+                          for parameter in STRATEGY_PARAMETERS} for name in self.strategies}  # fmt: skip
         return SimulatorDescription(strategies=dict(self.strategies), exposure_decay=float(self.exposure_decay),
-                                    max_depth=int(self.max_depth))  # fmt: skip
+                                    max_depth=int(self.max_depth), sources=sources,
+                                    strategy_log=self.strategy_log)  # fmt: skip
 
     def buy_factor(self, state: SessionState, actions: np.ndarray) -> np.ndarray:
         """The purchase-probability multiplier of each session's strategy (module docstring, ``buy``)."""

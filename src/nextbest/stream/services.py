@@ -72,10 +72,12 @@ class WorkerProcess(_process.Service):
         log_dir: str | Path | None = None,
         explore: str = "none",
         log_decisions: bool = False,
+        explore_seed: int = 0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.explore = explore
         self.log_decisions = log_decisions
+        self.explore_seed = explore_seed
         self.model = Path(model)
         self.token = token
         self.group_id = group_id
@@ -87,7 +89,8 @@ class WorkerProcess(_process.Service):
         return [
             *CLI, "stream", "run", "--bootstrap-servers", self.bootstrap_servers, "--model", str(self.model),
             "--token", self.token, "--group-id", self.group_id, "--metrics-file", str(self.metrics_path),
-            "--explore", self.explore, *(["--log-decisions"] if self.log_decisions else []),
+            "--explore", self.explore, "--explore-seed", str(self.explore_seed),
+            *(["--log-decisions"] if self.log_decisions else []),
         ]  # fmt: skip
 
     def start(self) -> WorkerProcess:

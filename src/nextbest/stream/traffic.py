@@ -15,6 +15,9 @@ summary dict. Contract:
   ``3_000_000 + seed``, not part of the experiment) go through the pipeline; the run starts once one decision
   with the experiment's token is back (``ready_timeout``), so the worker's group join does not eat the first
   customers' decision time.
+* **Serving without an experiment** (``serve_all``): every session gets the stream's decision (arm ``served``;
+  the platform is not called, ``platform`` and ``experiment`` are ignored), the outcomes go to ``topic_outcome``
+  only, and the run ends when every session is resolved: how a decision log is gathered (``nextbest demo loop``).
 * **Arms** come from the platform (``POST /api/experiments/{id}/assignments``, the same hash as the per-uuid
   route), asked in batches as sessions go out. Uuids travel to the platform as the integers the feed carries (the
   platform stores one canonical form, so ``404180`` and ``"404180"`` are the same unit).
@@ -82,6 +85,7 @@ class TrafficConfig:
     ready_timeout: float = 60.0
     batch_interval: float = 0.2
     progress_interval: float = 0.5
+    serve_all: bool = False  # no experiment: every session gets the stream's decision (arm "served"), no platform
 
     def check(self) -> None:
         """NextbestError for settings no run can use."""
@@ -371,6 +375,9 @@ class TrafficRun:
         if not self.unassigned:
             return
         index, self.unassigned = self.unassigned, []
+        if self.config.serve_all:
+            self.waiting.extend(index)
+            return
         uuids = [int(u) for u in self.plan.customers.uuid[index]]  # the shop's uuids are integers, sent as such
         for i, arm in zip(index, self.client.arms(self.config.experiment, uuids)):
             if arm == "original":
@@ -382,17 +389,18 @@ class TrafficRun:
         still = deque()
         for i in self.waiting:
             uuid = int(self.plan.customers.uuid[i])
+            arm = "served" if self.config.serve_all else "new"
             if self.plan.malformed[i]:
                 self.counts["malformed_fallbacks"] += 1
-                self._outcome(i, "new", 0)
+                self._outcome(i, arm, 0)
             elif uuid in self.decisions.values:
                 value = self.decisions.values[uuid]
                 self.new_decisions.append({"uuid": uuid, "value": value})
                 self.served.add(i)
-                self._outcome(i, "new", value)
+                self._outcome(i, arm, value)
             elif final or now - self.second_sent_at[i] > self.config.decision_timeout:
                 self.counts["fallback_timeouts"] += 1
-                self._outcome(i, "new", 0)
+                self._outcome(i, arm, 0)
             else:
                 still.append(i)
         self.waiting = still
@@ -421,6 +429,10 @@ class TrafficRun:
 
     def _post(self) -> None:
         config = self.config
+        if config.serve_all:  # no experiment: the outcomes go to topic_outcome only
+            self.new_decisions = []
+            self.counts["outcomes_logged"] += len(self._in_session_order())
+            return
         if self.new_decisions:
             answer = self.client.post(config.experiment, config.token, "decisions", self.new_decisions)
             self.counts["decisions_posted"] += answer["accepted"]
@@ -438,6 +450,11 @@ class TrafficRun:
         self._post()
 
     def _complete(self) -> bool:
+        if self.config.serve_all:
+            self.platform = {"progress": {"complete": self.frontier >= self.config.sessions,
+                                          "outcomes": self.frontier, "planned": self.config.sessions}}  # fmt: skip
+            self.on_progress(self.sent, self.platform["progress"])
+            return bool(self.platform["progress"]["complete"])
         self.platform = self.client.experiment(self.config.experiment)
         self.on_progress(self.sent, self.platform["progress"])
         return bool(self.platform["progress"]["complete"])
@@ -488,7 +505,8 @@ class TrafficRun:
         return summary
 
 
-COUNTS = ("outcomes_original", "outcomes_new", "shown", "malformed_customers", "malformed_fallbacks",
+COUNTS = ("outcomes_original", "outcomes_new", "outcomes_served", "outcomes_logged", "shown", "malformed_customers",
+          "malformed_fallbacks",
           "fallback_timeouts", "decisions_posted", "outcomes_accepted", "outcomes_duplicates")  # fmt: skip
 DECISION_COUNTS = ("foreign_decisions", "token_mismatches", "duplicate_decisions_read", "unreadable_decisions")
 RESULT_KEYS = ("verdict", "effect", "ci", "p_value", "improves", "improves_by_target", "srm_p_value", "srm_flagged",
@@ -512,7 +530,8 @@ def run_traffic(
     config.check()
     client = PlatformClient(config.platform)
     try:
-        check_platform(client, config.experiment, config.token)
+        if not config.serve_all:
+            check_platform(client, config.experiment, config.token)
         run = TrafficRun(config, world, client, progress)
         try:
             return run.run()
