@@ -56,12 +56,22 @@ def test_ope_run_covers_the_true_value(bandit: tuple[Path, Path, float]) -> None
         assert low <= truth <= high, (name, estimate, truth)
         assert 0 < estimate["ess"] <= 20_000 and estimate["max_weight"] >= 1
     assert (root / "out" / "ope.png").stat().st_size > 5_000
+    assert {e["interval"] for e in report["estimators"].values()} == {"normal"}
+    booted = run_cli("ope", "run", "--logs", str(root / "log.csv"), "--action-col", "strategy", "--reward-col",
+                     "clicked", "--pscore-col", "p", "--policy", str(target), "--out", str(root / "boot"),
+                     "--interval", "bootstrap", "--estimators", "ips,dr")  # fmt: skip
+    assert booted.returncode == 0, booted.stderr
+    intervals = json.loads((root / "boot" / "ope.json").read_text())["estimators"]
+    assert {e["interval"] for e in intervals.values()} == {"bootstrap"} and set(intervals) == {"ips", "dr"}
+    assert all(e["ci"][0] <= truth <= e["ci"][1] for e in intervals.values())
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ("pscore_zero", "row 2, column 'p': a propensity must be in (0, 1]"),
+        ("pscore_above_one", "row 2, column 'p': a propensity must be in (0, 1], got 1.5"),
+        ("pscore_missing", "row 2, column 'p': not a number"),
         ("target_sum", "the probabilities of context loyal sum to 0.5, not 1"),
         ("target_unknown", "actions ['popup'] never appear in the log's 'strategy' column"),
         ("no_column", "no column 'p'"),
@@ -73,6 +83,10 @@ def test_bad_input_is_one_line_and_exit_2(bandit: tuple[Path, Path, float], tmp_
     log, policy = pd.read_csv(root / "log.csv"), pd.read_csv(target)
     if change == "pscore_zero":
         log.loc[0, "p"] = 0.0
+    elif change == "pscore_above_one":
+        log.loc[0, "p"] = 1.5
+    elif change == "pscore_missing":
+        log.loc[0, "p"] = np.nan
     elif change == "target_sum":
         policy.loc[policy.segment == "loyal", "probability"] = [0.5, 0.0, 0.0]
     elif change == "target_unknown":

@@ -23,7 +23,8 @@ def run(
                                 "features from the log's columns (a decision log's ctx_ columns too)."),
     out: Path = typer.Option(..., "--out", help="Folder for ope.json and ope.png (created if missing)."),
     features: str | None = typer.Option(None, "--features", help="Comma-separated context columns for the reward "
-                                        "model of DM/DR (default: every other column)."),  # fmt: skip
+                                        "model of DM/DR (default: every other column; a decision log's ctx_ "
+                                        "columns)."),  # fmt: skip
     estimators: str | None = typer.Option(None, "--estimators", help="Comma-separated subset of dm, ips, snips, dr, "
                                           "sndr, switch-dr (default: all)."),  # fmt: skip
     interval: str = typer.Option("normal", "--interval", help="normal (the estimator's influence function, V ± "

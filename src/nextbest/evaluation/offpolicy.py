@@ -5,9 +5,10 @@
 The log is a CSV or Parquet table with one row per served decision: the action served, its reward and the
 probability with which the logging policy served it, plus any context columns. The target policy is a CSV of
 action probabilities: zero or more context columns (matched by name in the log), the action column and
-``probability``, summing to 1 within each context. The reward model of the DM/DR family is a ridge regression per
-action on the encoded context features (`nextbest.models.tables.TableEncoding`: numeric as is, categories
-one-hot), cross-fitted on two folds so that no row's own reward enters its prediction.
+``probability``, summing to 1 within each context; or an exported model file. The reward model of the DM/DR
+family is a ridge regression per action on the encoded context features (`nextbest.models.tables.TableEncoding`:
+numeric as is, categories one-hot; default every other column, or a decision log's ``ctx_`` columns),
+cross-fitted on two folds so that no row's own reward enters its prediction.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import Ridge
 
+from nextbest.data.decision_log import CONTEXT_PREFIX, context_columns
 from nextbest.errors import DataError
 from nextbest.models.tables import TableEncoding, read_table
 from nextbest.ope import ESTIMATORS, LoggedBandit, OPEEstimate, SupportViolation
@@ -72,7 +74,8 @@ def evaluate_logged_table(logs: str | Path, action_col: str, reward_col: str, ps
                         f"{pscores[bad[0]]:g} ({bad.size} such rows)")  # fmt: skip
     log = LoggedBandit(_codes(frame, action_col, actions, source), _numbers(frame, reward_col, source), pscores,
                        len(actions))  # fmt: skip
-    chosen = [c for c in (features if features is not None else frame.columns)
+    default = context_columns(frame) or list(frame.columns)  # a decision log: its context features
+    chosen = [c for c in (features if features is not None else default)
               if c not in (action_col, reward_col, pscore_col)]  # fmt: skip
     model = cross_fitted_rewards(frame, chosen, log, seed, source)
     names = list(estimators) or list(ESTIMATORS)
@@ -99,7 +102,6 @@ def model_probabilities(path: str | Path, logs: pd.DataFrame, actions: list[str]
     """π(a | x_i) [n, k] of an exported targeting model (``nextbest target export``): action "1" (show) where it
     shows, "0" elsewhere, probability 1. Its features are read from the log's columns of the same name, or of the
     name with the decision log's ``ctx_`` prefix (a decision-log feature absent from the table is 0)."""
-    from nextbest.data.decision_log import CONTEXT_PREFIX
     from nextbest.models.serving import ExportedModel
 
     model = ExportedModel.load(path)

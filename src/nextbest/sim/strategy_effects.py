@@ -33,7 +33,7 @@ sums run over its pages i ("ref": the reference's pages), with w_i = 1 / propens
                 b = 1); conditioning on the page through q̂ does not.
 
 ``power_sensitivity`` and ``fatigue`` stay assumed: they shape how the buy lift varies with purchase power and
-exposure, which a log of a few thousand sessions identifies too weakly for useful intervals, and ``fatigue > 0``
+exposure, which would need a nonlinear fit of that second-order variation (not attempted here), and ``fatigue > 0``
 also decides which strategies count towards the exposure. b̂_s is estimated given them (g uses the assumed values
 and the exposure x recomputed with the assumed fatiguing strategies and ``exposure_decay``). Pages at a purchase
 power without a reference purchase carry no price (π̂) and are left out of the buy and price sums. The cap
@@ -375,33 +375,34 @@ def _value_coefficients(log: _Log, weights: np.ndarray, reference: int, iteratio
     return beta
 
 
+def _baseline(log: _Log, weights: np.ndarray, reference: int) -> tuple[np.ndarray, np.ndarray]:
+    """(q̂, π̂(pp) of each page) of every replicate, both (R, N); 0 where the page's power has no price."""
+    price = _price_by_power(log, weights, reference)[:, log.power]
+    beta = _value_coefficients(log, weights, reference)
+    priced = np.isfinite(price)
+    price = np.where(priced, price, 0.0)
+    value = np.maximum((log.features @ beta.T).T, 0.0)
+    return np.divide(value, price, out=np.zeros_like(value), where=priced), price
+
+
 def _estimate(log: _Log, counts: np.ndarray, reference: int) -> np.ndarray:
     """The (engagement, buy, price) multipliers of every strategy in every replicate, (R, k, 3), for session
-    counts (R, sessions): each page weighs counts[session] / propensity (module docstring)."""
+    counts (R, sessions): each page weighs counts[session] / propensity (formulas: module docstring)."""
     weights = counts[:, log.session] * log.weight
-    price = _price_by_power(log, weights, reference)
-    beta = _value_coefficients(log, weights, reference)
-    page_price = price[:, log.power]
-    with np.errstate(invalid="ignore"):
-        baseline = np.maximum((log.features @ beta.T).T, 0.0) / page_price  # q̂, NaN where π̂ is
-    priced = np.isfinite(page_price)
-    baseline = np.where(priced, baseline, 0.0)
+    baseline, price = _baseline(log, weights, reference)
     ref = log.strategy == reference
     ref_engagement = (weights[:, ref] @ log.engagement[ref]) / weights[:, ref].sum(axis=1)
-    k = int(log.strategy.max()) + 1
-    out = np.ones((counts.shape[0], k, 3))
-    for s in range(k):
+    out = np.ones((counts.shape[0], int(log.strategy.max()) + 1, 3))
+    for s in range(out.shape[1]):
         rows = log.strategy == s
         if s == reference or not rows.any():
             continue
-        w = weights[:, rows]
-        wp = w * priced[:, rows]
-        q = baseline[:, rows]
-        out[:, s, 0] = (w @ log.engagement[rows]) / w.sum(axis=1) / ref_engagement
+        w, q, bought = weights[:, rows], baseline[:, rows], log.bought[rows]
+        priced = w * (price[:, rows] > 0)  # pages whose power has a reference price
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, s, 1] = 1 + (wp * (log.bought[rows] - q)).sum(axis=1) / (wp * q * log.lift_scale[rows]).sum(axis=1)
-            sold = wp * log.bought[rows]
-            out[:, s, 2] = (sold @ log.spend[rows]) / np.nansum(sold * page_price[:, rows], axis=1)
+            out[:, s, 0] = (w @ log.engagement[rows]) / w.sum(axis=1) / ref_engagement
+            out[:, s, 1] = 1 + (priced * (bought - q)).sum(axis=1) / (priced * q * log.lift_scale[rows]).sum(axis=1)
+            out[:, s, 2] = (priced * bought) @ log.spend[rows] / (priced * bought * price[:, rows]).sum(axis=1)
     return out
 
 
@@ -436,6 +437,9 @@ def estimate_strategies(log: pd.DataFrame, assumed: dict[str, Strategy], referen
     ref = names.index(reference)
     _check_purchases(arrays, names, ref)
     point = _estimate(arrays, np.ones((1, arrays.sessions)), ref)[0]
+    for s, j in zip(*np.nonzero(~np.isfinite(point))):
+        raise DataError(f"column 'purchase_power': strategy {names[s]!r}: no {ESTIMATED[j]} estimate, the reference "
+                        "has no purchase at the purchase powers of its pages")  # fmt: skip
     replicates = _bootstrap(arrays, ref, n_boot, seed)
     strategies = {}
     for s, name in enumerate(names):

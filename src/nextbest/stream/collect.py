@@ -51,27 +51,35 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[tuple[
             raise NextbestError(f"topic {topic} does not exist on {bootstrap}: run a worker with --log-decisions")
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in partitions}
         wanted = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(wanted)])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         return _drain(consumer, ends, wanted, timeout)
     finally:
         consumer.close()
 
 
-def _drain(consumer: Any, ends: dict[int, int], wanted: set[int], timeout: float) -> list[tuple[int, int, Any]]:
+def _drain(consumer: Any, ends: dict[int, int], wanted: set[int], timeout: float,
+           idle: float = 1.5) -> list[tuple[int, int, Any]]:  # fmt: skip
+    """Consume until every partition has reached the end it reported and then ``idle`` seconds pass with nothing
+    new: a broker's reported end can lag its last messages (Tansu's does, by a batch)."""
     messages: list[tuple[int, int, Any]] = []
     deadline = time.monotonic() + timeout
-    while wanted:
-        if time.monotonic() > deadline:
-            raise NextbestError(f"reading the topic stalled with partitions {sorted(wanted)} unfinished")
-        for message in consumer.consume(num_messages=10_000, timeout=0.5):
-            if message.error() is not None:
-                continue
+    quiet_since = None
+    while True:
+        batch = [m for m in consumer.consume(num_messages=10_000, timeout=0.25) if m.error() is None]
+        now = time.monotonic()
+        for message in batch:
             partition, offset = message.partition(), message.offset()
             messages.append((partition, offset, message.value()))
             if offset + 1 >= ends[partition]:
                 wanted.discard(partition)
-            deadline = time.monotonic() + timeout
-    return messages
+        if batch:
+            deadline, quiet_since = now + timeout, None
+        elif not wanted:
+            quiet_since = quiet_since or now
+            if now - quiet_since >= idle:
+                return messages
+        if now > deadline:
+            raise NextbestError(f"reading the topic stalled with partitions {sorted(wanted)} unfinished")
 
 
 def _parsed(messages: list[tuple[int, int, Any]], topic: str, parse: Any,
