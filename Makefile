@@ -47,6 +47,7 @@ demo: $(STAMP)
 	$(VENV)/bin/nextbest crm demo --out $(DEMO_OUT)
 	$(VENV)/bin/nextbest target demo --out $(DEMO_OUT)/targeting
 	$(VENV)/bin/nextbest ab demo --out $(DEMO_OUT)/ab
+	$(VENV)/bin/nextbest demo loop --out $(DEMO_OUT)/loop --shop $(DEMO_OUT)/ab
 	$(VENV)/bin/nextbest sessions pipeline --source synthetic --lake $(DEMO_OUT)/sessions/lake --out $(DEMO_OUT)/sessions
 
 test: $(STAMP) $(SYSTEM)

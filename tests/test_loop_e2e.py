@@ -55,6 +55,7 @@ def test_the_loop_runs_from_exploration_to_a_verdict(shop: Path, tmp_path: Path)
     if chosen in ("learned", "current"):
         assert result["ab"]["verdict"] and comparison["ab_ci"][0] <= comparison["ab_effect"] <= comparison["ab_ci"][1]
     assert "A/B" in run.stdout and "chosen:" in run.stdout
+    assert "OPE vs A/B vs truth" in (out / "loop.html").read_text()
 
     ope = subprocess.run([NEXTBEST, "ope", "run", "--logs", result["files"]["decision_log"], "--action-col", "action",
                           "--reward-col", "reward", "--pscore-col", "propensity", "--policy",

@@ -86,6 +86,7 @@ def loop_demo(
     show-none) estimated by IPS, SNIPS and DR → the best in an A/B test against the original rule → the platform's
     verdict, next to the OPE estimate and the world's true effect. Writes OUT/loop.json and OUT/loop.html."""
     from nextbest.cli.shop import progress_bar
+    from nextbest.report.loop import write_loop_report
     from nextbest.stream.loop import LoopConfig, run_loop
 
     config = LoopConfig(out=out, shop=shop, seed=seed, explore=explore, log_sessions=log_sessions, rate=rate,
@@ -93,7 +94,9 @@ def loop_demo(
     config.check()
     with progress_bar() as update:
         result = run_loop(config, step=typer.echo, progress=update)
+    page = write_loop_report(result, out)
     _print_loop(result, out)
+    typer.echo(f"report: {page}")
 
 
 def _print_loop(result, out: Path) -> None:
