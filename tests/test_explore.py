@@ -54,3 +54,28 @@ def test_a_replayed_uuid_gets_the_same_draw() -> None:
 def test_bad_settings_are_refused(text: str) -> None:
     with pytest.raises(NextbestError, match="--explore"):
         Exploration.parse(text)
+
+
+def test_the_python_policy_api_explores_with_the_same_probabilities() -> None:
+    """``Exploring`` puts any scoring policy on the policy contract: the worker's distribution, drawn with an rng."""
+    from nextbest.policies.explore import Exploring
+
+    class Scored:
+        n_actions, name = 2, "scored"
+
+        def action_scores(self, X: np.ndarray) -> np.ndarray:
+            return np.column_stack([np.zeros(len(X)), X[:, 0]])
+
+    X = np.tile([[0.3], [-0.2]], (20_000, 1))
+    for text in ("epsilon:0.2", "softmax:0.3"):
+        policy = Exploring(Scored(), Exploration.parse(text))
+        decision = policy.choose(X, np.random.default_rng(1))
+        check_decision(decision, len(X), 2)
+        expected = Exploration.parse(text).distribution(Scored().action_scores(X))
+        np.testing.assert_allclose(decision.distribution, expected)
+        for row in (0, 1):
+            observed = decision.actions[row::2].mean()
+            assert abs(observed - expected[row, 1]) < 5 * np.sqrt(expected[row, 1] * (1 - expected[row, 1]) / 20_000)
+        assert policy.name == f"scored ({text})"
+    with pytest.raises(NextbestError, match="no action_scores"):
+        Exploring(object(), Exploration.parse("epsilon:0.1"))

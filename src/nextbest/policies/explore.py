@@ -14,11 +14,12 @@ a replayed message gets the same action and propensity as the first time, whatev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from nextbest.errors import NextbestError
-from nextbest.policies.contract import Decision
+from nextbest.policies.contract import Decision, Policy, sample
 
 KINDS = ("none", "epsilon", "softmax")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -76,6 +77,23 @@ class Exploration:
         draws = keyed_uniforms(keys, self.seed)[:, None] * cumulative[:, -1:]
         actions = np.minimum((draws >= cumulative).sum(axis=1), distribution.shape[1] - 1).astype(np.int64)
         return Decision(actions, distribution[np.arange(actions.size), actions], distribution)
+
+
+class Exploring(Policy):
+    """A scoring policy served with exploration, on the policy contract: ``scored.action_scores(observations)``
+    [n, k] -> π(· | x) = ``exploration.distribution(scores)``; ``choose`` draws from it with ``rng`` (the worker
+    draws with each uuid's own uniform instead: ``Exploration.decide``) and reports each action's probability."""
+
+    def __init__(self, scored: Any, exploration: Exploration) -> None:
+        if not callable(getattr(scored, "action_scores", None)):
+            raise NextbestError(f"{type(scored).__name__} has no action_scores(observations): nothing to explore over")
+        self.scored, self.exploration = scored, exploration
+        self.n_actions = int(getattr(scored, "n_actions", 2))
+        self.name = f"{getattr(scored, 'name', type(scored).__name__)} ({exploration.label})"
+
+    def choose(self, observations: Any, rng: np.random.Generator | None = None) -> Decision:
+        distribution = self.exploration.distribution(self.scored.action_scores(observations))
+        return sample(distribution, rng if rng is not None else np.random.default_rng())
 
 
 def keyed_uniforms(keys: np.ndarray, seed: int = 0) -> np.ndarray:
