@@ -48,7 +48,9 @@ demo: $(STAMP)
 	$(VENV)/bin/nextbest target demo --out $(DEMO_OUT)/targeting
 	$(VENV)/bin/nextbest ab demo --out $(DEMO_OUT)/ab
 	$(VENV)/bin/nextbest demo loop --out $(DEMO_OUT)/loop --shop $(DEMO_OUT)/ab
-	$(VENV)/bin/nextbest sessions pipeline --source synthetic --lake $(DEMO_OUT)/sessions/lake --out $(DEMO_OUT)/sessions
+	$(VENV)/bin/nextbest sessions explore --out $(DEMO_OUT)/sessions/explore.parquet
+	$(VENV)/bin/nextbest sessions pipeline --source synthetic --lake $(DEMO_OUT)/sessions/lake --out $(DEMO_OUT)/sessions \
+		--strategy-log $(DEMO_OUT)/sessions/explore.parquet
 
 test: $(STAMP) $(SYSTEM)
 	$(VENV)/bin/ruff check src tests benchmarks

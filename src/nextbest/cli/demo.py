@@ -80,17 +80,20 @@ def loop_demo(
     learn_share: float = typer.Option(0.5, "--learn-share", help="Share of the log the new policy learns from; the "
                                       "candidates are estimated on the rest."),
     feed: str = typer.Option("realistic", "--feed", help="How the shop writes its messages: realistic or clean."),
+    control: str = typer.Option("original", "--control", help="The A/B control: original (the original rule, the "
+                                "platform's control arm) or logged (the current model exploring as it did when it "
+                                "logged, served by a second worker)."),
 ) -> None:
     """The loop on loopback: the current model serves with exploration and logs every decision → the decision log
     in the lake → a policy learned off-policy → every candidate (learned, current, original rule, show-all,
-    show-none) estimated by IPS, SNIPS and DR → the best in an A/B test against the original rule → the platform's
+    show-none) estimated by IPS, SNIPS and DR → the best in an A/B test against the control → the platform's
     verdict, next to the OPE estimate and the world's true effect. Writes OUT/loop.json and OUT/loop.html."""
     from nextbest.cli.shop import progress_bar
     from nextbest.report.loop import write_loop_report
     from nextbest.stream.loop import LoopConfig, run_loop
 
     config = LoopConfig(out=out, shop=shop, seed=seed, explore=explore, log_sessions=log_sessions, rate=rate,
-                        learn_share=learn_share, feed=feed)  # fmt: skip
+                        learn_share=learn_share, feed=feed, control=control)  # fmt: skip
     config.check()
     with progress_bar() as update:
         result = run_loop(config, step=typer.echo, progress=update)
@@ -108,7 +111,7 @@ def _print_loop(result, out: Path) -> None:
     choice = result.choice
     table = Table(title=f"candidates on {choice.rows_evaluated:,} held-out logged decisions: value per session "
                   f"(95% intervals) and the world's truth")  # fmt: skip
-    for column in ("policy", "IPS", "SNIPS", "DR", "true value", "DR vs original"):
+    for column in ("policy", "IPS", "SNIPS", "DR", "true value", f"DR vs {choice.control}"):
         table.add_column(column, justify="left" if column == "policy" else "right")
     for name, candidate in choice.candidates.items():
         cells = [f"{e.estimate:.3f} [{e.ci[0]:.3f}, {e.ci[1]:.3f}]" for e in candidate.value.values()]
@@ -117,7 +120,7 @@ def _print_loop(result, out: Path) -> None:
                       f"{versus.estimate:+.3f} [{versus.ci[0]:+.3f}, {versus.ci[1]:+.3f}]")  # fmt: skip
     console.print(table)
     c = result.comparison
-    console.print(f"chosen: {c.policy} (by {c.estimator}); effect over the original rule per session: "
+    console.print(f"chosen: {c.policy} (by {c.estimator}); effect over {choice.control} per session: "
                   f"OPE {c.ope_effect:+.3f} [{c.ope_ci[0]:+.3f}, {c.ope_ci[1]:+.3f}], true {c.true_effect:+.3f}")
     if result.ab is None or c.ab_effect is None:
         console.print("no A/B test: the chosen policy has no model to serve or is the control itself")

@@ -60,3 +60,48 @@ def run(
     for name, why in report.refused.items():
         console.print(f"[yellow]{name} refused:[/yellow] {why}")
     console.print(f"written to {out / 'ope.json'} and {out / 'ope.png'}")
+
+
+@ope_app.command("learn")
+def learn(
+    logs: Path = typer.Option(..., "--logs", help="A decision log (`nextbest log collect`: action, reward, "
+                              "propensity and the ctx_ features as served), .parquet or .csv."),
+    like: Path = typer.Option(..., "--like", help="The exported model that served the log (.onnx + sidecar): the "
+                              "learned policy reads the same features with the same missing-flag rule."),
+    out: Path = typer.Option(..., "--out", help="The learned model to write (.onnx; its sidecar and "
+                             "<out>.learn.json go next to it)."),
+    learn_share: float = typer.Option(0.5, "--learn-share", help="Share of the log to learn from; the rest "
+                                      "estimates the learned policy against --like."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the reward model's folds and the learner."),
+) -> None:
+    """Learn a targeting policy from a decision log (doubly robust weighted classification), export it for
+    `nextbest stream run`, and estimate it against the serving model on the held-out share: IPS, SNIPS and DR,
+    each value and the difference with its 95% interval (written to <out>.learn.json)."""
+    from rich.console import Console
+
+    from nextbest.errors import NextbestError
+    from nextbest.evaluation.loop import choose_policy, learn_from_log, read_decision_log, split_log
+    from nextbest.models.export import export_model
+    from nextbest.models.serving import ExportedModel
+    from nextbest.models.tables import read_table
+    from nextbest.policies.contract import deterministic
+
+    if out.suffix.lower() != ".onnx":
+        raise NextbestError(f"--out {out}: the learned model is written as ONNX, give a .onnx path")
+    served = ExportedModel.load(like)
+    data = read_decision_log(read_table(logs), served.features, str(logs))
+    split = split_log(len(data.log), learn_share, seed)
+    learned = learn_from_log(data.rows(split.learn), served.features, served.imputation, seed=seed)
+    exported = ExportedModel.load(export_model(learned, out, "onnx").path)
+    held_out = data.rows(split.evaluate)
+    X = held_out.X.to_numpy(dtype=float)
+    candidates = {"learned": deterministic(exported.decide(X), 2).distribution,
+                  "serving": deterministic(served.decide(X), 2).distribution}  # fmt: skip
+    choice = choose_policy(held_out.X, held_out.log, candidates, "serving", seed=seed)
+    choice.write(out.with_name(out.name + ".learn.json"))
+    console = Console()
+    versus = choice.candidates["learned"].versus_control
+    console.print(f"learned from {len(split.learn):,} logged decisions; estimated on {choice.rows_evaluated:,} others")
+    for name, e in versus.items():
+        console.print(f"  {name}: learned − serving = {e.estimate:+.4g} per decision [{e.ci[0]:+.4g}, {e.ci[1]:+.4g}]")
+    console.print(f"written {out} (+ sidecar) and {out.name}.learn.json")

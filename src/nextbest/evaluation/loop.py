@@ -21,8 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nextbest.errors import NextbestError
+from nextbest.data.decision_log import context_frame
+from nextbest.errors import DataError, NextbestError
 from nextbest.evaluation.offpolicy import OnPolicy, cross_fitted_rewards
+from nextbest.models.offpolicy import learn_targeting_policy
+from nextbest.models.targeting import Imputation, TargetingModel
 from nextbest.ope import ESTIMATORS, LoggedBandit, OPEEstimate
 from nextbest.results import Result
 from nextbest.stats import mean_interval
@@ -49,6 +52,43 @@ def subset(log: LoggedBandit, rows: np.ndarray) -> LoggedBandit:
     logging = None if log.logging is None else np.asarray(log.logging)[rows]
     return LoggedBandit(np.asarray(log.actions)[rows], np.asarray(log.rewards)[rows], np.asarray(log.pscores)[rows],
                         log.n_actions, logging)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DecisionLog:
+    """A decision log (``nextbest log collect``) read for learning: the features as served ``X`` (in the serving
+    model's order) and the logged bandit (action 0/1, reward, propensity)."""
+
+    X: pd.DataFrame
+    log: LoggedBandit
+
+    def rows(self, rows: np.ndarray) -> DecisionLog:
+        return DecisionLog(self.X.iloc[rows].reset_index(drop=True), subset(self.log, rows))
+
+
+def read_decision_log(frame: pd.DataFrame, features: Sequence[str], source: str = "decision log") -> DecisionLog:
+    """The log's ``ctx_`` features (a feature never logged as non-zero is 0) and its action/reward/propensity
+    columns; DataError naming the column when one is missing or invalid."""
+    missing = [c for c in ("action", "reward", "propensity") if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: not a decision log (no column {missing[0]!r}; write one with `nextbest log "
+                        "collect`)")  # fmt: skip
+    try:
+        log = LoggedBandit(frame["action"].to_numpy(dtype=np.int64), frame["reward"].to_numpy(dtype=float),
+                           frame["propensity"].to_numpy(dtype=float), 2)  # fmt: skip
+    except (ValueError, TypeError, NextbestError) as error:
+        raise DataError(f"{source}: {error}") from error
+    return DecisionLog(context_frame(frame, list(features)), log)
+
+
+def learn_from_log(data: DecisionLog, features: Sequence[str], imputation: Imputation,
+                   seed: int = 0) -> TargetingModel:  # fmt: skip
+    """A targeting policy learned from ``data`` (cross-fitted reward model, doubly robust weighted classification:
+    ``nextbest.models.offpolicy``), with the serving model's ``features`` and missing-flag ``imputation`` so that
+    it exports and serves like it."""
+    reward_model = cross_fitted_rewards(data.X, list(features), data.log, seed, "decision log")
+    template = TargetingModel("gbm", None, 0.5, list(features), {}, {}, "", imputation=imputation)
+    return learn_targeting_policy(data.X, data.log, reward_model, template, seed=seed)
 
 
 class CandidateOPE(Result):

@@ -35,7 +35,8 @@ from nextbest.report.figures import fmt_count, fmt_pct
 CANDIDATE_WORDS: dict[str, str] = {
     "learned": "a new policy learned from the log (doubly robust weighted classification), exported as a model",
     "current": "the shop's current model (gbm), the one that served the log with exploration",
-    "original": "the original age/sex rule: the shop's status quo and the A/B control",
+    "original": "the original age/sex rule: the shop's status quo (the platform's control arm)",
+    "logged": "the policy that logged the data: the current model with its exploration (exact probabilities)",
     "show_all": "show the new category to everyone",
     "show_none": "show it to no one",
 }
@@ -67,6 +68,11 @@ def fmt_effect(value: float | None) -> str:
 
 def estimator_label(name: str) -> str:
     return name.upper()
+
+
+def _control_words(control: str) -> str:
+    """How the page names the control: the original rule or the logging policy."""
+    return {"original": "original rule", "logged": "logging policy"}.get(control, control)
 
 
 def _explore_words(explore: object) -> str:
@@ -154,7 +160,7 @@ def candidates_chart(result: LoopResult, path: str | Path) -> Path:
     _money_ticks(left)
     _money_ticks(right, signed=True)
     left.set_title("Value per session", fontsize=11)
-    right.set_title(f"Difference from the {choice.control} rule (the A/B control)", fontsize=11)
+    right.set_title(f"Difference from the {_control_words(choice.control)} (the A/B control)", fontsize=11)
     left.set_xlabel(r"expected revenue per session (\$)")
     right.set_xlabel(rf"candidate − {choice.control}, per session (\$)")
     handles, labels = left.get_legend_handles_labels()
@@ -193,7 +199,8 @@ def effect_chart(result: LoopResult, path: str | Path) -> Path:
     ax.set_ylim(2.6, -0.6)
     _money_ticks(ax, signed=True)
     ax.set_xlabel(rf"{c.policy} − {result.choice.control}, revenue per session (\$; 95% intervals)")
-    ax.set_title(f"Effect of the chosen policy ({c.policy}) over the {result.choice.control} rule", fontsize=11)
+    ax.set_title(f"Effect of the chosen policy ({c.policy}) over the {_control_words(result.choice.control)}",
+                 fontsize=11)
     fg._style(ax)
     fig.tight_layout()
     return fg._save(fig, path)
@@ -219,7 +226,7 @@ def _headline(result: LoopResult) -> str:
     ab = (f"the A/B test measured {h.with_ci(c.ab_effect, c.ab_ci, fmt_effect)}" if h.num(c.ab_effect) is not None
           else "it was not A/B tested")  # fmt: skip
     text = (f"Chosen: {h.escape(c.policy)} (highest {estimator_label(choice.select_by)} value). Its effect over the "
-            f"{h.escape(choice.control)} rule per session: off-policy estimate "
+            f"{_control_words(h.escape(choice.control))} per session: off-policy estimate "
             f"{h.with_ci(c.ope_effect, c.ope_ci, fmt_effect)}; {ab}; the world's truth is "
             f"{h.escape(fmt_effect(c.true_effect))}.")  # fmt: skip
     return f"<p class='headline'>{text}</p>"
@@ -291,9 +298,9 @@ def _candidates(result: LoopResult, figs: dict[str, h.FigureRef]) -> str:
         f"Each candidate is a policy that decides, session by session, whether to show the new category. Its value "
         f"is the revenue per session it would have earned on the {fmt_count(choice.rows_evaluated)} held-out "
         f"logged sessions, estimated from what the exploring model actually did there, by each estimator with its "
-        f"95% interval. The difference from the {choice.control} rule is estimated on the same rows (paired), so "
-        f"it is more precise than the two values side by side. The truth columns are the world's exact figures. "
-        f"The candidate with the highest {estimator_label(choice.select_by)} value is chosen."
+        f"95% interval. The difference from the {_control_words(choice.control)} is estimated on the same rows "
+        f"(paired), so it is more precise than the two values side by side. The truth columns are the world's "
+        f"exact figures. The candidate with the highest {estimator_label(choice.select_by)} value is chosen."
     )
     rows = []
     for name, candidate in choice.candidates.items():
@@ -375,12 +382,12 @@ def _weights_note(result: LoopResult) -> str:
 def _no_ab_reason(result: LoopResult) -> str:
     chosen, control = result.comparison.policy, result.choice.control
     if chosen == control:
-        return (f"No A/B test: the chosen policy is the {control} rule itself, the control arm; there is nothing to "
-                "test it against.")  # fmt: skip
+        return (f"No A/B test: the chosen policy is the {_control_words(control)} itself, the control arm; there "
+                "is nothing to test it against.")  # fmt: skip
     if f"model_{chosen}" not in result.files:
         return (f"No A/B test: the chosen policy ({chosen}) has no model to serve (show-all and show-none are "
                 "fixed rules, not models the worker loads), so the platform could not run it against the "
-                f"{control} rule.")  # fmt: skip
+                f"{_control_words(control)}.")  # fmt: skip
     return "No A/B test result in this run."
 
 
@@ -409,9 +416,9 @@ def _comparison(result: LoopResult, figs: dict[str, h.FigureRef]) -> str:
         ["both", h.status(c.passed, "passed", "not passed")],
     ]  # fmt: skip
     parts = [
-        h.paragraph(f"The chosen policy, {c.policy}, against the {result.choice.control} rule: its effect on revenue "
-                    "per session, estimated from the log before any test, measured by the A/B test, and known "
-                    "exactly in the simulated world."),
+        h.paragraph(f"The chosen policy, {c.policy}, against the {_control_words(result.choice.control)}: its "
+                    "effect on revenue per session, estimated from the log before any test, measured by the A/B "
+                    "test, and known exactly in the simulated world."),
         h.table(["source", f"effect of {c.policy} over {result.choice.control} [95% CI]", "based on"], rows,
                 "comparison"),
     ]  # fmt: skip
@@ -456,7 +463,9 @@ def _assumptions(result: LoopResult) -> str:
     settings, choice = result.settings, result.choice
     design = settings.get("design") or {}
     items = [
-        f"The control is the {choice.control} rule, the shop's status quo and the platform's control arm: every "
+        f"The control is the {_control_words(choice.control)}, "
+        + ("the shop's status quo and the platform's control arm" if choice.control == "original" else
+           "served in the A/B test's control arm by a second worker exploring as it did") + ": every "
         f"difference is candidate − {choice.control}, in $ of revenue per session, estimated on the same logged "
         f"rows (paired).",
         f"The truth is the world's exact expected revenue of each policy on the world's evaluation customers, their "

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -84,21 +85,33 @@ def run_experiment(
     log_dir: Path | None = None,
     group_id: str = "nextbest-ab",
     progress: Callable[[int, dict[str, Any]], None] | None = None,
+    control: tuple[Path, str] | None = None,
     **traffic: Any,
 ) -> dict[str, Any]:
-    """One experiment from creation to verdict (see the module docstring); the summary of the run."""
+    """One experiment from creation to verdict (see the module docstring); the summary of the run.
+
+    ``control`` = (model, exploration): the original arm is served by a second worker running that model with that
+    exploration (``--explore``), its decisions carrying the experiment's token + ``":control"``, instead of the
+    original rule."""
     client = PlatformClient(platform_url)
     try:
         created = client.create_experiment(design.payload())
     finally:
         client.close()
     n = created["required_sample_size"]
+    control_token = f"{created['token']}:control" if control is not None else None
     config = TrafficConfig(
         bootstrap_servers=bootstrap_servers, platform=platform_url, experiment=created["id"], token=created["token"],
-        sessions=sessions or 4 * n + 1000, rate=rate, seed=seed, **traffic,
+        sessions=sessions or 4 * n + 1000, rate=rate, seed=seed, control_token=control_token, **traffic,
     )  # fmt: skip
     worker = WorkerProcess(bootstrap_servers, model, created["token"], group_id=group_id, log_dir=log_dir)
-    with worker:
+    with contextlib.ExitStack() as services:
+        services.enter_context(worker)
+        if control is not None:
+            control_dir = Path(log_dir) / "control" if log_dir is not None else None
+            services.enter_context(WorkerProcess(bootstrap_servers, control[0], control_token,
+                                                 group_id=f"{group_id}-control", log_dir=control_dir,
+                                                 explore=control[1], explore_seed=seed))  # fmt: skip
         summary = run_traffic(config, world, progress=progress)
     return {
         **summary,
@@ -106,5 +119,6 @@ def run_experiment(
         "design": design.payload(),
         "achieved_power": created["achieved_power"],
         "model": str(model),
+        "control": None if control is None else {"model": str(control[0]), "explore": control[1]},
         "page": f"{platform_url.rstrip('/')}/experiments/{created['id']}",
     }

@@ -12,8 +12,10 @@
    to ONNX, the file the worker would serve. On the second share every candidate — learned, current, the original
    rule, show-all, show-none — is estimated by IPS, SNIPS and DR, with its difference from the original rule
    (``choose_policy``); the best by DR is chosen.
-3. **Test.** The chosen policy goes into an A/B experiment on the platform against the original rule (the
-   platform's control arm, the shop's status quo), on a second fresh broker, with the platform's default design.
+3. **Test.** The chosen policy goes into an A/B experiment on the platform, on a second fresh broker, with the
+   platform's default design, against the ``control``: the original rule (``"original"``, the platform's control
+   arm, the shop's status quo) or the policy that logged the data (``"logged"``: the current model exploring as it
+   did, served by a second worker; it is then a candidate too, its probabilities the exploration's exact ones).
 4. **Compare.** The chosen policy's OPE effect over the original rule is set next to the A/B's measured effect and
    the world's true effect (the exact expected revenue of each policy on the world's evaluation population, its
    features read through the same feed style and decoder the worker uses), in ``loop.json`` (``LoopResult``).
@@ -33,16 +35,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nextbest.data.decision_log import context_frame
 from nextbest.data.lake import Lake
 from nextbest.errors import NextbestError
-from nextbest.evaluation.loop import ABOutcome, LoopResult, choose_policy, compare, split_log, subset
-from nextbest.evaluation.offpolicy import cross_fitted_rewards
+from nextbest.evaluation.loop import (
+    ABOutcome,
+    LoopResult,
+    choose_policy,
+    compare,
+    learn_from_log,
+    read_decision_log,
+    split_log,
+)
 from nextbest.models.export import export_model
-from nextbest.models.offpolicy import learn_targeting_policy
 from nextbest.models.serving import ExportedModel
-from nextbest.models.targeting import TargetingModel, build_features
-from nextbest.ope import LoggedBandit
+from nextbest.models.targeting import build_features
 from nextbest.policies.contract import deterministic
 from nextbest.policies.explore import Exploration
 from nextbest.sim.shop import FeedStyle, World
@@ -52,7 +58,7 @@ from nextbest.stream.e2e import Design, prepare_model, run_experiment
 from nextbest.stream.services import PlatformService, WorkerProcess
 from nextbest.stream.traffic import TrafficConfig, run_traffic
 
-CONTROL = "original"
+CONTROLS = ("original", "logged")
 Step = Callable[[str], None]
 
 
@@ -70,7 +76,8 @@ class LoopConfig:
     learn_share: float = 0.5
     customers: int = 200_000
     feed: str = "realistic"
-    design: Design = field(default_factory=lambda: Design(name="loop: the policy chosen off-policy vs original"))
+    control: str = "original"
+    design: Design = field(default_factory=lambda: Design(name="loop: the policy chosen off-policy vs its control"))
 
     def check(self) -> None:
         """NextbestError for settings no turn can use (before anything starts)."""
@@ -82,6 +89,8 @@ class LoopConfig:
         if not 0 < self.learn_share < 1:
             raise NextbestError(f"--learn-share must be in (0, 1), got {self.learn_share}")
         FeedStyle.named(self.feed)
+        if self.control not in CONTROLS:
+            raise NextbestError(f"--control {self.control!r}: choose {' or '.join(CONTROLS)}")
 
 
 def run_loop(config: LoopConfig, step: Step = lambda _: None,
@@ -100,15 +109,14 @@ def run_loop(config: LoopConfig, step: Step = lambda _: None,
     step(f"learning from {len(log_frame):,} logged decisions and estimating the candidates ...")
     offline = _learn_and_choose(config, log_frame, current, world)
     ab = None
-    if offline.files.get(offline.choice.chosen) and offline.choice.chosen != CONTROL:
-        step(f"A/B test: {offline.choice.chosen} against the original rule ...")
-        ab = _ab_test(config, Path(offline.files[offline.choice.chosen]), world, progress)
+    if offline.files.get(offline.choice.chosen) and offline.choice.chosen != config.control:
+        step(f"A/B test: {offline.choice.chosen} against the {config.control} policy ...")
+        ab = _ab_test(config, Path(offline.files[offline.choice.chosen]), current, world, progress)
+    effects = {name: value - offline.truth[config.control] for name, value in offline.truth.items()}
     result = LoopResult(
         settings=_settings(config, shop), exploration=exploration, collected=collected.to_dict(),
         rows_logged=len(log_frame), rows_learned=offline.rows_learned, choice=offline.choice,
-        true_value=offline.truth, true_effect={k: v - offline.truth[CONTROL] for k, v in offline.truth.items()},
-        ab=ab, comparison=compare(offline.choice, ab, {k: v - offline.truth[CONTROL] for k, v in
-                                                       offline.truth.items()}),
+        true_value=offline.truth, true_effect=effects, ab=ab, comparison=compare(offline.choice, ab, effects),
         files={**{f"model_{k}": v for k, v in offline.files.items()}, "decision_log": collected.path},
         wall_seconds=time.monotonic() - started,
     )  # fmt: skip
@@ -119,7 +127,7 @@ def run_loop(config: LoopConfig, step: Step = lambda _: None,
 def _settings(config: LoopConfig, shop: Path) -> dict[str, Any]:
     return {"seed": config.seed, "explore": config.explore, "log_sessions": config.log_sessions,
             "rate": config.rate, "learn_share": config.learn_share, "feed": config.feed, "shop": str(shop),
-            "control": CONTROL, "design": config.design.payload()}  # fmt: skip
+            "control": config.control, "design": config.design.payload()}  # fmt: skip
 
 
 def _serve_and_log(config: LoopConfig, model: Path, world: World, table: str, step: Step,
@@ -157,29 +165,24 @@ class _Offline:
 def _learn_and_choose(config: LoopConfig, log_frame: pd.DataFrame, current: Path, world: World) -> _Offline:
     """Phase 2 (no I/O but the learned model's file): split, learn, export, estimate every candidate, truth."""
     served = ExportedModel.load(current)
-    features = list(served.features)
-    X = context_frame(log_frame, features)
-    log = LoggedBandit(log_frame["action"].to_numpy(dtype=np.int64), log_frame["reward"].to_numpy(dtype=float),
-                       log_frame["propensity"].to_numpy(dtype=float), 2)  # fmt: skip
-    split = split_log(len(log), config.learn_share, config.seed)
-    X_learn, log_learn = X.iloc[split.learn].reset_index(drop=True), subset(log, split.learn)
-    reward_model = cross_fitted_rewards(X_learn, features, log_learn, config.seed, "decision log")
-    learned = learn_targeting_policy(X_learn, log_learn, reward_model, _template(served, world), seed=config.seed)
+    data = read_decision_log(log_frame, served.features)
+    split = split_log(len(data.log), config.learn_share, config.seed)
+    learned = learn_from_log(data.rows(split.learn), served.features, served.imputation, seed=config.seed)
     learned_path = export_model(learned, Path(config.out) / "models" / f"learned_{config.seed}.onnx", "onnx").path
     policies = _policies(ExportedModel.load(learned_path), served, world)
-    X_eval, log_eval = X.iloc[split.evaluate].reset_index(drop=True), subset(log, split.evaluate)
-    candidates = {name: deterministic(decide(X_eval), 2).distribution for name, decide in policies.items()}
-    choice = choose_policy(X_eval, log_eval, candidates, CONTROL, seed=config.seed)
+    held_out = data.rows(split.evaluate)
+    candidates = {name: deterministic(decide(held_out.X), 2).distribution for name, decide in policies.items()}
     population = _served_population(world, served, config.feed, config.seed)
     truth = {name: float(world.expected_revenue(decide(population))) for name, decide in policies.items()}
+    if config.control == "logged":
+        exploration = Exploration.parse(config.explore)
+        candidates["logged"] = exploration.distribution(served.action_scores(held_out.X.to_numpy(dtype=float)))
+        p_show = exploration.distribution(served.action_scores(population.to_numpy(dtype=float)))[:, 1]
+        uplift = world.uplift(world.evaluation_customers)
+        truth["logged"] = float(world.expected_revenue("none") + np.mean(p_show * uplift))
+    choice = choose_policy(held_out.X, held_out.log, candidates, config.control, seed=config.seed)
     files = {"learned": str(learned_path), "current": str(current)}
     return _Offline(choice, truth, files, len(split.learn))
-
-
-def _template(served: ExportedModel, world: World) -> TargetingModel:
-    """What the learned policy inherits from the served model: features, imputation, economics, world."""
-    return TargetingModel("gbm", None, served.threshold or 0.5, list(served.features), world.economics(),
-                          world.config.to_dict(), "", imputation=served.imputation)  # fmt: skip
 
 
 def _policies(learned: ExportedModel, current: ExportedModel, world: World) -> dict[str, Callable]:
@@ -192,7 +195,7 @@ def _policies(learned: ExportedModel, current: ExportedModel, world: World) -> d
     return {
         "learned": lambda X: learned.decide(X.to_numpy(dtype=float)),
         "current": lambda X: current.decide(X.to_numpy(dtype=float)),
-        CONTROL: original,
+        "original": original,
         "show_all": lambda X: np.ones(len(X), dtype=np.int8),
         "show_none": lambda X: np.zeros(len(X), dtype=np.int8),
     }
@@ -206,15 +209,17 @@ def _served_population(world: World, served: ExportedModel, feed: str, seed: int
     return build_features(demographic, historic, served.features, served.imputation)
 
 
-def _ab_test(config: LoopConfig, model: Path, world: World, progress: Callable | None) -> ABOutcome:
-    """Phase 3 on a fresh broker and a platform: the chosen policy against the original rule."""
+def _ab_test(config: LoopConfig, model: Path, current: Path, world: World, progress: Callable | None) -> ABOutcome:
+    """Phase 3 on a fresh broker and a platform: the chosen policy against the control (the original rule, or the
+    current model exploring as it did when it logged)."""
     out = Path(config.out)
     db_url = f"sqlite:///{(out / 'platform.db').resolve()}"
     with Broker(storage="memory") as broker, PlatformService(db_url, log_dir=out / "logs") as platform:
         broker.create_topics(partitions=4)
         summary = run_experiment(broker.bootstrap_servers, platform.url, model, world, config.design,
                                  seed=2 * config.seed + 1, rate=config.rate, log_dir=out / "logs",
-                                 group_id=f"loop-ab-{config.seed}", progress=progress, feed=config.feed)  # fmt: skip
+                                 group_id=f"loop-ab-{config.seed}", progress=progress, feed=config.feed,
+                                 control=(current, config.explore) if config.control == "logged" else None)  # fmt: skip
     return ABOutcome(verdict=summary.get("verdict"), effect=summary.get("effect"), ci=summary.get("ci"),
                      p_value=summary.get("p_value"), n_original=summary.get("n_original"),
                      n_new=summary.get("n_new"), srm_flagged=summary.get("srm_flagged"),

@@ -18,6 +18,9 @@ summary dict. Contract:
 * **Serving without an experiment** (``serve_all``): every session gets the stream's decision (arm ``served``;
   the platform is not called, ``platform`` and ``experiment`` are ignored), the outcomes go to ``topic_outcome``
   only, and the run ends when every session is resolved: how a decision log is gathered (``nextbest demo loop``).
+* **A served control** (``control_token``): the original arm gets the first decision carrying ``control_token``
+  (a second worker, e.g. the model that logged the data, exploring as it did) instead of the original rule, with
+  the same timeouts and fallbacks as the new arm; readiness waits for both workers.
 * **Arms** come from the platform (``POST /api/experiments/{id}/assignments``, the same hash as the per-uuid
   route), asked in batches as sessions go out. Uuids travel to the platform as the integers the feed carries (the
   platform stores one canonical form, so ``404180`` and ``"404180"`` are the same unit).
@@ -86,6 +89,7 @@ class TrafficConfig:
     batch_interval: float = 0.2
     progress_interval: float = 0.5
     serve_all: bool = False  # no experiment: every session gets the stream's decision (arm "served"), no platform
+    control_token: str | None = None  # the original arm served by a second worker's decisions carrying this token
 
     def check(self) -> None:
         """NextbestError for settings no run can use."""
@@ -257,11 +261,12 @@ class Decisions:
     ignored; decisions for the run's customers with another token are counted as token mismatches and ignored.
     """
 
-    def __init__(self, consumer: Any, token: str, low: int, high: int) -> None:
+    def __init__(self, consumer: Any, token: str, low: int, high: int, control_token: str | None = None) -> None:
         self.consumer = consumer
-        self.token = token
+        self.token, self.control_token = token, control_token
         self.low, self.high = low, high
         self.values: dict[int, int] = {}
+        self.control: dict[int, int] = {}  # decisions carrying the control token
         self.counts: Counter[str] = Counter()
 
     def poll(self, max_messages: int = 5000) -> None:
@@ -280,14 +285,15 @@ class Decisions:
         except (ValueError, TypeError, KeyError):
             self.counts["unreadable_decisions"] += 1
             return
+        values = self.values if token == self.token else self.control if token == self.control_token else None
         if not self.low <= uuid < self.high:
             self.counts["foreign_decisions"] += 1
-        elif token != self.token:
+        elif values is None:
             self.counts["token_mismatches"] += 1
-        elif uuid in self.values:
+        elif uuid in values:
             self.counts["duplicate_decisions_read"] += 1
         else:
-            self.values[uuid] = value
+            values[uuid] = value
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -304,13 +310,15 @@ class TrafficRun:
         self.rng = np.random.default_rng([world.config.seed, CUSTOMER_STREAM + config.seed, 2])
         self.producer = _producer(config.bootstrap_servers)
         low, high = run_uuid_range(config.seed)
-        self.decisions = Decisions(_prediction_consumer(config.bootstrap_servers), config.token, low, high)
+        self.decisions = Decisions(_prediction_consumer(config.bootstrap_servers), config.token, low, high,
+                                   config.control_token)  # fmt: skip
         self.counts: Counter[str] = Counter()
         self.sent = 0
         self.second_sent_at = np.full(config.sessions, np.nan)
         self.second_halves: list[tuple[float, int, str, bytes]] = []
         self.unassigned: list[int] = []
         self.waiting: deque[int] = deque()  # new-arm sessions waiting for their decision, in sending order
+        self.waiting_control: deque[int] = deque()  # original-arm sessions waiting for the control's decision
         self.ready: dict[int, dict[str, Any]] = {}  # resolved outcomes by session index, not posted yet
         self.frontier = 0  # the first session whose outcome is not posted yet
         self.new_decisions: list[dict[str, Any]] = []
@@ -333,7 +341,9 @@ class TrafficRun:
                 self.producer.produce(topic, json.dumps(record).encode(), str(record["uuid"]).encode())
         self.producer.flush(10)
         wanted = set(probes.uuid.tolist())
-        while not wanted & self.decisions.values.keys():
+        served = (self.decisions.values, self.decisions.control) if self.config.control_token else (
+            self.decisions.values,)  # fmt: skip
+        while not all(wanted & values.keys() for values in served):
             if time.monotonic() - start > self.config.ready_timeout:
                 raise NextbestError(
                     f"no decision with the experiment's token came back within {self.config.ready_timeout:.0f} s: "
@@ -380,22 +390,33 @@ class TrafficRun:
             return
         uuids = [int(u) for u in self.plan.customers.uuid[index]]  # the shop's uuids are integers, sent as such
         for i, arm in zip(index, self.client.arms(self.config.experiment, uuids)):
-            if arm == "original":
+            if arm == "original" and self.config.control_token is not None:
+                self.waiting_control.append(i)
+            elif arm == "original":
                 self._outcome(i, "original", int(self.plan.original[i]))
             else:
                 self.waiting.append(i)
 
-    def _resolve_new(self, now: float, final: bool = False) -> None:
-        still = deque()
-        for i in self.waiting:
+    def _resolve_waiting(self, now: float, final: bool = False) -> None:
+        arm = "served" if self.config.serve_all else "new"
+        self.waiting = self._resolve(self.waiting, self.decisions.values, arm, now, final, post=True)
+        if self.waiting_control:
+            self.waiting_control = self._resolve(self.waiting_control, self.decisions.control, "original", now, final)
+
+    def _resolve(self, waiting: deque[int], values: dict[int, int], arm: str, now: float, final: bool,
+                 post: bool = False) -> deque[int]:  # fmt: skip
+        """Apply the stream's decision to each waiting session of ``arm`` (malformed: 0; none within the decision
+        timeout: 0, counted); the sessions still waiting."""
+        still: deque[int] = deque()
+        for i in waiting:
             uuid = int(self.plan.customers.uuid[i])
-            arm = "served" if self.config.serve_all else "new"
             if self.plan.malformed[i]:
                 self.counts["malformed_fallbacks"] += 1
                 self._outcome(i, arm, 0)
-            elif uuid in self.decisions.values:
-                value = self.decisions.values[uuid]
-                self.new_decisions.append({"uuid": uuid, "value": value})
+            elif uuid in values:
+                value = values[uuid]
+                if post:
+                    self.new_decisions.append({"uuid": uuid, "value": value})
                 self.served.add(i)
                 self._outcome(i, arm, value)
             elif final or now - self.second_sent_at[i] > self.config.decision_timeout:
@@ -403,7 +424,7 @@ class TrafficRun:
                 self._outcome(i, arm, 0)
             else:
                 still.append(i)
-        self.waiting = still
+        return still
 
     def _outcome(self, i: int, arm: str, decision: int) -> None:
         revenue = float(self.plan.revenue[i, decision])
@@ -446,7 +467,7 @@ class TrafficRun:
     def _flush(self, now: float, final: bool = False) -> None:
         self.decisions.poll()
         self._assign()
-        self._resolve_new(now, final)
+        self._resolve_waiting(now, final)
         self._post()
 
     def _complete(self) -> bool:
@@ -466,7 +487,7 @@ class TrafficRun:
         next_flush = next_check = start
         complete = False
         while not complete and (self.sent < self.config.sessions or self.second_halves or self.waiting
-                                or self.unassigned):  # fmt: skip
+                                or self.waiting_control or self.unassigned):  # fmt: skip
             now = time.monotonic()
             self._send_due(now, start)
             self.decisions.poll()
@@ -497,6 +518,7 @@ class TrafficRun:
             **{key: int(self.counts[key]) for key in COUNTS},
             **{key: int(self.decisions.counts[key]) for key in DECISION_COUNTS},
             "decisions_matched": len(self.decisions.values),
+            "control_decisions_matched": len(self.decisions.control),
             "unposted_at_stop": self.sent - self.frontier,
         }
         summary.update({key: result.get(key) for key in RESULT_KEYS})
