@@ -62,6 +62,8 @@ def test_evaluation_speaks_the_funnel_of_the_spec(b2b: Path) -> None:
     for step in evaluation["simulator_calibration"]["steps"]:
         low, high = step["ci"]
         assert 0 <= low <= high <= 1 and 0 <= step["simulated"] <= 1, step
+    who = evaluation["who"]  # the lead score at the B2B funnel's decision points, ranked on its test leads
+    assert who["rows"] > who["leads"] > 0 and who["auc_ci"][0] <= who["auc"] <= who["auc_ci"][1]
 
 
 def test_the_report_names_the_spec_actions(b2b: Path) -> None:

@@ -91,6 +91,10 @@ def test_evaluation_json_contract(evaluation) -> None:
     assert 0.0 <= calibration["within_ci_fraction"] <= 1.0
     assert [row["call_offer_rate"] for row in evaluation["sensitivity"]] == [1.0, 0.5]
     assert {"subscription_rate", "roi", "cpa_reduction_vs_random"} <= set(evaluation["targets"])
+    who = evaluation["who"]
+    for key in ("auc", "pr_auc", "top10_capture", "top20_capture", "lift_top10"):
+        assert who[f"{key}_ci"][0] <= who[key] <= who[f"{key}_ci"][1], key
+    assert who["scorer"] == "funnel model" and "gradient_boosting" in who["alternatives"]
 
 
 def test_intervals_bracket_point_estimates(evaluation) -> None:

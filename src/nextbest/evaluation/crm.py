@@ -21,6 +21,7 @@ import numpy as np
 
 from nextbest.agents.baselines import make_baseline
 from nextbest.evaluation.crm_results import CRMEvaluation
+from nextbest.evaluation.crm_who import who_quality
 from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, ratio
 from nextbest.sim.funnel import STAGES, FunnelConfig, FunnelSimulator, refit_like
 from nextbest.sim.journeys import Journeys
@@ -118,6 +119,7 @@ def evaluate_crm(
     if validation is not None:
         out["simulator_calibration_train_val"] = _drift_diagnostic(sim, train, validation, test, leads, policies, cfg)
     out["targets"] = _targets(out, sim.spec.targets)
+    out["who"] = who_quality(sim.model, train, test, cfg.bootstrap, cfg.seed, cfg.level).to_dict()
     if retrain is not None:
         out["sensitivity"] = _sensitivity(sim, train, leads, policies, retrain, cfg)
     out["settings"] = {

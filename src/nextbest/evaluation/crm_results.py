@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from nextbest.evaluation.crm_who import Who
 from nextbest.results import Result
 
 Interval = list[float | None]
@@ -128,5 +129,6 @@ class CRMEvaluation(Result, omit_defaults=True, kw_only=True):
     simulator_calibration_train_val: Calibration | None = None
     targets: dict[str, TargetCheck]
     sensitivity: list[SensitivityRow] | None = None
+    who: Who | None = None  # the lead score at decision points on the held-out leads (`nextbest.evaluation.crm_who`)
     settings: EvaluationSettings
     run: str | None = None

@@ -187,3 +187,23 @@ def reliability(scores: np.ndarray, outcome: np.ndarray, bins: int = 10) -> Reli
     groups = [g for g in np.array_split(order, bins) if g.size]
     return Reliability(rows=[int(g.size) for g in groups], mean_score=[float(scores[g].mean()) for g in groups],
                        observed=[float(outcome[g].mean()) for g in groups])  # fmt: skip
+
+
+class Who(RankingQuality, kw_only=True):
+    """``who`` of evaluation.json: the funnel model's lead score on the held-out decision points (the figures
+    above, flat), which scorer that is, and the alternatives measured the same way."""
+
+    scorer: str = "funnel model"
+    alternatives: dict[str, RankingQuality]
+
+
+def who_quality(model: FunnelModel, train: Journeys, test: Journeys, n_boot: int = 200, seed: int = 0,
+                level: float = 0.95) -> Who:  # fmt: skip
+    """The lead scores of ``model`` (fitted on ``train``) and of the gradient-boosting alternative (fitted on
+    ``train``'s decision points) ranked on ``test``'s decision points."""
+    held_out = decision_points(test, model.encode_leads(test))
+    funnel = ranking_quality(funnel_scores(model, held_out), held_out, n_boot, seed, level)
+    boosted = GradientBoostedScorer(seed).fit(decision_points(train, model.encode_leads(train)))
+    alternative = ranking_quality(boosted.scores(held_out), held_out, n_boot, seed, level)
+    return Who.from_dict({**funnel.to_dict(), "alternatives": {"gradient_boosting": alternative.to_dict()}},
+                         "lead score")  # fmt: skip

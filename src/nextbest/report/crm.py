@@ -54,6 +54,7 @@ CALIBRATION_PASS = 0.8
 SENSITIVITY_POLICIES = ("learned", "random", "logged")
 _SECTIONS = (
     ("summary", "Summary"),
+    ("who", "Who to contact: lead scores on held-out leads"),
     ("metrics", "Business metrics"),
     ("improvement", "Improvement over the baselines"),
     ("segments", "Top segments"),
@@ -483,6 +484,39 @@ def _flows(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     return "\n".join(parts)
 
 
+def _who(inputs: ReportInputs) -> str:
+    """The lead score at decision points, ranked on the held-out leads (no simulator), and its alternative."""
+    who = inputs.result.who
+    if who is None:
+        return _missing_section("who")
+    scorers = {who.scorer: who, **{name.replace("_", " "): q for name, q in who.alternatives.items()}}
+    formats = {"auc": "{:.3f}", "pr_auc": "{:.3f}", "top10_capture": "{:.1%}", "top20_capture": "{:.1%}",
+               "lift_top10": "{:.2f}×"}  # fmt: skip
+    rows = [[name, *(with_ci(getattr(q, key), getattr(q, f"{key}_ci"), fmt.format) for key, fmt in formats.items())]
+            for name, q in scorers.items()]  # fmt: skip
+    beats = who.top10_capture_ci[0] > 0.10
+    reading = (f"The top 10% of the {who.scorer}'s scores hold {who.top10_capture:.0%} of the converting decision "
+               f"points (95% interval {who.top10_capture_ci[0]:.0%} to {who.top10_capture_ci[1]:.0%}); a random "
+               "ranking holds 10%. " + ("The whole interval is above 10%: the ranking beats random on leads it "
+                                        "never saw." if beats else "The interval reaches 10%: on these leads the "
+                                        "ranking is not shown to beat random."))  # fmt: skip
+    cells = zip(who.reliability.mean_score, who.reliability.observed, who.reliability.rows)
+    calibration = [[f"{i + 1}", fmt_pct(score), fmt_pct(observed), fmt_count(rows)]
+                   for i, (score, observed, rows) in enumerate(cells)]  # fmt: skip
+    return "\n".join([
+        paragraph("Every score is taken at a decision point: at each funnel step, among the test leads that reached "
+                  "it, from their covariates and the steps reached up to it (later steps are hidden, so the score "
+                  "cannot 'predict' from what happened after the decision). The outcome is whether the lead "
+                  f"converted. {fmt_count(who.rows)} decision points of {fmt_count(who.leads)} held-out leads, "
+                  f"{fmt_count(who.converting_rows)} of them converting ({fmt_pct(who.base_rate)}); intervals: "
+                  f"{who.interval}."),
+        note(reading, "note" if beats else "warning"),
+        table(["score", "AUC", "PR-AUC", "top 10% capture", "top 20% capture", "lift (top 10%)"], rows),
+        paragraph("Calibration of the first score: mean score and observed conversion rate per score decile."),
+        table(["decile", "mean score", "observed", "rows"], calibration),
+    ])  # fmt: skip
+
+
 def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     cal = inputs.result.simulator_calibration
     if cal is None:
@@ -618,6 +652,7 @@ def render_html(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     ev_path = inputs.paths["evaluation"]
     renderers: dict[str, tuple[Path, str, Callable[[], str]]] = {
         "summary": (ev_path, "policies", lambda: _summary(inputs)),
+        "who": (ev_path, "who", lambda: _who(inputs)),
         "metrics": (ev_path, "policies", lambda: _metrics(inputs, figs)),
         "improvement": (ev_path, "improvement_vs_random", lambda: _improvement(inputs)),
         "segments": (ev_path, "top_segments", lambda: _segments(inputs)),
