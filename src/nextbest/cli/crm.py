@@ -68,6 +68,60 @@ def prepare(
     console.print(f"written to {out}")
 
 
+@crm_app.command("score")
+def score(
+    out: Path = typer.Option(..., "--out", help="CSV of the open leads, best first (rank, id, covariates, current "
+                             "step, score with its interval, next action); a JSON summary goes next to it."),
+    data: Path | None = typer.Option(None, "--data", help="The export whose open leads to rank (.csv or .xlsx); "
+                                     "default: the shared SalesCRM file."),
+    prepared: Path | None = typer.Option(None, "--prepared", help="A folder from `crm prepare` whose train leads "
+                                         "fit the score; default: the export itself, prepared in a temp folder."),
+    spec: Path | None = typer.Option(None, "--spec", help="Funnel spec of the export (default: the prepared "
+                                     "folder's, else SalesCRM's)."),
+    top: int = typer.Option(10, "--top", min=0, help="Leads to print (all are written)."),
+    bootstrap: int = typer.Option(100, "--bootstrap", min=10, help="Refits of the model for each score's interval."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the refits."),
+) -> None:
+    """Rank the open leads (neither converted nor dropped) by P(conversion | what is known now), from the funnel
+    model fitted on train leads, with a 95% interval and the funnel's next action; for daily use."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from nextbest.data.funnel_spec import load_funnel_spec
+    from nextbest.data.paths import resolve_data_file
+    from nextbest.data.prepared import load_or_prepare
+    from nextbest.data.salescrm import DATASET, DEFAULT_FILE, load_export
+    from nextbest.errors import NextbestError
+    from nextbest.evaluation.crm_score import score_open_leads
+
+    funnel = load_funnel_spec(spec) if spec is not None else None
+    folder = load_or_prepare(prepared, data, funnel)
+    if data is None and folder.spec.name != "salescrm":
+        raise NextbestError(f"give --data: the export of funnel '{folder.spec.name}' whose open leads to rank")
+    export = load_export(data if data is not None else resolve_data_file(DATASET, DEFAULT_FILE), folder.spec).frame
+    table = score_open_leads(folder, export, n_boot=bootstrap, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    summary = {"leads": int(len(export)), "open_leads": int(len(table)), "funnel": folder.spec.name,
+               "fitted_on_train_leads": int(len(folder.train)), "csv": str(out),
+               "next_actions": table["next_action"].value_counts().to_dict(),
+               "score_mean": float(table["score"].mean())}  # fmt: skip
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    view = Table(title=f"{len(table):,} open leads of {len(export):,}, best first (P(conversion), 95% interval)")
+    for column in ("rank", folder.spec.export.id, *folder.spec.covariates, "current_step", "score", "next_action"):
+        view.add_column(column)
+    for row in table.head(top).itertuples(index=False):
+        entry = row._asdict()
+        view.add_row(str(entry["rank"]), str(entry[folder.spec.export.id]),
+                     *(str(entry[c]) for c in folder.spec.covariates), str(entry["current_step"]),
+                     f"{entry['score']:.2%} [{entry['score_low']:.2%}, {entry['score_high']:.2%}]",
+                     str(entry["next_action"]))  # fmt: skip
+    Console().print(view)
+    typer.echo(f"written to {out} and {out.with_suffix('.json')}")
+
+
 def _progress_bar(description: str, total: int):
     """A rich progress bar; returns (progress context, advance callback)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
