@@ -95,6 +95,9 @@ def test_evaluation_json_contract(evaluation) -> None:
     for key in ("auc", "pr_auc", "top10_capture", "top20_capture", "lift_top10"):
         assert who[f"{key}_ci"][0] <= who[key] <= who[f"{key}_ci"][1], key
     assert who["scorer"] == "funnel model" and "gradient_boosting" in who["alternatives"]
+    pilot = evaluation["pilot"]
+    assert pilot["baseline_rate"] == evaluation["policies"]["logged"]["subscription_rate"]
+    assert pilot["per_arm"] > 0 and pilot["budget"] > 0 and pilot["achieved_power"] >= 0.8
 
 
 def test_intervals_bracket_point_estimates(evaluation) -> None:

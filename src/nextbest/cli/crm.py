@@ -122,6 +122,66 @@ def score(
     typer.echo(f"written to {out} and {out.with_suffix('.json')}")
 
 
+@crm_app.command("pilot")
+def pilot(
+    out: Path = typer.Option(..., "--out", help="pilot.json: the design (arms, sizes, detectable lift, duration)."),
+    data: Path | None = typer.Option(None, "--data", help="The export (default: the shared SalesCRM file)."),
+    prepared: Path | None = typer.Option(None, "--prepared", help="A folder from `crm prepare` (default: the "
+                                         "export prepared in a temp folder)."),
+    spec: Path | None = typer.Option(None, "--spec", help="Funnel spec of the export."),
+    budget: int | None = typer.Option(None, "--budget", min=1, help="Leads the pilot may use (default: the open "
+                                      "leads of the chosen segment)."),
+    segment: str | None = typer.Option(None, "--segment", help="Run the pilot inside one segment, e.g. "
+                                       "country=USA,education=B27 (default: every open lead)."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level (two-sided)."),
+    power: float = typer.Option(0.8, "--power", help="Power at the target rate."),
+    assignments: Path | None = typer.Option(None, "--assignments", help="Also write the pilot's leads with their "
+                                            "arm (stratified by segment) to this CSV."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the assignment."),
+) -> None:
+    """Design the randomized test that measures what the export cannot: the uncertain offer (SalesCRM: the first
+    call) against the process as it runs, on conversion. Sample size per arm at the spec's target rate, the
+    smallest lift the budget can detect, the duration at the team's lead volume, and a stratified assignment."""
+    import math
+
+    from nextbest.data.funnel_spec import load_funnel_spec
+    from nextbest.data.paths import resolve_data_file
+    from nextbest.data.prepared import load_or_prepare
+    from nextbest.data.salescrm import DATASET, DEFAULT_FILE, load_export
+    from nextbest.errors import NextbestError
+    from nextbest.evaluation.crm_pilot import design_pilot, leads_per_week, select_segments, stratified_assignment
+    from nextbest.evaluation.crm_score import score_open_leads
+    from nextbest.sim.journeys import journeys_from_frame
+
+    funnel = load_funnel_spec(spec) if spec is not None else None
+    folder = load_or_prepare(prepared, data, funnel)
+    if data is None and folder.spec.name != "salescrm":
+        raise NextbestError(f"give --data: the export of funnel '{folder.spec.name}'")
+    export = load_export(data if data is not None else resolve_data_file(DATASET, DEFAULT_FILE), folder.spec).frame
+    leads = select_segments(score_open_leads(folder, export, n_boot=10, seed=seed), folder.spec.covariates, segment)
+    baseline = journeys_from_frame(folder.train, folder.spec).rate(folder.spec.conversion_step)
+    design = design_pilot(folder.spec, baseline, budget or len(leads),
+                          leads_per_week(folder.split.rows, folder.split.periods), alpha, power)  # fmt: skip
+    if design.detectable_lift_at_budget is None:
+        raise NextbestError(f"a budget of {design.budget:,} leads cannot detect any lift: {design.budget // 2:,} "
+                            f"leads per arm expect {design.budget // 2 * baseline:.2g} conversions at the "
+                            f"{baseline:.2%} rate, a test of two proportions needs at least 5 per arm "
+                            f"({math.ceil(5 / baseline):,} leads per arm); the target needs {design.total:,} leads")
+    design.write(out)
+    if assignments is not None:
+        chosen = leads.head(min(design.budget, len(leads)))
+        arms = stratified_assignment(chosen[list(folder.spec.covariates)].astype(str).agg("|".join, axis=1), seed)
+        chosen.assign(arm=arms).to_csv(assignments, index=False)
+    verdict = ("enough" if design.budget >= design.total else "not enough")
+    typer.echo(f"pilot: {design.treatment} vs {design.control}; outcome: {design.outcome}")
+    typer.echo(f"baseline {design.baseline_rate:.2%} -> target {design.target_rate:.2%}: {design.per_arm:,} leads "
+               f"per arm ({design.total:,} in all, power {design.achieved_power:.0%})"
+               + (f", about {design.weeks:.0f} weeks of leads" if design.weeks else ""))
+    typer.echo(f"budget {design.budget:,} leads ({verdict} for the target): smallest detectable lift "
+               f"{design.detectable_lift_at_budget:+.0%} (to {design.detectable_rate_at_budget:.2%})")
+    typer.echo(f"written to {out}" + (f" and {assignments}" if assignments is not None else ""))
+
+
 def _progress_bar(description: str, total: int):
     """A rich progress bar; returns (progress context, advance callback)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

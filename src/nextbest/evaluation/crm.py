@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nextbest.agents.baselines import make_baseline
+from nextbest.evaluation.crm_pilot import design_pilot
 from nextbest.evaluation.crm_results import CRMEvaluation
 from nextbest.evaluation.crm_who import who_quality
 from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, ratio
@@ -120,6 +121,7 @@ def evaluate_crm(
         out["simulator_calibration_train_val"] = _drift_diagnostic(sim, train, validation, test, leads, policies, cfg)
     out["targets"] = _targets(out, sim.spec.targets)
     out["who"] = who_quality(sim.model, train, test, cfg.bootstrap, cfg.seed, cfg.level).to_dict()
+    out["pilot"] = _pilot(sim.spec, out["policies"]["logged"]["subscription_rate"], len(test))
     if retrain is not None:
         out["sensitivity"] = _sensitivity(sim, train, leads, policies, retrain, cfg)
     out["settings"] = {
@@ -135,6 +137,14 @@ def evaluate_crm(
         "train_leads": len(train),
     }
     return CRMEvaluation.from_dict(out, "CRM evaluation")
+
+
+def _pilot(spec, baseline: float | None, budget: int) -> dict | None:
+    """The pilot at the logged process's simulated conversion rate, with the test period's leads as the budget;
+    None when that rate is 0 (nothing to design from)."""
+    if baseline is None or not 0 < baseline < 1:
+        return None
+    return design_pilot(spec, baseline, budget).to_dict()
 
 
 def _bootstrap(

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from nextbest.evaluation.crm_pilot import PilotDesign
 from nextbest.evaluation.crm_who import Who
 from nextbest.results import Result
 
@@ -130,5 +131,6 @@ class CRMEvaluation(Result, omit_defaults=True, kw_only=True):
     targets: dict[str, TargetCheck]
     sensitivity: list[SensitivityRow] | None = None
     who: Who | None = None  # the lead score at decision points on the held-out leads (`nextbest.evaluation.crm_who`)
+    pilot: PilotDesign | None = None  # the randomized test of the uncertain offer (`nextbest.evaluation.crm_pilot`)
     settings: EvaluationSettings
     run: str | None = None

@@ -455,6 +455,27 @@ class DesignCheck:
         return asdict(self)
 
 
+def detectable_lift_binary(
+    n: float, baseline: float, alpha: float = 0.05, power: float = 0.8, alternative: str = "two-sided",
+    ratio: float = 1.0,
+) -> float:
+    """Smallest relative lift of a conversion rate ``baseline`` detected with ``power`` given ``n`` control and
+    ``ratio * n`` treatment units: the arcsine effect size h of :func:`sample_size_binary` solved for the sizes,
+    then p_t = sin²(asin(√p_c) + h / 2) and lift = p_t / p_c − 1 (an increase; ``inf`` when no rate up to 1 is
+    detectable)."""
+    baseline = _number("baseline", baseline)
+    if not 0 < baseline < 1:
+        raise InvalidParameter(f"baseline must be a rate in (0, 1), got {baseline:g}")
+    alternative = check_alternative(alternative)
+    one_sided = "larger" if alternative != "two-sided" else alternative
+    h = _solve_d(_check_n("n", n), check_alpha(alpha), _check_power(power, check_alpha(alpha)), one_sided,
+                 _check_ratio(ratio), "normal")  # fmt: skip
+    angle = math.asin(math.sqrt(baseline)) + h / 2
+    if angle >= math.pi / 2:
+        return math.inf
+    return math.sin(angle) ** 2 / baseline - 1
+
+
 def _ceil_sig(value: float, digits: int = 3) -> float:
     """Round |value| up to ``digits`` significant digits (keeps the sign), so the stated bound is really met."""
     if value == 0:

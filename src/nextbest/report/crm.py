@@ -62,6 +62,7 @@ _SECTIONS = (
     ("flows", "Policy action flows"),
     ("calibration", "Simulator calibration"),
     ("sensitivity", "Sensitivity to the call-offer-rate assumption"),
+    ("pilot", "The pilot that settles it"),
     ("settings", "Settings"),
     ("limitations", "How to read this / limitations"),
 )
@@ -517,6 +518,29 @@ def _who(inputs: ReportInputs) -> str:
     ])  # fmt: skip
 
 
+def _pilot(inputs: ReportInputs) -> str:
+    """The randomized test of the uncertain offer: arms, sizes, what the test period's leads could detect."""
+    pilot = inputs.result.pilot
+    if pilot is None:
+        return _missing_section("pilot")
+    lift, rate = pilot.detectable_lift_at_budget, pilot.detectable_rate_at_budget
+    detectable = ("nothing: an arm would expect fewer than 5 conversions" if lift is None
+                  else f"a lift of {lift:+.0%} (to {fmt_pct(rate)})")  # fmt: skip
+    rows = [["treatment", escape(pilot.treatment)], ["control", escape(pilot.control)],
+            ["outcome", escape(pilot.outcome)],
+            ["rates", f"{fmt_pct(pilot.baseline_rate)} (the logged process, simulated) → {fmt_pct(pilot.target_rate)}"],
+            ["leads per arm", f"{fmt_count(pilot.per_arm)} ({fmt_count(pilot.total)} in all; power "
+                              f"{fmt_pct(pilot.achieved_power)}, alpha {pilot.alpha:g})"],
+            [f"with {fmt_count(pilot.budget)} leads (the test period's)", detectable],
+            ["method", escape(pilot.method)]]  # fmt: skip
+    return "\n".join([
+        paragraph("The export cannot tell whether offering this step causes conversions: the simulator's answer "
+                  "depends on a reading of the data. A randomized pilot measures it. `nextbest crm pilot` designs "
+                  "it for a team's open leads and budget (segments, duration at the lead volume, assignment)."),
+        table(["", "design"], rows),
+    ])  # fmt: skip
+
+
 def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     cal = inputs.result.simulator_calibration
     if cal is None:
@@ -660,6 +684,7 @@ def render_html(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         "flows": (ev_path, "action_flows", lambda: _flows(inputs, figs)),
         "calibration": (ev_path, "simulator_calibration", lambda: _calibration(inputs, figs)),
         "sensitivity": (ev_path, "sensitivity", lambda: _sensitivity(inputs, figs)),
+        "pilot": (ev_path, "pilot", lambda: _pilot(inputs)),
         "settings": (ev_path, "settings", lambda: _settings(inputs)),
         "limitations": (ev_path, "", lambda: _limitations(Wording.of(inputs.result.settings))),
     }
