@@ -95,6 +95,10 @@ def test_evaluation_json_contract(evaluation) -> None:
     for key in ("auc", "pr_auc", "top10_capture", "top20_capture", "lift_top10"):
         assert who[f"{key}_ci"][0] <= who[key] <= who[f"{key}_ci"][1], key
     assert who["scorer"] == "funnel model" and "gradient_boosting" in who["alternatives"]
+    calibration = evaluation["calibration"]
+    assert calibration["across_time"] == evaluation["simulator_calibration"]
+    assert 0 <= calibration["in_period"]["within_ci_fraction"] <= 1 and "train leads" in calibration["in_period"][
+        "fitted_on"]
     pilot = evaluation["pilot"]
     assert pilot["baseline_rate"] == evaluation["policies"]["logged"]["subscription_rate"]
     assert pilot["per_arm"] > 0 and pilot["budget"] > 0 and pilot["achieved_power"] >= 0.8

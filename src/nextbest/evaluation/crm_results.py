@@ -128,6 +128,7 @@ class CRMEvaluation(Result, omit_defaults=True, kw_only=True):
     top_segments: list[dict[str, Any]] | None = None
     simulator_calibration: Calibration | None = None
     simulator_calibration_train_val: Calibration | None = None
+    calibration: dict[str, Calibration] | None = None  # in_period (held-out train leads) and across_time (test)
     targets: dict[str, TargetCheck]
     sensitivity: list[SensitivityRow] | None = None
     who: Who | None = None  # the lead score at decision points on the held-out leads (`nextbest.evaluation.crm_who`)

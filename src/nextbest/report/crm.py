@@ -570,6 +570,13 @@ def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         f"Calibration {verdict} (this report requires at least {fmt_pct(CALIBRATION_PASS)}; with 95% "
         "intervals about 19 steps in 20 should fall inside if the simulator were right)."
     )
+    periods = inputs.result.calibration or {}
+    in_period = periods.get("in_period")
+    within_training = (
+        f"Within the training period ({in_period.fitted_on}): {fmt_pct(in_period.within_ci_fraction)} of steps "
+        "inside their interval — where the sales process was stable. The test figure above asks the same across "
+        "time, after the process changed." if in_period is not None else ""
+    )
     plain = (
         "In plain words: when calibration fails, the simulator does not reproduce what happened in the test "
         "period, so its numbers for that period must not be trusted as forecasts. Use them only to compare "
@@ -579,6 +586,7 @@ def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         [
             paragraph(intro),
             note(summary, "warning" if verdict == "fails" else "note"),
+            *([paragraph(within_training)] if within_training else []),
             paragraph(plain),
             table(["step", "simulated", "actual (test)", "95% interval", "actual vs interval"], rows),
             figure(figs.get("calibration")),
