@@ -67,10 +67,24 @@ def test_epsilon_follows_the_decay_schedule(simulator, train_journeys) -> None:
     assert agent.final_metrics()["epsilon_final"] == pytest.approx(0.01)
 
 
-def test_resume_from_checkpoint_gives_identical_results(simulator, train_journeys, tmp_path) -> None:
-    straight = _agent(simulator, seed=3)
+def test_the_visit_count_step_keeps_the_weighted_average_of_every_target(simulator) -> None:
+    """Q of a pair under "visit-count" is Σ w·target / Σ w over all its updates, so it settles as visits grow."""
+    agent = _agent(simulator, oversample=None, step_size="visit-count")
+    agent.table._grow(1)
+    targets, weights = np.array([10.0, 4.0, 7.0, 1.0]), np.array([1.0, 3.0, 0.5, 2.0])
+    agent._update(np.zeros(2, dtype=int), np.zeros(2, dtype=int), targets[:2], weights[:2])
+    for target, weight in zip(targets[2:], weights[2:]):
+        last = agent._update(np.zeros(1, dtype=int), np.zeros(1, dtype=int), np.array([target]), np.array([weight]))
+    assert agent.table.q[0, 0] == pytest.approx((weights * targets).sum() / weights.sum())
+    assert agent.table.visits[0, 0] == pytest.approx(weights.sum())
+    assert last == pytest.approx(abs(1.0 - (weights[:3] * targets[:3]).sum() / weights[:3].sum()) * 2.0 / 6.5)
+
+
+@pytest.mark.parametrize("step_size", ["constant", "visit-count"])
+def test_resume_from_checkpoint_gives_identical_results(simulator, train_journeys, tmp_path, step_size) -> None:
+    straight = _agent(simulator, seed=3, step_size=step_size)
     straight.train(train_journeys, 4000, checkpoint_dir=tmp_path / "a")
-    first_half = _agent(simulator, seed=3)
+    first_half = _agent(simulator, seed=3, step_size=step_size)
     first_half.train(train_journeys, 2000, checkpoint_dir=tmp_path / "b")
     checkpoint = latest_checkpoint(tmp_path / "b")
     assert checkpoint is not None and checkpoint.name == "qtable_ep2000.npz"
@@ -78,6 +92,8 @@ def test_resume_from_checkpoint_gives_identical_results(simulator, train_journey
     resumed.train(train_journeys, 4000, checkpoint_dir=tmp_path / "b")
     assert list(resumed.table.index) == list(straight.table.index)
     np.testing.assert_array_equal(resumed.table.values(), straight.table.values())
+    n = len(straight.table)
+    np.testing.assert_array_equal(resumed.table.visits[:n], straight.table.visits[:n])
     assert resumed.log.mean_business_value == straight.log.mean_business_value
     assert (tmp_path / "a" / "qtable_ep4000.npz").is_file()
 

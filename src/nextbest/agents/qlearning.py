@@ -40,7 +40,8 @@ from nextbest.sim.journeys import Journeys
 CHECKPOINT_PREFIX = "qtable_ep"
 
 
-StepSize = Literal["constant", "visit-average"]
+StepSize = Literal["constant", "visit-average", "visit-count"]
+STEP_SIZES = ("constant", "visit-average", "visit-count")
 
 
 @dataclass
@@ -51,7 +52,9 @@ class QLearningConfig:
     episode e is max(ε_end, ε_start · decay^e); None: ε falls linearly from ε_start to ε_end over the batches.
     ``step_size``: "constant" (α per lead, 1 − Π(1 − α·w) for the leads of a batch, see the module doc) or
     "visit-average" (max(α, m / (N + m)), a running average of the targets floored at α; for rare, large
-    rewards). ``batch_size``: episodes stepped at once.
+    rewards) or "visit-count" (m / (N + m) with importance weights: the weighted running average of every target
+    the pair has seen, a step size that decays as 1/N so the values settle). ``batch_size``: episodes stepped at
+    once.
     """
 
     alpha: float = 0.1
@@ -82,8 +85,8 @@ class QLearningConfig:
         """Raise NextbestError for inconsistent settings."""
         if not 0 < self.alpha <= 1 or not 0 <= self.gamma <= 1:
             raise NextbestError("alpha must be in (0, 1] and gamma in [0, 1]")
-        if self.step_size not in ("constant", "visit-average"):
-            raise NextbestError(f"step_size must be 'constant' or 'visit-average', got {self.step_size!r}")
+        if self.step_size not in STEP_SIZES:
+            raise NextbestError(f"step_size must be one of {', '.join(STEP_SIZES)}, got {self.step_size!r}")
         if self.metrics_every % self.batch_size or self.checkpoint_every % self.metrics_every:
             raise NextbestError(
                 f"batch_size ({self.batch_size}) must divide metrics_every ({self.metrics_every}), "
@@ -109,11 +112,21 @@ def q_update(q: np.ndarray, rows: np.ndarray, actions: np.ndarray, target: np.nd
     """Move Q(s, a) of the (rows, actions) pairs of one batch step toward their targets; the largest |ΔQ|.
 
     "constant": Q ← Q + (1 − Π_i (1 − α·w_i)) · (Σ w·target / Σ w − Q) over the batch's visits of (s, a);
-    "visit-average": Q ← Q + max(α, m / (N + m)) · mean_i (target_i − Q), N the earlier visits (updated here).
+    "visit-average": Q ← Q + max(α, m / (N + m)) · mean_i (target_i − Q), N the earlier visits (updated here);
+    "visit-count": Q ← Q + Σ w_i (target_i − Q) / (W + Σ w_i), W the earlier visits' weight (updated here): the
+    weighted running average of the pair's targets.
     """
     flat = q.reshape(-1)
     pair = rows * q.shape[1] + actions
-    if config.step_size == "visit-average":
+    if config.step_size == "visit-count":
+        weight = np.ones(pair.size) if weight is None else weight
+        unique, inverse = np.unique(pair, return_inverse=True)
+        batch_weight = np.bincount(inverse, weights=weight, minlength=unique.size)
+        gap = np.bincount(inverse, weights=weight * (target - flat[pair]), minlength=unique.size)
+        delta = gap / (visits.reshape(-1)[unique] + batch_weight)
+        flat[unique] += delta
+        visits.reshape(-1)[unique] += batch_weight
+    elif config.step_size == "visit-average":
         sums = np.bincount(pair, weights=target - flat[pair], minlength=q.size)
         counts = np.bincount(pair, minlength=q.size)
         seen = counts > 0
@@ -141,6 +154,7 @@ class StateTable:
         self._multipliers = (multipliers | 1).astype(np.uint64)
         self.index: dict[int, int] = {}
         self.q = np.zeros((1024, n_actions))
+        self.visits = np.zeros((1024, n_actions))  # (weighted) updates of each pair, for the visit-count step
 
     def __len__(self) -> int:
         return len(self.index)
@@ -170,7 +184,9 @@ class StateTable:
         if needed > self.q.shape[0]:
             bigger = np.zeros((max(needed, 2 * self.q.shape[0]), self.q.shape[1]))
             bigger[: self.q.shape[0]] = self.q
-            self.q = bigger
+            visits = np.zeros_like(bigger)
+            visits[: self.visits.shape[0]] = self.visits
+            self.q, self.visits = bigger, visits
 
     def values(self) -> np.ndarray:
         """Q values of the known states (n_states, n_actions)."""
@@ -317,7 +333,7 @@ class QLearningAgent(Policy):
 
     def _update(self, rows: np.ndarray, actions: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
         """Apply the batched, importance-weighted update; return the largest |ΔQ| it made."""
-        return q_update(self.table.q, rows, actions, target, self.config, weight=weight)
+        return q_update(self.table.q, rows, actions, target, self.config, weight=weight, visits=self.table.visits)
 
     def _greedy_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         values = self.table.values()
@@ -356,6 +372,7 @@ class QLearningAgent(Policy):
             np.savez_compressed(
                 handle,
                 q=self.table.values(),
+                visits=self.table.visits[: len(self.table)],
                 keys=keys,
                 snapshot_rows=snapshot[0],
                 snapshot_actions=snapshot[1],
@@ -378,6 +395,8 @@ class QLearningAgent(Policy):
         agent.table.index = {int(k): i for i, k in enumerate(data["keys"].tolist())}
         agent.table._grow(len(agent.table.index))
         agent.table.q[: len(agent.table.index)] = data["q"]
+        if "visits" in data:  # checkpoints written before the visit-count step size have none
+            agent.table.visits[: len(agent.table.index)] = data["visits"]
         agent.rng.bit_generator.state = extra["rng"]
         agent.episodes_done = int(extra["episodes_done"])
         agent.log = TrainingLog(**extra["log"])

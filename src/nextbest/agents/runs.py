@@ -53,6 +53,8 @@ class RunSettings:
     call_offer_rate: float = 1.0
     smoothing: float = 10.0
     oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
+    step_size: str = "constant"  # Q-learning: constant α (the seed's 0.1) or visit-count (values settle)
+    decimals: int = 2  # Q-learning: the state grid (observations rounded to this many places)
 
     def reward(self, spec: FunnelSpec) -> RewardConfig:
         """The reward of the run; the conversion value is the spec's unless the run sets it."""
@@ -119,7 +121,8 @@ def _train_qlearning(sim, journeys, settings: RunSettings, out: Path, progress, 
         if progress is not None:
             progress(agent.episodes_done)
     else:
-        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample)
+        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample, step_size=settings.step_size,
+                                 decimals=settings.decimals)  # fmt: skip
         agent = QLearningAgent(sim, config)
     agent.train(journeys, settings.episodes, checkpoint_dir=checkpoints, progress=progress)
     agent.save(out / "policy.npz")

@@ -232,6 +232,10 @@ def train(
         help="Batch shares of converted, first-key-step (SalesCRM: first call) and any leads, or 'none'.",
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in RUN/checkpoints."),
+    step_size: str = typer.Option("constant", "--step-size", help="Q-learning step size: constant (α = 0.1, the "
+                                  "seed's) or visit-count (1/N per state-action: the values settle)."),
+    decimals: int = typer.Option(2, "--decimals", min=0, max=4, help="Q-learning state grid: observations rounded "
+                                 "to this many decimals (1 = a coarser grid, fewer states)."),
 ) -> None:
     """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json."""
     from rich.console import Console
@@ -252,6 +256,8 @@ def train(
         shaped_reward=shaped,
         call_offer_rate=call_offer_rate,
         oversample=_oversample(oversample),
+        step_size=step_size,
+        decimals=decimals,
     )
     prepared = load_prepared(data) if data is not None else _prepare_default(out / "prepared", console)
     bar, advance = _progress_bar(f"training {agent}", episodes)
