@@ -63,3 +63,16 @@ def test_the_funnel_score_ranks_held_out_leads_better_than_random(fitted: Funnel
         assert low <= getattr(quality, name) <= high, name
     assert quality.lift_top10 == pytest.approx(quality.top10_capture / 0.10)
     assert sum(quality.reliability.rows) == quality.rows
+
+
+def test_the_top_segments_rank_by_score_and_carry_the_observed_rate(fitted: FunnelModel,
+                                                                    test_journeys: Journeys,
+                                                                    train_journeys: Journeys) -> None:  # fmt: skip
+    from nextbest.evaluation.crm_who import who_quality
+
+    who = who_quality(fitted, train_journeys, test_journeys, n_boot=20)
+    scores = [s.mean_score for s in who.top_segments]
+    assert 0 < len(scores) <= 10 and scores == sorted(scores, reverse=True)
+    for segment in who.top_segments:
+        assert set(segment.segment) == {"country", "education", "step"} and segment.rows >= 10
+        assert segment.observed_ci[0] <= segment.observed_rate <= segment.observed_ci[1]

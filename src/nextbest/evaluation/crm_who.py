@@ -32,7 +32,7 @@ from nextbest.errors import NextbestError
 from nextbest.results import Result
 from nextbest.sim.funnel_model import FunnelModel
 from nextbest.sim.journeys import Journeys
-from nextbest.stats import percentile_interval
+from nextbest.stats import percentile_interval, proportion_interval
 
 
 @dataclass(frozen=True)
@@ -189,21 +189,59 @@ def reliability(scores: np.ndarray, outcome: np.ndarray, bins: int = 10) -> Reli
                        observed=[float(outcome[g].mean()) for g in groups])  # fmt: skip
 
 
+class SegmentScore(Result):
+    """A segment of held-out decision points (covariates × decision step): its mean score, and the conversion rate
+    its leads then showed with the Wilson interval."""
+
+    segment: dict[str, str]
+    rows: int
+    leads: int
+    mean_score: float
+    observed_rate: float
+    observed_ci: list[float]
+
+
 class Who(RankingQuality, kw_only=True):
     """``who`` of evaluation.json: the funnel model's lead score on the held-out decision points (the figures
-    above, flat), which scorer that is, and the alternatives measured the same way."""
+    above, flat), which scorer that is, the alternatives measured the same way, and the top segments by score."""
 
     scorer: str = "funnel model"
     alternatives: dict[str, RankingQuality]
+    top_segments: list[SegmentScore] = []
+
+
+def top_segments(points: DecisionPoints, scores: np.ndarray, names: list[str], vocabularies: list[list[str]],
+                 step_names: tuple[str, ...], min_rows: int = 10, top: int = 10,
+                 level: float = 0.95) -> list[SegmentScore]:  # fmt: skip
+    """The ``top`` segments (covariate values × decision step, at least ``min_rows`` decision points) with the
+    highest mean score, each with the conversion its leads showed (Wilson interval): who to contact first."""
+    labels = [np.append(np.asarray(v, dtype=object), "unseen")[points.codes[:, c]] for c, v in enumerate(vocabularies)]
+    keys = np.array(["|".join(map(str, parts)) for parts in zip(*labels, points.step)], dtype=object)
+    segments = []
+    for key in np.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        if rows.size < min_rows:
+            continue
+        converted = int(points.converted[rows].sum())
+        *values, step = key.split("|")
+        segments.append(SegmentScore(
+            segment={**dict(zip(names, values)), "step": step_names[int(step)]}, rows=int(rows.size),
+            leads=int(np.unique(points.lead[rows]).size), mean_score=float(scores[rows].mean()),
+            observed_rate=converted / rows.size, observed_ci=list(proportion_interval(converted, rows.size, level)),
+        ))  # fmt: skip
+    return sorted(segments, key=lambda s: -s.mean_score)[:top]
 
 
 def who_quality(model: FunnelModel, train: Journeys, test: Journeys, n_boot: int = 200, seed: int = 0,
                 level: float = 0.95) -> Who:  # fmt: skip
     """The lead scores of ``model`` (fitted on ``train``) and of the gradient-boosting alternative (fitted on
-    ``train``'s decision points) ranked on ``test``'s decision points."""
+    ``train``'s decision points) ranked on ``test``'s decision points, and the top segments by score."""
     held_out = decision_points(test, model.encode_leads(test))
-    funnel = ranking_quality(funnel_scores(model, held_out), held_out, n_boot, seed, level)
+    scores = funnel_scores(model, held_out)
+    funnel = ranking_quality(scores, held_out, n_boot, seed, level)
     boosted = GradientBoostedScorer(seed).fit(decision_points(train, model.encode_leads(train)))
     alternative = ranking_quality(boosted.scores(held_out), held_out, n_boot, seed, level)
-    return Who.from_dict({**funnel.to_dict(), "alternatives": {"gradient_boosting": alternative.to_dict()}},
-                         "lead score")  # fmt: skip
+    segments = top_segments(held_out, scores, list(model.spec.covariates), model.vocabularies_, model.spec.step_names,
+                            level=level)  # fmt: skip
+    return Who.from_dict({**funnel.to_dict(), "alternatives": {"gradient_boosting": alternative.to_dict()},
+                          "top_segments": [s.to_dict() for s in segments]}, "lead score")  # fmt: skip

@@ -513,9 +513,24 @@ def _who(inputs: ReportInputs) -> str:
                   f"{who.interval}."),
         note(reading, "note" if beats else "warning"),
         table(["score", "AUC", "PR-AUC", "top 10% capture", "top 20% capture", "lift (top 10%)"], rows),
-        paragraph("Calibration of the first score: mean score and observed conversion rate per score decile."),
+        paragraph("Calibration of the first score: mean score and observed conversion rate per score decile. The "
+                  "score is the funnel model's probability of the conversion step, which assumes the lead reached "
+                  "the step it requires: it ranks leads, it is not their chance to convert within the horizon."),
         table(["decile", "mean score", "observed", "rows"], calibration),
+        *_who_segments(who),
     ])  # fmt: skip
+
+
+def _who_segments(who) -> list[str]:
+    """The segments to contact first: highest mean score, with the conversion their held-out leads showed."""
+    if not who.top_segments:
+        return []
+    names = list(who.top_segments[0].segment)
+    rows = [[*(escape(s.segment[n]) for n in names), fmt_count(s.rows), fmt_pct(s.mean_score),
+             with_ci(s.observed_rate, s.observed_ci, fmt_pct)] for s in who.top_segments]  # fmt: skip
+    return [paragraph("Segments to contact first (at least 10 held-out decision points each), by mean score, with "
+                      "the conversion rate their leads then showed (Wilson 95% interval):"),
+            table([*names, "decision points", "mean score", "observed conversion"], rows)]  # fmt: skip
 
 
 def _pilot(inputs: ReportInputs) -> str:
