@@ -40,6 +40,7 @@ from nextbest.errors import NextbestError
 from nextbest.evaluation.loop import (
     ABOutcome,
     LoopResult,
+    PolicyChoice,
     choose_policy,
     compare,
     learn_from_log,
@@ -156,7 +157,7 @@ def _serve_and_log(config: LoopConfig, model: Path, world: World, table: str, st
 
 @dataclass
 class _Offline:
-    choice: Any
+    choice: PolicyChoice
     truth: dict[str, float]
     files: dict[str, str]
     rows_learned: int
