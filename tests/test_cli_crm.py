@@ -113,3 +113,13 @@ def test_sb3_agents_train_and_evaluate_through_the_cli(agent: str, pipeline: Pat
     assert evaluated.returncode == 0, evaluated.stderr
     evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert evaluation["policies"]["learned"]["subscription_rate"] is not None
+
+
+def test_the_demo_runs_every_step_from_python(tmp_path: Path) -> None:
+    """`crm demo` calls the other commands' functions with every option given (a new option left out would arrive
+    as typer's OptionInfo object); a small run goes from prepare to the report, who and pilot included."""
+    result = run_cli("crm", "demo", "--out", str(tmp_path / "demo"), "--episodes", "2000", "--bootstrap", "4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluation = json.loads((tmp_path / "demo" / "eval" / "evaluation.json").read_text())
+    assert {"who", "pilot", "calibration"} <= set(evaluation)
+    assert "Who to contact" in (tmp_path / "demo" / "report.html").read_text()

@@ -336,7 +336,8 @@ def evaluate(
     settings = loaded.settings
 
     def retrain(simulator):
-        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample)
+        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample, step_size=settings.step_size,
+                                 decimals=settings.decimals)  # fmt: skip
         agent = QLearningAgent(simulator, config)
         agent.train(train_journeys, min(settings.episodes, 100_000) // config.batch_size * config.batch_size)
         return agent
@@ -437,6 +438,8 @@ def demo(
         call_offer_rate=1.0,
         oversample="0.3,0.3,0.4",
         resume=False,
+        step_size="constant",
+        decimals=2,
     )
     evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, sensitivity=True)
     report(run=out / "run", eval_dir=out / "eval", out=out / "report.html")
