@@ -89,18 +89,9 @@ def score(
     from rich.console import Console
     from rich.table import Table
 
-    from nextbest.data.funnel_spec import load_funnel_spec
-    from nextbest.data.paths import resolve_data_file
-    from nextbest.data.prepared import load_or_prepare
-    from nextbest.data.salescrm import DATASET, DEFAULT_FILE, load_export
-    from nextbest.errors import NextbestError
     from nextbest.evaluation.crm_score import score_open_leads
 
-    funnel = load_funnel_spec(spec) if spec is not None else None
-    folder = load_or_prepare(prepared, data, funnel)
-    if data is None and folder.spec.name != "salescrm":
-        raise NextbestError(f"give --data: the export of funnel '{folder.spec.name}' whose open leads to rank")
-    export = load_export(data if data is not None else resolve_data_file(DATASET, DEFAULT_FILE), folder.spec).frame
+    folder, export = _folder_and_export(prepared, data, spec)
     table = score_open_leads(folder, export, n_boot=bootstrap, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
@@ -144,20 +135,12 @@ def pilot(
     smallest lift the budget can detect, the duration at the team's lead volume, and a stratified assignment."""
     import math
 
-    from nextbest.data.funnel_spec import load_funnel_spec
-    from nextbest.data.paths import resolve_data_file
-    from nextbest.data.prepared import load_or_prepare
-    from nextbest.data.salescrm import DATASET, DEFAULT_FILE, load_export
     from nextbest.errors import NextbestError
     from nextbest.evaluation.crm_pilot import design_pilot, leads_per_week, select_segments, stratified_assignment
     from nextbest.evaluation.crm_score import score_open_leads
     from nextbest.sim.journeys import journeys_from_frame
 
-    funnel = load_funnel_spec(spec) if spec is not None else None
-    folder = load_or_prepare(prepared, data, funnel)
-    if data is None and folder.spec.name != "salescrm":
-        raise NextbestError(f"give --data: the export of funnel '{folder.spec.name}'")
-    export = load_export(data if data is not None else resolve_data_file(DATASET, DEFAULT_FILE), folder.spec).frame
+    folder, export = _folder_and_export(prepared, data, spec)
     leads = select_segments(score_open_leads(folder, export, n_boot=10, seed=seed), folder.spec.covariates, segment)
     baseline = journeys_from_frame(folder.train, folder.spec).rate(folder.spec.conversion_step)
     design = design_pilot(folder.spec, baseline, budget or len(leads),
@@ -180,6 +163,21 @@ def pilot(
     typer.echo(f"budget {design.budget:,} leads ({verdict} for the target): smallest detectable lift "
                f"{design.detectable_lift_at_budget:+.0%} (to {design.detectable_rate_at_budget:.2%})")
     typer.echo(f"written to {out}" + (f" and {assignments}" if assignments is not None else ""))
+
+
+def _folder_and_export(prepared: Path | None, data: Path | None, spec: Path | None):
+    """The prepared folder (``--prepared``, else the export prepared in a temp folder) and the export's leads."""
+    from nextbest.data.funnel_spec import load_funnel_spec
+    from nextbest.data.paths import resolve_data_file
+    from nextbest.data.prepared import load_or_prepare
+    from nextbest.data.salescrm import DATASET, DEFAULT_FILE, load_export
+    from nextbest.errors import NextbestError
+
+    folder = load_or_prepare(prepared, data, load_funnel_spec(spec) if spec is not None else None)
+    if data is None and folder.spec.name != "salescrm":
+        raise NextbestError(f"give --data: the export of funnel '{folder.spec.name}' whose open leads to use")
+    return folder, load_export(data if data is not None else resolve_data_file(DATASET, DEFAULT_FILE),
+                               folder.spec).frame  # fmt: skip
 
 
 def _progress_bar(description: str, total: int):

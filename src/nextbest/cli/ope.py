@@ -28,7 +28,7 @@ def run(
     estimators: str | None = typer.Option(None, "--estimators", help="Comma-separated subset of dm, ips, snips, dr, "
                                           "sndr, switch-dr (default: all)."),  # fmt: skip
     interval: str = typer.Option("normal", "--interval", help="normal (the estimator's influence function, V ± "
-                                 "1.96·sd/√n) or bootstrap (percentile, over the logged rows; normal beyond 200,000 "
+                                 "z·sd/√n) or bootstrap (percentile, over the logged rows; normal beyond 200,000 "
                                  "rows)."),  # fmt: skip
     bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap replicates (with --interval bootstrap)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of the reward model's folds."),

@@ -156,8 +156,12 @@ def _row(decision: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as a table with the base columns first, then the context columns sorted, missing context = 0."""
-    frame = pd.DataFrame(rows, columns=None if rows else list(BASE_COLUMNS))
+    """The rows as a table (see ``_ordered``)."""
+    return _ordered(pd.DataFrame(rows, columns=None if rows else list(BASE_COLUMNS)))
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The base columns first, then the context columns sorted, a missing context value 0."""
     context = sorted(c for c in frame.columns if c.startswith(CONTEXT_PREFIX))
     frame[context] = frame[context].fillna(0.0)
     return frame[[*BASE_COLUMNS, *context]]
@@ -169,7 +173,7 @@ def merge(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFram
         return new.reset_index(drop=True), len(new)
     fresh = new[~new["uuid"].isin(existing["uuid"])]
     merged = pd.concat([existing, fresh], ignore_index=True, sort=False)
-    return _frame(merged.to_dict("records")), len(fresh)
+    return _ordered(merged), len(fresh)
 
 
 def context_columns(log: pd.DataFrame) -> list[str]:

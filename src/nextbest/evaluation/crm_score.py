@@ -63,12 +63,14 @@ def _scores(model: FunnelModel, leads: Journeys) -> np.ndarray:
     return model.probability(model.spec.conversion_step, model.encode_leads(leads), leads.reached[:, model.key_index])
 
 
+def _furthest(reached: np.ndarray) -> np.ndarray:
+    """Index of the furthest step reached in funnel order, −1 for none."""
+    return np.where(reached.any(axis=1), reached.shape[1] - 1 - np.argmax(reached[:, ::-1], axis=1), -1)
+
+
 def _current_steps(leads: Journeys) -> np.ndarray:
     """The furthest step reached in funnel order, or "none"."""
-    names = np.array([NONE, *leads.spec.step_names], dtype=object)
-    reached = leads.reached
-    furthest = np.where(reached.any(axis=1), reached.shape[1] - np.argmax(reached[:, ::-1], axis=1), 0)
-    return names[furthest]
+    return np.array([NONE, *leads.spec.step_names], dtype=object)[_furthest(leads.reached) + 1]
 
 
 def _next_actions(leads: Journeys) -> np.ndarray:
@@ -76,8 +78,7 @@ def _next_actions(leads: Journeys) -> np.ndarray:
     ("none" if none is left)."""
     spec = leads.spec
     offered_by = {step: action.name for action in spec.actions for step in action.offers}
-    reached = leads.reached
-    furthest = np.where(reached.any(axis=1), reached.shape[1] - 1 - np.argmax(reached[:, ::-1], axis=1), -1)
+    furthest = _furthest(leads.reached)
     out = np.full(len(leads), NONE, dtype=object)
     pending = np.ones(len(leads), dtype=bool)
     for index, step in enumerate(spec.steps):

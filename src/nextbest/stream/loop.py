@@ -49,7 +49,7 @@ from nextbest.evaluation.loop import (
 )
 from nextbest.models.export import export_model
 from nextbest.models.serving import ExportedModel
-from nextbest.models.targeting import build_features
+from nextbest.models.targeting import AgeSexRule, build_features
 from nextbest.policies.contract import deterministic
 from nextbest.policies.explore import Exploration
 from nextbest.sim.shop import FeedStyle, World
@@ -188,11 +188,7 @@ def _learn_and_choose(config: LoopConfig, log_frame: pd.DataFrame, current: Path
 
 def _policies(learned: ExportedModel, current: ExportedModel, world: World) -> dict[str, Callable]:
     """The candidates as functions of a feature frame (columns in the model's order) -> 0/1 decisions."""
-    max_age = world.config.original_max_age
-
-    def original(X: pd.DataFrame) -> np.ndarray:
-        return ((X["man"].to_numpy() == 1) & (X["age"].to_numpy() < max_age)).astype(np.int8)
-
+    original = AgeSexRule(world.config.original_max_age).cell
     return {
         "learned": lambda X: learned.decide(X.to_numpy(dtype=float)),
         "current": lambda X: current.decide(X.to_numpy(dtype=float)),
