@@ -26,7 +26,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("crm", "prepare", "--out", str(root / "prep")),
         ("crm", "train", "--data", str(root / "prep"), "--episodes", "4000", "--seed", "1", "--out", str(root / "run")),
         ("crm", "evaluate", "--run", str(root / "run"), "--out", str(root / "eval"), "--bootstrap", "8",
-         "--replications", "2", "--no-sensitivity"),
+         "--replications", "2", "--no-readings"),
         ("crm", "report", "--run", str(root / "run"), "--eval", str(root / "eval"), "--out", str(root / "report.html")),
     ]  # fmt: skip
     run_each(run_cli, steps)
@@ -109,7 +109,7 @@ def test_sb3_agents_train_and_evaluate_through_the_cli(agent: str, pipeline: Pat
     assert trained.returncode == 0, trained.stderr
     assert (tmp_path / "run" / f"{agent}_model.zip").is_file()
     evaluated = run_cli("crm", "evaluate", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "eval"),
-                        "--bootstrap", "3", "--replications", "1", "--no-sensitivity")  # fmt: skip
+                        "--bootstrap", "3", "--replications", "1", "--no-readings")  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
     evaluation = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert evaluation["policies"]["learned"]["subscription_rate"] is not None

@@ -61,3 +61,73 @@ def test_crm_pilot_writes_the_design_and_refuses_bad_input(prepared_crm, tmp_pat
         bad = subprocess.run([NEXTBEST, "crm", "pilot", "--prepared", folder, "--out", str(tmp_path / "x.json"),
                               *args], capture_output=True, text=True, timeout=300)  # fmt: skip
         assert bad.returncode == 2 and "Traceback" not in bad.stderr and message in bad.stderr, bad.stderr
+
+
+@pytest.fixture(scope="module")
+def platform_service(tmp_path_factory: pytest.TempPathFactory):
+    """The experiment platform (`nextbest platform serve`) on 127.0.0.1 over a SQLite file, for this module."""
+    from nextbest.stream.services import PlatformService
+
+    directory = tmp_path_factory.mktemp("platform")
+    with PlatformService(f"sqlite:///{directory / 'platform.db'}", log_dir=directory) as service:
+        yield service
+
+
+def test_crm_pilot_creates_the_pilot_on_the_platform(prepared_crm, platform_service, tmp_path: Path) -> None:
+    """`--platform` creates a binary experiment of the pilot's size and rates, prints its id and token on one line
+    and keeps them in pilot.json; the token writes the pilot's conversions, which the platform counts per arm."""
+    import httpx
+
+    url = platform_service.url
+    run = subprocess.run([NEXTBEST, "crm", "pilot", "--prepared", str(prepared_crm.directory), "--out",
+                          str(tmp_path / "pilot.json"), "--assignments", str(tmp_path / "pilot.csv"),
+                          "--segment", "country=USA", "--platform", url + "/"], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    design = json.loads((tmp_path / "pilot.json").read_text())
+    created = design["platform"]
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("platform:")]
+    assert f"experiment {created['experiment_id']} on {url}, token {created['token']}" in line
+    assert created["url"] == url and created["arms"] == {"treatment": "new", "control": "original"}
+    assert created["metric"] == "binary" and created["required_sample_size"] == design["per_arm"]
+    experiment = httpx.get(f"{url}/api/experiments/{created['experiment_id']}", timeout=10).json()
+    assert experiment["metric"] == "binary" and experiment["sample_size"] == design["per_arm"]
+    assert experiment["baseline"] == pytest.approx(design["baseline_rate"])
+    assert experiment["effect"] == pytest.approx(design["target_rate"] - design["baseline_rate"])
+    assert experiment["alpha"] == design["alpha"] and experiment["alternative"] == "two-sided"
+    assert experiment["name"] == created["name"] and "salescrm" in experiment["name"]
+    assert "first_call" in experiment["name"] and "[country=USA]" in experiment["name"]
+    assert experiment["progress"]["original"] == experiment["progress"]["new"] == 0
+    leads = pd.read_csv(tmp_path / "pilot.csv")
+    assert (leads["platform_arm"] == leads["arm"].map(created["arms"])).all()
+    rows = [{"uuid": str(lead), "arm": arm, "decision": int(arm == "new"), "converted": 0}
+            for lead, arm in zip(leads["lead_id"].head(10), leads["platform_arm"].head(10), strict=True)]  # fmt: skip
+    token = {"Authorization": f"Bearer {created['token']}"}
+    posted = httpx.post(created["conversions"], json=rows, headers=token, timeout=10)
+    assert posted.json() == {"accepted": 10, "duplicates": 0}, posted.text
+    progress = httpx.get(f"{url}/api/experiments/{created['experiment_id']}", timeout=10).json()["progress"]
+    assert progress["original"] + progress["new"] == 10 and progress["new"] == sum(r["arm"] == "new" for r in rows)
+    assert httpx.post(created["conversions"], json=rows, headers={"Authorization": "Bearer nope"},
+                      timeout=10).status_code == 403  # fmt: skip
+
+
+def test_crm_pilot_platform_errors_are_one_line(prepared_crm, platform_service, tmp_path: Path) -> None:
+    """Unreachable, not a platform, a design it refuses, not a URL: exit 2, one line naming the URL and the
+    reason, no traceback, nothing written."""
+    folder = str(prepared_crm.directory)
+    url = platform_service.url
+    cases = (
+        (["--platform", "http://127.0.0.1:9"], ["the platform at http://127.0.0.1:9 is unreachable", "refused"]),
+        (["--platform", f"{url}/elsewhere"], [f"the platform at {url}/elsewhere: no experiment platform answers"]),
+        (["--platform", url, "--power", "0.4"], [f"the platform at {url}: the platform refused POST "
+                                                 "/api/experiments: 422", "greater than 0.5"]),
+        (["--platform", "127.0.0.1:8000"], ["--platform '127.0.0.1:8000': give the platform's address"]),
+    )  # fmt: skip
+    for args, messages in cases:
+        out = tmp_path / "refused.json"
+        bad = subprocess.run([NEXTBEST, "crm", "pilot", "--prepared", folder, "--out", str(out), *args],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2 and len(lines) == 1, (args, bad.stderr)
+        assert all(message in lines[0] for message in messages), (args, bad.stderr)
+        assert "Traceback" not in bad.stderr and not out.exists()

@@ -57,8 +57,17 @@ def test_evaluation_speaks_the_funnel_of_the_spec(b2b: Path) -> None:
     assert {"nurture_email", "sdr_call", "demo_invite"} <= used
     for segment in evaluation["top_segments"]:
         assert {"industry", "company_size", "source", "stage"} <= set(segment)
-    # the uncertain step is the SDR call's qualification: the sensitivity table varies its offer rate
-    assert [row["call_offer_rate"] for row in evaluation["sensitivity"]] == [1.0, 0.5, 0.25]
+    # the readings assume the B2B company steps offered to fewer leads; its own targets are checked under each
+    readings = evaluation["readings"]
+    assert list(readings) == ["conservative", "middle", "optimistic"]
+    company = {s.name for s in spec.steps if s.taken_by == "company"}
+    assert set(readings["optimistic"]["offer_rates"]) <= company and readings["optimistic"]["offer_rates"]
+    contacts = {a.name for a in spec.actions if a.offers}
+    for reading in readings.values():
+        assert set(reading["break_even"]) <= {a.name for a in spec.actions} and set(reading["break_even"]) >= contacts
+        assert set(reading["targets"]) == set(evaluation["targets"])
+    assert evaluation["calibration"]["in_period"]["within_ci_fraction"] >= 0
+    assert evaluation["pilot"]["per_arm"] > 0
     for step in evaluation["simulator_calibration"]["steps"]:
         low, high = step["ci"]
         assert 0 <= low <= high <= 1 and 0 <= step["simulated"] <= 1, step
@@ -70,6 +79,9 @@ def test_the_report_names_the_spec_actions(b2b: Path) -> None:
     html = (b2b / "report.html").read_text()
     for name in ("nurture_email", "sdr_call", "trial_extension", "paid", "nurture2"):
         assert name in html, name
+    for section in ("the policy under each reading", "Break-even value of each action", "What to do next",
+                    "Who to contact"):
+        assert section in html, section
     segments = json.loads((b2b / "eval" / "evaluation.json").read_text())["top_segments"]
     assert not segments or ("<th>industry</th>" in html and "<th>company size</th>" in html)
 

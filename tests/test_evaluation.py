@@ -61,7 +61,7 @@ def evaluation(prepared_crm):
         fresh.train(train, 2000)
         return fresh
 
-    config = EvaluationConfig(replications=3, bootstrap=12, sensitivity_rates=(1.0, 0.5))
+    config = EvaluationConfig(replications=3, bootstrap=12, value_multiples=(1.0, 20.0))
     return evaluate_crm(sim, train, test, policies, config, retrain=retrain).to_dict()
 
 
@@ -89,7 +89,6 @@ def test_evaluation_json_contract(evaluation) -> None:
     calibration = evaluation["simulator_calibration"]
     assert [s["step"] for s in calibration["steps"]] == [*STEPS, "dropped"]
     assert 0.0 <= calibration["within_ci_fraction"] <= 1.0
-    assert [row["call_offer_rate"] for row in evaluation["sensitivity"]] == [1.0, 0.5]
     assert {"subscription_rate", "roi", "cpa_reduction_vs_random"} <= set(evaluation["targets"])
     who = evaluation["who"]
     for key in ("auc", "pr_auc", "top10_capture", "top20_capture", "lift_top10"):
@@ -130,3 +129,58 @@ def test_segments_are_ranked_by_value(evaluation) -> None:
     for segment in evaluation["top_segments"]:
         assert segment["leads"] >= 30 and segment["episodes"] >= segment["leads"]
         assert segment["action_sequences"] and 0 < segment["action_sequences"][0]["share"] <= 1
+
+
+def test_each_reading_has_its_policy_targets_break_even_and_value_sensitivity(evaluation) -> None:
+    """readings.<name>: the conservative reading keeps the run's policy (its numbers equal the main ones); the
+    optimistic one assumes each company step offered to as few leads as took it, so offers are taken far more
+    often (random actions reach far more first calls); every reading carries targets, plans and break-even values."""
+    readings = evaluation["readings"]
+    assert list(readings) == ["conservative", "middle", "optimistic"]
+    assert [r["dial"] for r in readings.values()] == [0.0, 0.5, 1.0]
+    conservative, optimistic = readings["conservative"], readings["optimistic"]
+    assert conservative["offer_rates"] == {} and "run's policy" in conservative["learned_policy"]
+    assert conservative["policies"]["learned"] == evaluation["policies"]["learned"]
+    assert "retrained" in optimistic["learned_policy"]
+    assert 0 < optimistic["offer_rates"]["first_call"] < readings["middle"]["offer_rates"]["first_call"] < 1
+    random_calls = [r["policies"]["random"]["first_call_rate"] for r in readings.values()]
+    assert random_calls[2] > 3 * random_calls[0]
+    for reading in readings.values():
+        for name in ("learned", "random", "logged"):
+            entry = reading["policies"][name]
+            assert len(entry["subscription_rate_ci"]) == 2
+        assert set(reading["targets"]) == set(evaluation["targets"])
+        assert set(reading["break_even"]) == {"email", "call", "demo", "survey", "manager"}
+        for entry in reading["break_even"].values():
+            low, high = entry["conversions_per_1000_ci"]
+            assert low <= high
+            if entry["value"] is not None:  # value = spend added / conversions added
+                assert entry["value"] == pytest.approx(max(entry["spend_per_1000"], 0) / entry["conversions_per_1000"])
+        values = [row["subscription_value"] for row in reading["value_sensitivity"]]
+        assert values == [1000.0, 20000.0]
+        for row in reading["value_sensitivity"]:
+            assert sum(row["action_shares"].values()) == pytest.approx(1.0)
+    assert evaluation["settings"]["readings"] == [{"name": "conservative", "dial": 0.0},
+                                                   {"name": "middle", "dial": 0.5},
+                                                   {"name": "optimistic", "dial": 1.0}]  # fmt: skip
+
+
+def test_break_even_divides_added_spend_by_added_conversions() -> None:
+    """V* = max(Δspend, 0) / Δconversions; None when the action adds none; the upper bound is open when the
+    interval of added conversions reaches 0."""
+    from nextbest.evaluation.crm_bootstrap import PolicyRun
+    from nextbest.evaluation.crm_readings import break_even
+
+    def run(rate: float, value_per_lead: float) -> PolicyRun:
+        return PolicyRun(None, {"subscription_rate": rate, "value_per_lead": value_per_lead})
+
+    # with: 1.0% conversions, spend 10 - ... at V = 1000: spend = 1000 * rate - value_per_lead
+    with_run, without_run = run(0.010, 1000 * 0.010 - 8.0), run(0.006, 1000 * 0.006 - 3.0)
+    samples_with = {"subscription_rate": [0.010, 0.011, 0.012, 0.009]}
+    samples_without = {"subscription_rate": [0.006, 0.006, 0.009, 0.012]}
+    result = break_even(with_run, without_run, samples_with, samples_without, 1000.0, 0.95)
+    assert result["value"] == pytest.approx(5.0 / 0.004)
+    assert result["spend_per_1000"] == pytest.approx(5000.0) and result["conversions_per_1000"] == pytest.approx(4.0)
+    assert result["value_ci"][1] is None  # one replicate loses conversions: no upper bound
+    none = break_even(without_run, with_run, samples_without, samples_with, 1000.0, 0.95)
+    assert none["value"] is None

@@ -127,3 +127,32 @@ def test_call_offer_rate_keeps_the_logged_replay_but_raises_acceptance(prepared,
     assert state.key[:, 0].mean() > 2.5 * train_journeys.rate("first_call")
     with pytest.raises(NextbestError):
         FunnelConfig(call_offer_rate=0.0)
+
+
+def test_offer_rates_set_every_steps_acceptance_and_replace_the_call_offer_rate(prepared, train_journeys) -> None:
+    """offer_rates (one per step) divide each offered step's P by its rate; a length or value error is named."""
+    from nextbest.sim.funnel import step_offer_rates, variant
+
+    sim = simulator_from_frame(prepared.train)
+    rates = np.ones(len(STEPS))
+    rates[STEPS.index("first_call")], rates[STEPS.index("manager")] = 0.1, 0.05
+    low = variant(sim, config=FunnelConfig(offer_rates=tuple(rates), call_offer_rate=0.5))
+    np.testing.assert_array_equal(step_offer_rates(low.config, low.spec), rates)
+    codes = _leads(sim, train_journeys)
+    for action, step in ((CALL, "first_call"), (MANAGER, "manager")):
+        taken = {}
+        for name, model in (("base", sim), ("low", low)):
+            state = model.reset(np.tile(codes, (4, 1)), np.random.default_rng(3))
+            model.step(state, np.full(len(state), action))
+            stayed = ~state.dropped  # a contact may make the lead drop out before the offer
+            taken[name] = state.reached[stayed, STEPS.index(step)].mean()
+        p = sim.model.probability(step, np.tile(codes, (4, 1))[stayed], np.zeros((stayed.sum(), 5), bool))
+        expected = np.minimum(p / rates[STEPS.index(step)], 1 - sim.model.eps).mean()
+        standard_error = np.sqrt(expected * (1 - expected) / stayed.sum())
+        assert abs(taken["low"] - expected) < 4 * standard_error, step
+        assert taken["low"] > 3 * taken["base"], step
+    assert step_offer_rates(FunnelConfig(call_offer_rate=0.5), sim.spec)[STEPS.index("first_call")] == 0.5
+    with pytest.raises(NextbestError, match="offer_rates needs"):
+        step_offer_rates(FunnelConfig(offer_rates=(0.5, 0.5)), sim.spec)
+    with pytest.raises(NextbestError, match="offer_rates must be in"):
+        FunnelConfig(offer_rates=(0.0,) * len(STEPS))

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from test_platform_api import DESIGN, auth, close, create, new_client, post_concurrently, run_api_flow
+from test_platform_binary import check_migration_from_0001, run_binary_flow
 
 pytestmark = pytest.mark.postgres
 _names = itertools.count(1)
@@ -134,12 +135,20 @@ def test_schema_is_migrated_and_url_uses_psycopg3(pg_url: str) -> None:
     client = new_client(pg_url)
     store = client.app.state.store
     assert store.engine.dialect.name == "postgresql" and store.engine.dialect.driver == "psycopg"
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
     assert client.get("/healthz").json() == {"status": "ok", "database": "postgresql"}
     close(client)
     again = new_client(pg_url)  # migrating an up-to-date schema is a no-op
-    assert current_revision(again.app.state.store.engine) == "0001"
+    assert current_revision(again.app.state.store.engine) == "0002"
     close(again)
+
+
+def test_binary_flow_on_postgres(pg_url: str) -> None:
+    run_binary_flow(pg_url)
+
+
+def test_migration_from_0001_on_postgres(pg_url: str) -> None:
+    check_migration_from_0001(pg_url)
 
 
 def test_concurrent_duplicates_on_postgres(pg_url: str) -> None:

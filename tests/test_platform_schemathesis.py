@@ -3,17 +3,21 @@ service on 127.0.0.1 finds nothing.
 
 The test starts the app with uvicorn on a SQLite file, creates two experiments, and runs the venv's
 `schemathesis run --checks all` (fixed seed, 200 examples per operation, every phase: examples, coverage,
-fuzzing, stateful) with the first one's token. This file is also the run's hooks file (``SCHEMATHESIS_HOOKS``):
+fuzzing, stateful) with the first one's token on every operation but ``POST .../conversions``: conversions belong
+to binary experiments (the first one is continuous: its conversions get 409), so a second run checks that operation
+alone with the token of a third, binary experiment. This file is also the run's hooks file (``SCHEMATHESIS_HOOKS``):
 its one hook, ``before_call``, runs before every request schemathesis sends and
 
 - points most valid ``experiment_id`` path parameters at the seeded experiments (4 in 8 at the one the token
   opens, 1 in 8 at the other one, so writes meet 403), leaves the rest alone (unknown ids: 404), and never touches
   an id the run itself created or drew from the experiments it saw (ids up to 1,000: their chains stay intact)
   nor an invalid one (those test the 422s);
-- makes a schema-valid experiment design coherent, the one rule JSON Schema cannot state: ``sample_size`` is
+- makes a schema-valid experiment design coherent, the rules JSON Schema cannot state: ``sample_size`` is
   raised to the size ``effect`` / ``sd`` need at ``alpha`` and ``power`` (with ``sd`` = |effect| when no sample
-  of at most 10**9 units per arm would do). A design the server's model refuses is left as generated, so that a
-  schema allowing what the server refuses still fails the run.
+  of at most 10**9 units per arm would do); for a binary design to the size of the change of rate from
+  ``baseline`` to ``baseline + effect``, which must lie inside (0, 1) (``baseline`` 0.5 and ``effect`` ±0.25 when
+  it does not, or when no sample of at most 10**9 units per arm would do). A design the server's model refuses is
+  left as generated, so that a schema allowing what the server refuses still fails the run.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ MAX_EXAMPLES = 200
 LOCAL_IDS = 1_000  # ids up to this one are left alone: the experiments the run creates itself live there
 ENV_IDS = "NEXTBEST_ST_EXPERIMENTS"  # "<id the token opens>,<another id>", for the hook
 DESIGN = {"owner": "schemathesis", "name": "contract", "effect": 5.0, "sd": 10.0, "sample_size": 64}
+BINARY = {"owner": "schemathesis", "name": "contract", "metric": "binary", "baseline": 0.2, "effect": 0.1,
+          "sample_size": 300}  # fmt: skip
+CONVERSIONS = "/api/experiments/{experiment_id}/conversions"
 
 
 # ---------------------------------------------------------------------------------------------- the hook
@@ -61,16 +68,18 @@ def existing_id(value: Any, own: int, other: int) -> Any:
 
 def coherent_design(body: Any) -> Any:
     """``body`` with the sample size its design needs, when it is a design the server's model accepts."""
-    from pydantic import ValidationError
+    from pydantic import TypeAdapter, ValidationError
 
     from nextbest.errors import NextbestError
     from nextbest.experiments import sample_size
-    from nextbest.platform.schemas import SAMPLE_SIZE_MAX, ExperimentIn
+    from nextbest.platform.schemas import SAMPLE_SIZE_MAX, BinaryExperimentIn, ExperimentDesign
 
     try:
-        spec = ExperimentIn.model_validate(body)
+        spec = TypeAdapter(ExperimentDesign).validate_python(body)
     except ValidationError:
         return body
+    if isinstance(spec, BinaryExperimentIn):
+        return coherent_binary_design(body, spec)
     try:
         needed = int(sample_size(spec.effect, spec.sd, spec.alpha, spec.power, spec.alternative))
     except (NextbestError, ValueError, OverflowError):
@@ -79,6 +88,29 @@ def coherent_design(body: Any) -> Any:
         body = {**body, "sd": abs(spec.effect)}
         needed = int(sample_size(spec.effect, abs(spec.effect), spec.alpha, spec.power, spec.alternative))
     return {**body, "sample_size": max(spec.sample_size, needed)}
+
+
+def coherent_binary_design(body: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """A binary ``body`` (validated as ``spec``) with a treatment rate inside (0, 1) and the sample size it needs."""
+    import math
+
+    from nextbest.errors import NextbestError
+    from nextbest.experiments import sample_size_binary
+    from nextbest.platform.schemas import SAMPLE_SIZE_MAX
+
+    def needed(baseline: float, effect: float) -> int:
+        if not 0 < baseline + effect < 1:
+            return SAMPLE_SIZE_MAX + 1
+        try:
+            return int(sample_size_binary(baseline, effect, spec.alpha, spec.power, spec.alternative, relative=False))
+        except (NextbestError, ValueError, OverflowError):
+            return SAMPLE_SIZE_MAX + 1
+
+    size = needed(spec.baseline, spec.effect)
+    if size > SAMPLE_SIZE_MAX:  # an impossible rate, or no sample detects this change: a change of 0.25 from 0.5
+        body = {**body, "baseline": 0.5, "effect": math.copysign(0.25, spec.effect)}
+        size = needed(0.5, body["effect"])
+    return {**body, "sample_size": max(spec.sample_size, size)}
 
 
 def _register_hook() -> None:
@@ -151,10 +183,10 @@ def platform(tmp_path: Path):
             server.wait()
 
 
-def _create(base: str, name: str) -> tuple[int, str]:
+def _create(base: str, name: str, design: dict[str, Any] = DESIGN) -> tuple[int, str]:
     import httpx
 
-    response = httpx.post(f"{base}/api/experiments", json={**DESIGN, "name": name}, timeout=10.0)
+    response = httpx.post(f"{base}/api/experiments", json={**design, "name": name}, timeout=10.0)
     assert response.status_code == 201, response.text
     return response.json()["id"], response.json()["token"]
 
@@ -171,7 +203,7 @@ def _kind(method: str, uri: str) -> str | None:
     if method != "POST":
         return None
     path = uri.split("?")[0]
-    if path.endswith(("/decisions", "/outcomes")):
+    if path.endswith(("/decisions", "/outcomes", "/conversions")):
         return "writes"
     return "creations" if path.endswith("/api/experiments") else None
 
@@ -203,25 +235,40 @@ def _summary(report: Path) -> dict[str, Any]:
     return summary
 
 
-def test_schemathesis_finds_nothing(platform: str, tmp_path: Path) -> None:
-    own, token = _create(platform, "the token's experiment")
-    other, _ = _create(platform, "another experiment")
-    report = tmp_path / "events.ndjson"
+def _run(platform: str, folder: Path, token: str, ids: tuple[int, int], *options: str) -> tuple[str, dict[str, Any]]:
+    """`schemathesis run --checks all` against ``platform`` with ``token`` (hooks aimed at ``ids``); its output and
+    the summary of its report. A failed run fails the test with the output."""
+    folder.mkdir(exist_ok=True)
+    report = folder / "events.ndjson"
     command = [
         _schemathesis(), "run", f"{platform}/openapi.json",
         "--checks", "all", "--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES), "--workers", "1",
         "--header", f"Authorization: Bearer {token}", "--generation-database", "none", "--no-color",
-        "--report", "ndjson", "--report-ndjson-path", str(report),
+        "--report", "ndjson", "--report-ndjson-path", str(report), *options,
     ]  # fmt: skip
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).resolve()), ENV_IDS: f"{own},{other}"}
-    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).resolve()), ENV_IDS: f"{ids[0]},{ids[1]}"}
+    run = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-12000:]
-    summary = _summary(report)
+    return output, _summary(report)
+
+
+def test_schemathesis_finds_nothing(platform: str, tmp_path: Path) -> None:
+    own, token = _create(platform, "the token's experiment")
+    other, _ = _create(platform, "another experiment")
+    binary, binary_token = _create(platform, "a conversion", BINARY)
+    output, summary = _run(platform, tmp_path / "all", token, (own, other), "--exclude-path", CONVERSIONS)
     print(json.dumps({key: value for key, value in summary.items() if key != "operations"}))
-    assert len(summary["operations"]) == 9 and summary["failures"] == 0, summary
-    assert summary["cases"] >= 9 * 100 and summary["checks"] > summary["cases"]
+    assert len(summary["operations"]) == 10 and summary["failures"] == 0, summary
+    assert summary["cases"] >= 10 * 100 and summary["checks"] > summary["cases"]
     writes = summary["writes"]  # decisions and outcomes met the open experiment, another one and unknown ids
     assert writes.get("200", 0) >= 50 and writes.get("403", 0) >= 10 and writes.get("404", 0) >= 5, writes
     assert summary["creations"].get("201", 0) >= 50, summary["creations"]  # coherent designs were created
+    assert "No issues found" in output, output[-3000:]
+    output, summary = _run(platform, tmp_path / "conversions", binary_token, (binary, own), "--include-path",
+                           CONVERSIONS)  # fmt: skip
+    print(json.dumps({key: value for key, value in summary.items() if key != "operations"}))
+    assert summary["operations"] == [f"POST {CONVERSIONS}"] and summary["failures"] == 0, summary
+    writes = summary["writes"]  # conversions met the binary experiment, a continuous one and unknown ids
+    assert writes.get("200", 0) >= 50 and writes.get("403", 0) >= 10 and writes.get("404", 0) >= 5, writes
     assert "No issues found" in output, output[-3000:]

@@ -33,7 +33,8 @@ SECTION_TITLES = (
     "Training",
     "Policy action flows",
     "Simulator calibration",
-    "Sensitivity to the call-offer-rate assumption",
+    "What the data cannot tell: the policy under each reading",  # a file from before the readings: its sensitivity
+    "What to do next",
     "Settings",
     "How to read this / limitations",
 )
@@ -315,7 +316,7 @@ def test_crm_report_without_optional_sections(tmp_path: Path) -> None:
     (ev / "evaluation.json").write_text(json.dumps(data))
     (run / "training_metrics.json").write_text("{}")
     page = write_crm_report(run, ev, tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "'sensitivity' is missing" in html.unescape(page)
+    assert "'readings' is missing" in html.unescape(page)
     assert "no training curves" not in page  # the figure says it, the page only embeds it
     assert page.count("data:image/png;base64,") == 2
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from nextbest.policies import Decision, Policy
 from nextbest.policies.contract import deterministic
-from nextbest.sim.funnel import FunnelConfig, FunnelLayout
+from nextbest.sim.funnel import FunnelConfig, FunnelLayout, step_offer_rates
 from nextbest.sim.journeys import SPEC
 
 
@@ -57,8 +57,9 @@ class AlwaysWaitPolicy(_FunnelBaseline):
 class LoggedPolicy(_FunnelBaseline):
     """The behaviour policy: the logged process, each offer once in funnel order, then wait.
 
-    The uncertain offer (SalesCRM: the call) is made with the rate the simulator's FunnelConfig assumes (1.0: to
-    every lead); a lead not offered it is left alone that week.
+    Each week's planned offer is made with the rate the simulator's FunnelConfig assumes for its step
+    (`step_offer_rates`; by default 1.0 but for the uncertain offer, SalesCRM's call); a lead not offered it is
+    left alone that week.
     """
 
     name = "logged"
@@ -66,19 +67,18 @@ class LoggedPolicy(_FunnelBaseline):
     def __init__(self, config: FunnelConfig | None = None, layout: FunnelLayout | None = None) -> None:
         super().__init__(config, layout)
         self._sequence = np.asarray(logged_sequence(self.layout), dtype=np.int64)
-        self._rates = np.ones(self.n_actions)
-        uncertain = self.layout.spec.uncertain_offer
-        if uncertain is not None:
-            step = self.layout.spec.step_names.index(uncertain)
-            action = next(a for a in range(self.n_actions) if step in self.layout.offers(a))
-            self._rates[action] = self.config.call_offer_rate
+        spec = self.layout.spec
+        company = [i for i, step in enumerate(spec.steps) if step.taken_by == "company"]
+        self._rates = step_offer_rates(self.config, spec)[company]  # the offer rate of each week's planned step
 
     def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
         """The planned offer with its offer rate r, else wait with 1 - r (a planned wait has probability 1)."""
         week = _week(obs, self.layout, self.config.horizon)
         wait = self.layout.wait
-        planned = np.where(week < self._sequence.size, self._sequence[np.minimum(week, self._sequence.size - 1)], wait)
-        rate = self._rates[planned]
+        position = np.minimum(week, self._sequence.size - 1)
+        in_plan = week < self._sequence.size
+        planned = np.where(in_plan, self._sequence[position], wait)
+        rate = np.where(in_plan, self._rates[position], 1.0)
         offered = rng.random(obs.shape[0]) < rate
         actions = np.where(offered, planned, wait).astype(np.int64)
         rows = np.arange(actions.size)

@@ -19,6 +19,24 @@ values for the real lead population: the mean target becomes Σ w·target / Σ w
 1 − Π (1 − α·w). States are the observations
 (16 columns for SalesCRM) rounded to `decimals` places. Exploration is ε-greedy with ε_e = max(ε_end,
 ε_start · decay^e) for episode e.
+
+Have the values settled? Metrics of the final 10k episodes (`QLearningAgent.final_metrics`):
+
+    max_abs_delta_q_last_10k   = max |ΔQ(s, a)| over every update of the window (all pairs)
+    policy_change_pct_last_10k = % of the states known at the window's start whose greedy action changed
+    new_states_last_10k        = states first seen in the window
+    established pairs E        = {(s, a): n(s, a) ≥ N at the window's start}, n the pair's updates so far (one per
+                                 lead-step, unweighted, any step size), N = ``established_min_visits``
+    max_abs_delta_q_established_last_10k = max |ΔQ(s, a)| over the window's batch updates of pairs in E
+    max_rel_delta_q_established_last_10k = the same ÷ the subscription value (the largest reward)
+    established_visit_pct_last_10k       = 100 · (the window's lead-steps on pairs in E) / (all its lead-steps)
+
+The first one is dominated by first visits: while ε > 0 finds new states, a first update moves Q from 0 by its
+whole target (SalesCRM: ~$998, a subscription). The established ones ask whether the values already learned
+still move. n is unweighted on purpose: the importance-weighted count W is the visit-count step's own
+denominator (the update is Σ w_i (target_i − Q) / (W + Σ w_i)), so a threshold on W would bound the metric by
+construction, and it would leave out the pairs on the converted leads' paths, whose oversampled visits weigh
+little. Read the metric with the share of updates it keeps, never alone.
 """
 
 from __future__ import annotations
@@ -54,7 +72,7 @@ class QLearningConfig:
     "visit-average" (max(α, m / (N + m)), a running average of the targets floored at α; for rare, large
     rewards) or "visit-count" (m / (N + m) with importance weights: the weighted running average of every target
     the pair has seen, a step size that decays as 1/N so the values settle). ``batch_size``: episodes stepped at
-    once.
+    once. ``established_min_visits``: N of the convergence metrics (module doc), in updates of a pair.
     """
 
     alpha: float = 0.1
@@ -71,6 +89,7 @@ class QLearningConfig:
     oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
     importance_weights: bool = True
     seed: int = 0
+    established_min_visits: int = 1000
 
     @classmethod
     def for_sessions(cls, **overrides: object) -> QLearningConfig:
@@ -85,6 +104,8 @@ class QLearningConfig:
         """Raise NextbestError for inconsistent settings."""
         if not 0 < self.alpha <= 1 or not 0 <= self.gamma <= 1:
             raise NextbestError("alpha must be in (0, 1] and gamma in [0, 1]")
+        if self.established_min_visits < 0:
+            raise NextbestError("established_min_visits must be non-negative")
         if self.step_size not in STEP_SIZES:
             raise NextbestError(f"step_size must be one of {', '.join(STEP_SIZES)}, got {self.step_size!r}")
         if self.metrics_every % self.batch_size or self.checkpoint_every % self.metrics_every:
@@ -155,6 +176,7 @@ class StateTable:
         self.index: dict[int, int] = {}
         self.q = np.zeros((1024, n_actions))
         self.visits = np.zeros((1024, n_actions))  # (weighted) updates of each pair, for the visit-count step
+        self.updates = np.zeros((1024, n_actions), dtype=np.int64)  # updates (lead-steps) of each pair, any step size
 
     def __len__(self) -> int:
         return len(self.index)
@@ -186,7 +208,9 @@ class StateTable:
             bigger[: self.q.shape[0]] = self.q
             visits = np.zeros_like(bigger)
             visits[: self.visits.shape[0]] = self.visits
-            self.q, self.visits = bigger, visits
+            updates = np.zeros(bigger.shape, dtype=np.int64)
+            updates[: self.updates.shape[0]] = self.updates
+            self.q, self.visits, self.updates = bigger, visits, updates
 
     def values(self) -> np.ndarray:
         """Q values of the known states (n_states, n_actions)."""
@@ -225,6 +249,10 @@ class QLearningAgent(Policy):
         self.log = TrainingLog()
         self._snapshot: tuple[np.ndarray, np.ndarray] | None = None  # greedy actions 10k before the end
         self._window_max_delta = 0.0
+        self._window_open = False  # the current batch is in the final 10k episodes
+        self._established: np.ndarray | None = None  # (states at the window's start, actions): n ≥ N then
+        self._window_established_max_delta = 0.0
+        self._window_updates = np.zeros(2, dtype=np.int64)  # the window's lead-steps: all, on established pairs
 
     # ----------------------------------------------------------------- policy
     def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
@@ -257,13 +285,13 @@ class QLearningAgent(Policy):
         window = _Window()
         while self.episodes_done < episodes:
             if self.episodes_done == window_start and self._snapshot is None:
-                self._snapshot = self._greedy_snapshot()
-                self._window_max_delta = 0.0
+                self._open_window()
             picks = self._sample_leads(strata, len(journeys))
             state = self.sim.reset(codes[picks], self.rng, logged[picks] if cfg.oversample else None)
             start = self.episodes_done
             epsilon = cfg.epsilon(start, episodes)
             self._record_epsilon(start, epsilon)
+            self._window_open = start >= window_start
             business, shaped, max_delta = self._run_batch(state, epsilon, weights[picks])
             if start >= window_start:
                 self._window_max_delta = max(self._window_max_delta, max_delta)
@@ -332,28 +360,66 @@ class QLearningAgent(Policy):
         return business, shaped, max_delta
 
     def _update(self, rows: np.ndarray, actions: np.ndarray, target: np.ndarray, weight: np.ndarray) -> float:
-        """Apply the batched, importance-weighted update; return the largest |ΔQ| it made."""
-        return q_update(self.table.q, rows, actions, target, self.config, weight=weight, visits=self.table.visits)
+        """Apply the batched, importance-weighted update; return the largest |ΔQ| it made.
+
+        It counts the pairs' updates and, in the final window, records the largest |ΔQ| of the established pairs
+        and how many lead-steps hit them (module doc)."""
+        flat = self.table.q.reshape(-1)
+        pair = rows * self.n_actions + actions
+        tracked = self._window_open and self._established is not None
+        if tracked:
+            before = flat[pair]
+        biggest = q_update(self.table.q, rows, actions, target, self.config, weight=weight, visits=self.table.visits)
+        np.add.at(self.table.updates.reshape(-1), pair, 1)
+        if tracked:
+            known = rows < self._established.shape[0]
+            established = np.zeros(rows.size, dtype=bool)
+            established[known] = self._established[rows[known], actions[known]]
+            self._window_updates += (rows.size, int(established.sum()))
+            if established.any():
+                moved = float(np.abs(flat[pair[established]] - before[established]).max())
+                self._window_established_max_delta = max(self._window_established_max_delta, moved)
+        return biggest
+
+    def _open_window(self) -> None:
+        """Start the final window: the greedy actions and the established pairs as they are now."""
+        self._snapshot = self._greedy_snapshot()
+        self._established = self.table.updates[: len(self.table)] >= self.config.established_min_visits
+        self._window_max_delta = self._window_established_max_delta = 0.0
+        self._window_updates = np.zeros(2, dtype=np.int64)
 
     def _greedy_snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         values = self.table.values()
         return np.arange(values.shape[0]), np.argmax(values, axis=1)
 
     # ----------------------------------------------------------------- metrics
-    def final_metrics(self) -> dict[str, float | int]:
-        """Technical metrics of the finished run."""
+    def final_metrics(self) -> dict[str, float | int | None]:
+        """Technical metrics of the finished run (formulas in the module doc); the established ones are None for a
+        run resumed from a checkpoint written before they existed."""
         values = self.table.values()
         changed = 0.0
         if self._snapshot is not None and self._snapshot[0].size:
             rows, before = self._snapshot
             changed = float(np.mean(np.argmax(values[rows], axis=1) != before) * 100.0)
-        return {
+        metrics: dict[str, float | int | None] = {
             "episodes": self.episodes_done,
             "q_table_states": len(self.table),
             "max_abs_delta_q_last_10k": float(self._window_max_delta),
             "policy_change_pct_last_10k": changed,
             "epsilon_final": float(self.log.epsilon[-1]) if self.log.epsilon else self.config.epsilon_start,
+            "new_states_last_10k": None if self._snapshot is None else len(self.table) - int(self._snapshot[0].size),
+            "established_min_visits": int(self.config.established_min_visits),
+            "established_visit_pct_last_10k": None,
+            "max_abs_delta_q_established_last_10k": None,
+            "max_rel_delta_q_established_last_10k": None,
         }
+        if self._established is not None:
+            total, established = self._window_updates.tolist()
+            biggest, value = self._window_established_max_delta, float(self.sim.reward.subscription_value)
+            metrics["established_visit_pct_last_10k"] = float(100.0 * established / total) if total > 0 else 0.0
+            metrics["max_abs_delta_q_established_last_10k"] = biggest
+            metrics["max_rel_delta_q_established_last_10k"] = biggest / value
+        return metrics
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, path: Path) -> None:
@@ -366,6 +432,8 @@ class QLearningAgent(Policy):
             "config": asdict(self.config),
             "log": asdict(self.log),
             "window_max_delta": self._window_max_delta,
+            "window_established_max_delta": self._window_established_max_delta,
+            "window_updates": self._window_updates,
         }
         snapshot = self._snapshot or (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         with open(path, "wb") as handle:
@@ -373,10 +441,13 @@ class QLearningAgent(Policy):
                 handle,
                 q=self.table.values(),
                 visits=self.table.visits[: len(self.table)],
+                updates=self.table.updates[: len(self.table)],
                 keys=keys,
                 snapshot_rows=snapshot[0],
                 snapshot_actions=snapshot[1],
                 has_snapshot=np.array(self._snapshot is not None),
+                established=self._established if self._established is not None else np.zeros((0, self.n_actions), bool),
+                has_established=np.array(self._established is not None),
                 extra=np.array(json.dumps(extra, default=_json_default)),
             )
 
@@ -397,12 +468,18 @@ class QLearningAgent(Policy):
         agent.table.q[: len(agent.table.index)] = data["q"]
         if "visits" in data:  # checkpoints written before the visit-count step size have none
             agent.table.visits[: len(agent.table.index)] = data["visits"]
+        if "updates" in data:  # nor do those written before the convergence metrics (counts restart at zero)
+            agent.table.updates[: len(agent.table.index)] = data["updates"]
         agent.rng.bit_generator.state = extra["rng"]
         agent.episodes_done = int(extra["episodes_done"])
         agent.log = TrainingLog(**extra["log"])
         agent._window_max_delta = float(extra["window_max_delta"])
         if bool(data["has_snapshot"]):
             agent._snapshot = (data["snapshot_rows"], data["snapshot_actions"])
+        if "has_established" in data and bool(data["has_established"]):  # older checkpoints have none
+            agent._established = data["established"]
+            agent._window_established_max_delta = float(extra["window_established_max_delta"])
+            agent._window_updates = np.asarray(extra["window_updates"], dtype=np.int64)
         return agent
 
 

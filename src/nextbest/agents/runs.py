@@ -2,7 +2,8 @@
 
 RUN/run.json                      agent, episodes, seed, data folder, reward and simulator settings
 RUN/training_metrics.json         metrics every 1k episodes (curves)
-RUN/training_metrics_final.json   wall_seconds, episodes, q_table_states, max_abs_delta_q_last_10k, ...
+RUN/training_metrics_final.json   wall_seconds, episodes, q_table_states, max_abs_delta_q_last_10k, ... and the
+                                  established-pair convergence metrics (nextbest.agents.qlearning's module doc)
 RUN/checkpoints/                  Q-learning checkpoints every 10k episodes (resumable)
 RUN/policy.npz | RUN/<algo>_model.zip   the final policy
 """
@@ -30,7 +31,9 @@ AGENTS = ("qlearning", "ppo", "dqn")
 
 
 class TrainingSummary(Result):
-    """training_metrics_final.json of `nextbest crm train` (the Q-learning fields are null for PPO/DQN)."""
+    """training_metrics_final.json of `nextbest crm train` (the Q-learning fields are null for PPO/DQN; the
+    fields after ``epsilon_final`` are null in files written before they existed). Formulas: the module doc of
+    `nextbest.agents.qlearning`."""
 
     agent: str
     wall_seconds: float
@@ -39,6 +42,11 @@ class TrainingSummary(Result):
     max_abs_delta_q_last_10k: float | None
     policy_change_pct_last_10k: float | None
     epsilon_final: float | None
+    new_states_last_10k: int | None = None
+    established_min_visits: int | None = None
+    established_visit_pct_last_10k: float | None = None
+    max_abs_delta_q_established_last_10k: float | None = None
+    max_rel_delta_q_established_last_10k: float | None = None
 
 
 @dataclass
@@ -62,6 +70,11 @@ class RunSettings:
 
     def funnel(self) -> FunnelConfig:
         return FunnelConfig(call_offer_rate=self.call_offer_rate)
+
+    def qlearning(self) -> QLearningConfig:
+        """The Q-learning configuration of the run (seed, oversampling, step size, state grid)."""
+        return QLearningConfig(seed=self.seed, oversample=self.oversample, step_size=self.step_size,
+                               decimals=self.decimals)  # fmt: skip
 
 
 @dataclass
@@ -121,9 +134,7 @@ def _train_qlearning(sim, journeys, settings: RunSettings, out: Path, progress, 
         if progress is not None:
             progress(agent.episodes_done)
     else:
-        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample, step_size=settings.step_size,
-                                 decimals=settings.decimals)  # fmt: skip
-        agent = QLearningAgent(sim, config)
+        agent = QLearningAgent(sim, settings.qlearning())
     agent.train(journeys, settings.episodes, checkpoint_dir=checkpoints, progress=progress)
     agent.save(out / "policy.npz")
     return asdict(agent.log), agent.final_metrics()

@@ -129,17 +129,42 @@ def pilot(
     assignments: Path | None = typer.Option(None, "--assignments", help="Also write the pilot's leads with their "
                                             "arm (stratified by segment) to this CSV."),
     seed: int = typer.Option(0, "--seed", help="Seed of the assignment."),
+    platform: str | None = typer.Option(None, "--platform", help="Also create the pilot on the experiment platform "
+                                        "at this URL (e.g. http://127.0.0.1:8000) as a binary conversion "
+                                        "experiment; prints its id and token and keeps them in pilot.json."),
 ) -> None:
     """Design the randomized test that measures what the export cannot: the uncertain offer (SalesCRM: the first
     call) against the process as it runs, on conversion. Sample size per arm at the spec's target rate, the
-    smallest lift the budget can detect, the duration at the team's lead volume, and a stratified assignment."""
+    smallest lift the budget can detect, the duration at the team's lead volume, and a stratified assignment.
+
+    With --platform the pilot is created on the experiment platform (metric binary; arm "new" = treatment,
+    "original" = control) before anything is written; an unreachable platform or one that refuses the design
+    ends with one line naming the URL and the reason (exit 2), and nothing is written."""
     import math
+    from urllib.parse import urlsplit
 
     from nextbest.errors import NextbestError
-    from nextbest.evaluation.crm_pilot import design_pilot, leads_per_week, select_segments, stratified_assignment
+    from nextbest.evaluation.crm_pilot import (
+        PLATFORM_ARMS,
+        PilotPlatform,
+        design_pilot,
+        leads_per_week,
+        platform_request,
+        select_segments,
+        stratified_assignment,
+    )
     from nextbest.evaluation.crm_score import score_open_leads
     from nextbest.sim.journeys import journeys_from_frame
 
+    url = platform.strip().rstrip("/") if platform is not None else None
+    if url is not None:
+        parts = urlsplit(url)
+        try:
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number from 0 to 65535
+            usable = False
+        if not usable:
+            raise NextbestError(f"--platform {platform!r}: give the platform's address, e.g. http://127.0.0.1:8000")
     folder, export = _folder_and_export(prepared, data, spec)
     leads = select_segments(score_open_leads(folder, export, n_boot=10, seed=seed), folder.spec.covariates, segment)
     baseline = journeys_from_frame(folder.train, folder.spec).rate(folder.spec.conversion_step)
@@ -150,11 +175,40 @@ def pilot(
                             f"leads per arm expect {design.budget // 2 * baseline:.2g} conversions at the "
                             f"{baseline:.2%} rate, a test of two proportions needs at least 5 per arm "
                             f"({math.ceil(5 / baseline):,} leads per arm); the target needs {design.total:,} leads")
+    if url is not None:
+        try:
+            from nextbest.stream.traffic import PlatformClient
+
+            client = PlatformClient(url, timeout=10.0)
+        except ImportError as error:
+            raise NextbestError(f"--platform needs the platform extra: pip install 'nextbest[platform]' ({error})"
+                                ) from None  # fmt: skip
+        request = platform_request(design, folder.spec.name, segment)
+        try:
+            created = client.create_experiment(request)
+            experiment_id, token = int(created["id"]), str(created["token"])
+        except NextbestError as error:  # unreachable, or a 4xx: PlatformClient's one line, with the URL
+            reason = " ".join(str(error).split())
+            if reason.startswith("experiment 0 does not exist"):  # 404 on POST /api/experiments: no platform there
+                reason = "no experiment platform answers there (POST /api/experiments: 404)"
+            raise NextbestError(reason if url in reason else f"the platform at {url}: {reason}") from None
+        except (ValueError, KeyError, TypeError) as error:  # 2xx that is not the platform's {id, token, ...}
+            raise NextbestError(f"the platform at {url} did not answer POST /api/experiments with an experiment "
+                                f"({type(error).__name__}: {error})") from None  # fmt: skip
+        finally:
+            client.close()
+        design.platform = PilotPlatform(
+            url=url, experiment_id=experiment_id, token=token, name=request["name"], arms=dict(PLATFORM_ARMS),
+            required_sample_size=int(created.get("required_sample_size", design.per_arm)),
+            achieved_power=float(created.get("achieved_power", design.achieved_power)),
+            conversions=f"{url}/api/experiments/{experiment_id}/conversions",
+        )  # fmt: skip
     design.write(out)
     if assignments is not None:
         chosen = leads.head(min(design.budget, len(leads)))
         arms = stratified_assignment(chosen[list(folder.spec.covariates)].astype(str).agg("|".join, axis=1), seed)
-        chosen.assign(arm=arms).to_csv(assignments, index=False)
+        platform_arms = {"platform_arm": [PLATFORM_ARMS[arm] for arm in arms]} if design.platform else {}
+        chosen.assign(arm=arms, **platform_arms).to_csv(assignments, index=False)
     verdict = ("enough" if design.budget >= design.total else "not enough")
     typer.echo(f"pilot: {design.treatment} vs {design.control}; outcome: {design.outcome}")
     typer.echo(f"baseline {design.baseline_rate:.2%} -> target {design.target_rate:.2%}: {design.per_arm:,} leads "
@@ -162,6 +216,10 @@ def pilot(
                + (f", about {design.weeks:.0f} weeks of leads" if design.weeks else ""))
     typer.echo(f"budget {design.budget:,} leads ({verdict} for the target): smallest detectable lift "
                f"{design.detectable_lift_at_budget:+.0%} (to {design.detectable_rate_at_budget:.2%})")
+    if design.platform is not None:
+        typer.echo(f"platform: experiment {design.platform.experiment_id} on {design.platform.url}, token "
+                   f"{design.platform.token} (shown once, kept in {out}); post conversions to "
+                   f"{design.platform.conversions} (arm new = treatment, original = control)")
     typer.echo(f"written to {out}" + (f" and {assignments}" if assignments is not None else ""))
 
 
@@ -307,21 +365,26 @@ def evaluate(
     bootstrap: int = typer.Option(200, "--bootstrap", min=2, help="Bootstrap replicates (each refits the simulator)."),
     replications: int = typer.Option(20, "--replications", min=1, help="Simulated episodes per test lead."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation draws."),
-    sensitivity: bool = typer.Option(
-        True, "--sensitivity/--no-sensitivity", help="Retrain Q-learning under other call-offer rates."
+    readings: bool = typer.Option(
+        True, "--readings/--no-readings", help="Also evaluate under each reading of the data (conservative, "
+        "middle, optimistic: retrains Q-learning in each, and at other conversion values)."
     ),
 ) -> None:
     """Score the learned policy and the baselines on held-out test leads, with 95% bootstrap intervals
-    that refit the simulator; check the simulator's calibration; name the top segments.
+    that refit the simulator; check the simulator's calibration; name the top segments and the leads to contact;
+    design the pilot; and give the policy under each reading of what the export cannot tell.
 
     Writes EVAL/evaluation.json: policies.<name>.<metric> and <metric>_ci, improvement_vs_random,
-    improvement_vs_logged, top_segments, simulator_calibration, targets, sensitivity, settings."""
+    improvement_vs_logged, top_segments, calibration.{in_period, across_time}, targets, who, pilot,
+    readings.<name>.{policies, targets, break_even, value_sensitivity, ...}, settings."""
     from rich.console import Console
 
     from nextbest.agents.baselines import BASELINES, make_baseline
     from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
     from nextbest.agents.runs import load_run
     from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
+    from nextbest.evaluation.crm_pilot import leads_per_week
+    from nextbest.evaluation.crm_readings import READINGS
     from nextbest.sim.journeys import journeys_from_frame
 
     console = Console()
@@ -341,7 +404,9 @@ def evaluate(
         return agent
 
     config = EvaluationConfig(replications=replications, bootstrap=bootstrap, seed=seed)
-    bar, advance = _progress_bar("bootstrap (refit simulator, resample test leads)", bootstrap)
+    n_readings = len(READINGS) if readings else 0
+    bar, advance = _progress_bar("bootstrap (refit simulator, resample test leads; then each reading)",
+                                 bootstrap * (1 + n_readings))  # fmt: skip
     with bar:
         result = evaluate_crm(
             loaded.simulator,
@@ -349,9 +414,12 @@ def evaluate(
             test_journeys,
             policies,
             config,
-            retrain=retrain if sensitivity else None,
+            retrain=retrain if readings else None,
             progress=advance,
             validation=journeys_from_frame(loaded.prepared.val, spec),
+            with_readings=readings,
+            test_frame=loaded.prepared.test,
+            leads_per_week=leads_per_week(loaded.prepared.split.rows, loaded.prepared.split.periods),
         )
     result.run = str(run)
     result.write(out / "evaluation.json")
@@ -384,6 +452,13 @@ def _print_evaluation(console, result: CRMEvaluation) -> None:
     for name, check in result.targets.items():
         mark = "[green]met[/green]" if check.met else "[red]not met[/red]"
         console.print(f"  target {name}: {_fmt(check.value)} (target {check.target}) {mark}")
+    if result.readings:
+        console.print(f"learned policy's {settings.conversion_step} rate under each reading of the data:")
+        for name, reading in result.readings.items():
+            learned = reading.policies["learned"]
+            met = [target for target, check in reading.targets.items() if check.met]
+            rate = _pct(learned.subscription_rate, learned.subscription_rate_ci)
+            console.print(f"  {name} (dial {reading.dial:g}): {rate}; targets met: {', '.join(met) or 'none'}")
 
 
 def _pct(value, ci) -> str:
@@ -439,6 +514,6 @@ def demo(
         step_size="constant",
         decimals=2,
     )
-    evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, sensitivity=True)
+    evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, readings=True)
     report(run=out / "run", eval_dir=out / "eval", out=out / "report.html")
     typer.echo(f"open {(out / 'report.html').resolve()} in a browser")

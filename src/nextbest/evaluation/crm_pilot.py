@@ -13,7 +13,10 @@ reading, not a measurement. The pilot measures it:
   approximation) cannot be trusted;
 * ``weeks`` = total leads / the team's leads per week (when the lead volume is known);
 * assignment: stratified by segment — within each segment a seeded random order alternates the arms, so every
-  segment is split evenly (``stratified_assignment``).
+  segment is split evenly (``stratified_assignment``);
+* on the experiment platform (``platform_request``): a binary experiment whose ``baseline`` is the logged rate,
+  ``effect`` the difference target − baseline and ``sample_size`` ``per_arm``; its arm "new" is the treatment and
+  "original" the control (``PLATFORM_ARMS``). What the platform answers is kept as ``PilotDesign.platform``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,25 @@ from nextbest.experiments import detectable_lift_binary, sample_size_binary
 from nextbest.results import Result
 
 MIN_EXPECTED = 5.0  # conversions per arm at the baseline below which a two-proportion test is not trusted
+#: The platform's arm of each pilot arm: the platform compares "new" against "original".
+PLATFORM_ARMS: dict[str, str] = {"treatment": "new", "control": "original"}
+PLATFORM_NAME_MAX = 200  # the platform's limit on an experiment's name
+
+
+class PilotPlatform(Result, kw_only=True):
+    """The pilot as created on the experiment platform: where (``url``), its id and write token (shown once by the
+    platform: keep it), its name, the platform arm of each pilot arm, and the size the platform requires per arm
+    with the power it reaches. Post each lead's conversion to ``conversions`` with the token."""
+
+    url: str
+    experiment_id: int
+    token: str
+    name: str
+    metric: str = "binary"
+    arms: dict[str, str]
+    required_sample_size: int
+    achieved_power: float
+    conversions: str
 
 
 class PilotDesign(Result, kw_only=True):
@@ -51,6 +73,7 @@ class PilotDesign(Result, kw_only=True):
     leads_per_week: float | None = None
     weeks: float | None = None
     method: str = "two-sided test of two proportions, arcsine effect size (normal power)"
+    platform: PilotPlatform | None = None  # set when the pilot was created on the experiment platform
 
 
 def design_pilot(spec: FunnelSpec, baseline: float, budget: int, leads_per_week: float | None = None,
@@ -77,6 +100,20 @@ def design_pilot(spec: FunnelSpec, baseline: float, budget: int, leads_per_week:
         leads_per_week=leads_per_week,
         weeks=None if not leads_per_week else total / leads_per_week,
     )  # fmt: skip
+
+
+def platform_request(design: PilotDesign, funnel: str, segment: str | None = None,
+                     owner: str = "nextbest crm pilot") -> dict[str, Any]:  # fmt: skip
+    """The ``POST /api/experiments`` body of ``design`` on the experiment platform: a binary metric with the logged
+    rate as ``baseline``, ``effect`` = target − baseline, ``sample_size`` = ``per_arm``, two-sided at the design's
+    alpha and power; named after the funnel, the uncertain offer and the segment (cut to the platform's 200
+    characters)."""
+    name = f"{funnel} pilot: {design.treatment} vs {design.control}" + (f" [{segment}]" if segment else "")
+    if len(name) > PLATFORM_NAME_MAX:
+        name = name[: PLATFORM_NAME_MAX - 1] + "…"
+    return {"owner": owner, "name": name, "metric": "binary", "baseline": design.baseline_rate,
+            "effect": design.target_rate - design.baseline_rate, "alpha": design.alpha, "power": design.power,
+            "sample_size": design.per_arm, "alternative": "two-sided"}  # fmt: skip
 
 
 def stratified_assignment(segments: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -97,6 +97,46 @@ class SensitivityRow(Result):
     logged: dict[str, float | None]
 
 
+class BreakEven(Result):
+    """The conversion value at which an action of the logged process pays for itself under a reading (None: it adds
+    no conversion, so no value makes it pay), with the conversions and spend it adds per 1,000 leads."""
+
+    value: float | None
+    value_ci: Interval
+    conversions_per_1000: float
+    conversions_per_1000_ci: Interval
+    spend_per_1000: float
+
+
+class ValuePoint(Result):
+    """The learned policy retrained at one conversion value: what it achieves and how it spends its weeks."""
+
+    subscription_value: float
+    subscription_rate: float
+    first_call_rate: float
+    spend_per_lead: float
+    value_per_lead: float
+    action_shares: dict[str, float]
+
+
+class ReadingResult(Result, omit_defaults=True, kw_only=True):
+    """The evaluation under one reading of the data (`nextbest.evaluation.crm_readings`): the dial (0 conservative,
+    1 optimistic), the offer rates it assumes (steps offered to fewer than all leads), where its learned policy
+    comes from, the policies' metrics with intervals, the targets, the top segments' action sequences, the
+    break-even value of each action and the value sensitivity."""
+
+    dial: float
+    offer_rates: dict[str, float]
+    learned_policy: str
+    policies: dict[str, PolicyMetrics]
+    improvement_vs_random: Improvement
+    improvement_vs_logged: Improvement
+    targets: dict[str, TargetCheck]
+    top_segments: list[dict[str, Any]]
+    break_even: dict[str, BreakEven]
+    value_sensitivity: list[ValuePoint] | None = None
+
+
 class EvaluationSettings(Result, kw_only=True):
     """What the evaluation assumed: the funnel, its value and costs, the simulator's and the evaluation's settings."""
 
@@ -110,6 +150,7 @@ class EvaluationSettings(Result, kw_only=True):
     evaluation: dict[str, Any]
     test_leads: int
     train_leads: int
+    readings: list[dict[str, Any]] = []  # the readings evaluated: name and dial
 
 
 class CRMEvaluation(Result, omit_defaults=True, kw_only=True):
@@ -130,7 +171,8 @@ class CRMEvaluation(Result, omit_defaults=True, kw_only=True):
     simulator_calibration_train_val: Calibration | None = None
     calibration: dict[str, Calibration] | None = None  # in_period (held-out train leads) and across_time (test)
     targets: dict[str, TargetCheck]
-    sensitivity: list[SensitivityRow] | None = None
+    sensitivity: list[SensitivityRow] | None = None  # files written before the readings (call-offer rates)
+    readings: dict[str, ReadingResult] | None = None  # the policy under each reading of the data, conservative first
     who: Who | None = None  # the lead score at decision points on the held-out leads (`nextbest.evaluation.crm_who`)
     pilot: PilotDesign | None = None  # the randomized test of the uncertain offer (`nextbest.evaluation.crm_pilot`)
     settings: EvaluationSettings

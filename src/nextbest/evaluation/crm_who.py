@@ -19,6 +19,12 @@ with a percentile interval from a bootstrap that resamples **leads** (a lead's r
     capture@k = Σ_{rows in the top k% of scores} y / Σ y       (random ranking: k; k = 10%, 20%; ties shared)
     lift@10  = capture@10 / 0.10
     reliability: mean score and observed conversion rate per score decile (calibration)
+    gains(k)  = capture@k at k = 5%, 10%, ..., 100% (the cumulative gains curve; lift(k) = gains(k) / k)
+
+``as_of_cutoff`` scores the test leads a second way, the way sales would on a given day: every lead that had
+entered by a cutoff date inside the test period and had not converted by it, described by the steps it had
+reached by that date (``state_at_cutoff``), scored by the same funnel-model score; the outcome is conversion
+after the cutoff. Nothing dated after the cutoff reaches the score.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from nextbest.errors import NextbestError
+from nextbest.data import lead_dates
+from nextbest.data.funnel_spec import FunnelSpec
+from nextbest.errors import DataError, NextbestError
 from nextbest.results import Result
 from nextbest.sim.funnel_model import FunnelModel
-from nextbest.sim.journeys import Journeys
+from nextbest.sim.journeys import Journeys, journeys_from_frame
 from nextbest.stats import percentile_interval, proportion_interval
 
 
@@ -105,8 +114,25 @@ class Reliability(Result):
     observed: list[float]
 
 
+#: The shares of rows contacted at which the gains curve is written (5%, 10%, ..., 100%).
+GAINS_SHARES = tuple(round(0.05 * k, 2) for k in range(1, 21))
+
+
+class GainsPoint(Result):
+    """One point of the cumulative gains curve: contacting the top ``share_contacted`` of the rows by score
+    reaches ``share_captured`` of the converting rows (``capture``), with its percentile bootstrap interval over
+    leads; ``lift`` = share_captured / share_contacted (random ranking: 1), its interval the same divided."""
+
+    share_contacted: float
+    share_captured: float
+    share_captured_ci: list[float]
+    lift: float
+    lift_ci: list[float]
+
+
 class RankingQuality(Result):
-    """How well a score ranks the held-out decision points (module doc), each figure with its interval."""
+    """How well a score ranks the held-out decision points (module doc), each figure with its interval; ``gains``
+    the cumulative gains curve at ``GAINS_SHARES`` with its band."""
 
     rows: int
     leads: int
@@ -124,23 +150,32 @@ class RankingQuality(Result):
     lift_top10_ci: list[float]
     reliability: Reliability
     interval: str = "percentile bootstrap over leads"
+    gains: list[GainsPoint] = []
+
+
+def gains(scores: np.ndarray, outcome: np.ndarray, shares) -> np.ndarray:
+    """The cumulative gains curve at ``shares``: for each share k, the share of the positives among the top
+    ceil(k·n) rows by score (``capture``). Rows tied with the last one taken count in proportion (the expected
+    capture under a random order of the ties): through the ends of the groups of tied scores, taken best first,
+    the curve passes through (rows so far, positives so far) and between them it is linear. NaN without
+    positives."""
+    scores, outcome = np.asarray(scores, dtype=float), np.asarray(outcome, dtype=bool)
+    shares = np.atleast_1d(np.asarray(shares, dtype=float))
+    positives = outcome.sum()
+    if positives == 0:
+        return np.full(shares.shape, np.nan)
+    order = np.argsort(-scores, kind="stable")
+    ranked, hits = scores[order], np.cumsum(outcome[order])
+    ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))  # the last row of each group of ties
+    take = np.ceil(np.round(shares * scores.size, 9))  # round: 0.15 × 100 is 15.000000000000002 in floats
+    return np.interp(take, np.append(0, ends + 1), np.append(0, hits[ends])) / positives
 
 
 def capture(scores: np.ndarray, outcome: np.ndarray, share: float) -> float:
-    """Share of the positives among the top ``share`` of rows by score. Rows tied with the last one taken count
-    in proportion (the expected capture under a random order of the ties): a score that ties most leads (the
-    funnel model's floor) gains nothing from the order the rows happen to be in."""
-    positives = outcome.sum()
-    if positives == 0:
-        return float("nan")
-    take = int(np.ceil(share * scores.size))
-    if take == 0:
-        return 0.0
-    threshold = np.sort(scores)[::-1][take - 1]
-    above = scores > threshold
-    tied = scores == threshold
-    room = take - above.sum()
-    return float((outcome[above].sum() + outcome[tied].sum() * room / tied.sum()) / positives)
+    """Share of the positives among the top ``share`` of rows by score, ties shared in proportion: ``gains`` at
+    one share. A score that ties most leads (the funnel model's floor) gains nothing from the order the rows
+    happen to be in."""
+    return float(gains(scores, outcome, [share])[0])
 
 
 def _figures(scores: np.ndarray, outcome: np.ndarray) -> np.ndarray:
@@ -165,19 +200,25 @@ def ranking_quality(scores: np.ndarray, points: DecisionPoints, n_boot: int = 20
     starts = np.searchsorted(rows_of[order], np.arange(leads.size))
     counts = np.bincount(rows_of, minlength=leads.size)
     rng = np.random.default_rng(seed)
-    replicates = np.empty((n_boot, 5))
+    replicates, curves = np.empty((n_boot, 5)), np.empty((n_boot, len(GAINS_SHARES)))
     for b in range(n_boot):
         drawn = rng.integers(0, leads.size, leads.size)
         rows = order[np.concatenate([np.arange(starts[d], starts[d] + counts[d]) for d in drawn])]
         replicates[b] = _figures(scores[rows], outcome[rows])
+        curves[b] = gains(scores[rows], outcome[rows], GAINS_SHARES)
     intervals = [list(map(float, percentile_interval(replicates[~np.isnan(replicates[:, j]), j], level)))
                  for j in range(5)]  # fmt: skip
+    curve = gains(scores, outcome, GAINS_SHARES)
+    bands = [percentile_interval(curves[:, j], level) for j in range(len(GAINS_SHARES))]
+    gains_points = [GainsPoint(share_contacted=k, share_captured=float(c), share_captured_ci=band,
+                               lift=float(c / k), lift_ci=[band[0] / k, band[1] / k])
+                    for k, c, band in zip(GAINS_SHARES, curve, bands)]  # fmt: skip
     return RankingQuality(
         rows=len(points), leads=int(leads.size), converting_rows=int(outcome.sum()), base_rate=float(outcome.mean()),
         auc=float(point[0]), auc_ci=intervals[0], pr_auc=float(point[1]), pr_auc_ci=intervals[1],
         top10_capture=float(point[2]), top10_capture_ci=intervals[2], top20_capture=float(point[3]),
         top20_capture_ci=intervals[3], lift_top10=float(point[4]), lift_top10_ci=intervals[4],
-        reliability=reliability(scores, outcome),
+        reliability=reliability(scores, outcome), gains=gains_points,
     )  # fmt: skip
 
 
@@ -201,13 +242,30 @@ class SegmentScore(Result):
     observed_ci: list[float]
 
 
+class AsOfCutoff(RankingQuality, kw_only=True):
+    """The funnel-model score ranked as of a cutoff date (``state_at_cutoff``): one row per lead that had entered
+    by ``cutoff`` and not converted by it (``leads``; ``rows`` is the same), the outcome is conversion after it.
+    ``entered``: leads with a recorded date on or before the cutoff; ``converted_before``: of them, left out
+    because they had converted by it; ``converted_after``: the converting rows; ``undated_steps``: the steps
+    the export records without a date, left out of the state (``state_at_cutoff``)."""
+
+    cutoff: str
+    entered: int
+    converted_before: int
+    converted_after: int
+    undated_steps: list[str]
+    scorer: str = "funnel model"
+
+
 class Who(RankingQuality, kw_only=True):
     """``who`` of evaluation.json: the funnel model's lead score on the held-out decision points (the figures
-    above, flat), which scorer that is, the alternatives measured the same way, and the top segments by score."""
+    above, flat), which scorer that is, the alternatives measured the same way, the top segments by score and,
+    when the test frame was given, the same score ranked as of a cutoff date (``as_of_cutoff``)."""
 
     scorer: str = "funnel model"
     alternatives: dict[str, RankingQuality]
     top_segments: list[SegmentScore] = []
+    as_of_cutoff: AsOfCutoff | None = None
 
 
 def top_segments(points: DecisionPoints, scores: np.ndarray, names: list[str], vocabularies: list[list[str]],
@@ -233,9 +291,14 @@ def top_segments(points: DecisionPoints, scores: np.ndarray, names: list[str], v
 
 
 def who_quality(model: FunnelModel, train: Journeys, test: Journeys, n_boot: int = 200, seed: int = 0,
-                level: float = 0.95) -> Who:  # fmt: skip
+                level: float = 0.95, test_frame: pd.DataFrame | None = None) -> Who:  # fmt: skip
     """The lead scores of ``model`` (fitted on ``train``) and of the gradient-boosting alternative (fitted on
-    ``train``'s decision points) ranked on ``test``'s decision points, and the top segments by score."""
+    ``train``'s decision points) ranked on ``test``'s decision points, and the top segments by score.
+
+    With ``test_frame`` (the prepared test frame ``test`` was read from, with its date columns) also
+    ``as_of_cutoff``: the funnel score ranked as of the middle of the test period (``cutoff_quality``). It stays
+    None without the frame, when the spec's conversion step has no date, or when the leads open at the cutoff
+    do not include both converters after it and non-converters (nothing to rank)."""
     held_out = decision_points(test, model.encode_leads(test))
     scores = funnel_scores(model, held_out)
     funnel = ranking_quality(scores, held_out, n_boot, seed, level)
@@ -243,5 +306,103 @@ def who_quality(model: FunnelModel, train: Journeys, test: Journeys, n_boot: int
     alternative = ranking_quality(boosted.scores(held_out), held_out, n_boot, seed, level)
     segments = top_segments(held_out, scores, list(model.spec.covariates), model.vocabularies_, model.spec.step_names,
                             level=level)  # fmt: skip
+    as_of = None
+    if test_frame is not None and "date" in model.spec.step(model.spec.conversion_step).reached:
+        state = state_at_cutoff(test_frame, model.spec)
+        if 0 < state.converted_after.sum() < len(state):
+            as_of = cutoff_quality(model, test_frame, model.spec, state.cutoff, n_boot, seed, level).to_dict()
     return Who.from_dict({**funnel.to_dict(), "alternatives": {"gradient_boosting": alternative.to_dict()},
-                          "top_segments": [s.to_dict() for s in segments]}, "lead score")  # fmt: skip
+                          "top_segments": [s.to_dict() for s in segments], "as_of_cutoff": as_of},
+                         "lead score")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ as of a cutoff date
+
+
+@dataclass(frozen=True)
+class CutoffState:
+    """The test leads open at ``cutoff`` (``state_at_cutoff``): ``index`` their positions in the frame,
+    ``reached`` the steps each had reached by the cutoff (bool [m, n_steps]), ``converted_after`` the outcome;
+    ``entered`` and ``converted_before`` count the leads with a date by the cutoff and those left out because
+    they had converted by it; ``undated_steps`` the steps left out of ``reached``."""
+
+    cutoff: pd.Timestamp
+    index: np.ndarray
+    reached: np.ndarray
+    converted_after: np.ndarray
+    entered: int
+    converted_before: int
+    undated_steps: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+
+def default_cutoff(frame: pd.DataFrame, spec: FunnelSpec) -> pd.Timestamp:
+    """The middle of the frame's lead dates (each lead's earliest recorded date), to the day:
+    first + (last - first) / 2, floored."""
+    dates = lead_dates(frame, spec).dropna()
+    if dates.empty:
+        raise NextbestError("the test leads have no dates: there is no test period to put a cutoff in")
+    return (dates.min() + (dates.max() - dates.min()) / 2).floor("D")
+
+
+def state_at_cutoff(frame: pd.DataFrame, spec: FunnelSpec, cutoff: str | pd.Timestamp | None = None) -> CutoffState:
+    """Each test lead's state at ``cutoff`` (default ``default_cutoff``), from the prepared frame's dates.
+
+    * the leads: those that had **entered** by the cutoff — the earliest of the spec's date columns
+      (``lead_dates``) ≤ cutoff — and had **not converted** by it (no conversion date ≤ cutoff);
+    * a step recorded by a date counts as reached when its date ≤ cutoff (a date after it, or none: not reached);
+    * a step recorded **without a date** (a status or a value column, e.g. SalesCRM's messages, read from the
+      final status) is **left out** (not reached): the export cannot tell whether it happened before the cutoff,
+      and counting it would let the lead's later history into its state. SalesCRM's funnel-model score reads
+      only the key steps (all dated), so there the rule moves no score;
+    * the outcome: converted **after** the cutoff (conversion date > cutoff). The conversion step must be
+      recorded by a date (else NextbestError): without one, neither the leads already converted nor the outcome
+      can be told apart.
+
+    The drop-out column has no date either and is not read: a lead that left after the cutoff is still open at
+    it. Nothing dated after the cutoff changes the leads, their state or their codes."""
+    conversion = spec.step(spec.conversion_step)
+    if "date" not in conversion.reached:
+        raise NextbestError(f"the conversion step {spec.conversion_step!r} is not recorded by a date: the state "
+                            "as of a cutoff needs to know when leads converted")  # fmt: skip
+    cutoff = default_cutoff(frame, spec) if cutoff is None else pd.Timestamp(cutoff)
+    absent = [column for column in spec.date_columns() if column not in frame.columns]
+    if absent:
+        raise DataError(f"the test frame lacks the date columns {absent} that the state at a cutoff reads")
+    entered = (lead_dates(frame, spec) <= cutoff).to_numpy()
+    by_cutoff = [(frame[step.reached["date"]] <= cutoff).to_numpy() if "date" in step.reached
+                 else np.zeros(len(frame), dtype=bool) for step in spec.steps]  # fmt: skip
+    reached = np.column_stack(by_cutoff)
+    converted = frame[conversion.reached["date"]]
+    before = reached[:, spec.step_names.index(spec.conversion_step)]
+    index = np.flatnonzero(entered & ~before)
+    return CutoffState(cutoff, index, reached[index], (converted > cutoff).to_numpy()[index], int(entered.sum()),
+                       int((entered & before).sum()),
+                       tuple(step.name for step in spec.steps if "date" not in step.reached))  # fmt: skip
+
+
+def cutoff_points(model: FunnelModel, frame: pd.DataFrame, state: CutoffState) -> DecisionPoints:
+    """The open leads of ``state`` as decision points: one row per lead (``lead`` its position in the frame),
+    ``known`` the steps reached by the cutoff, ``step`` the last of them in funnel order (-1: none), the codes
+    of its covariates as ``model`` encodes them, ``converted`` conversion after the cutoff."""
+    n_steps = state.reached.shape[1]
+    last = np.where(state.reached.any(axis=1), n_steps - 1 - np.argmax(state.reached[:, ::-1], axis=1), -1)
+    codes = model.encode_leads(journeys_from_frame(frame.iloc[state.index], model.spec))
+    return DecisionPoints(state.index, last, state.reached, codes, state.converted_after)
+
+
+def cutoff_quality(model: FunnelModel, frame: pd.DataFrame, spec: FunnelSpec | None = None,
+                   cutoff: str | pd.Timestamp | None = None, n_boot: int = 200, seed: int = 0,
+                   level: float = 0.95) -> AsOfCutoff:  # fmt: skip
+    """The funnel score (``funnel_scores``) of the leads open at ``cutoff`` (``state_at_cutoff``; default the
+    middle of the frame's lead dates), ranked against conversion after it by ``ranking_quality`` (one row per
+    lead; intervals resample leads). ``spec`` defaults to the model's."""
+    state = state_at_cutoff(frame, spec or model.spec, cutoff)
+    points = cutoff_points(model, frame, state)
+    quality = ranking_quality(funnel_scores(model, points), points, n_boot, seed, level)
+    return AsOfCutoff.from_dict({**quality.to_dict(), "cutoff": state.cutoff.date().isoformat(),
+                                 "entered": state.entered, "converted_before": state.converted_before,
+                                 "converted_after": int(state.converted_after.sum()),
+                                 "undated_steps": list(state.undated_steps)}, "lead score as of a cutoff")  # fmt: skip

@@ -1,10 +1,12 @@
 """A/B-test statistics: design, assignment, analysis, sequential testing, simulation (numpy/scipy only, no I/O).
 
 * :mod:`~nextbest.experiments.design` — ``sample_size``, ``power``, ``minimum_detectable_effect``, binary
-  variants, ``validate_design``. Example: sd 15, effect 0.7, alpha 0.05, power 0.8 -> 7,210 per arm two-sided,
-  5,679 one-sided (exact t-test; the normal approximation gives 7,209 / 5,678).
+  variants, ``validate_design`` (``validate_design_binary`` for a conversion rate). Example: sd 15, effect 0.7,
+  alpha 0.05, power 0.8 -> 7,210 per arm two-sided, 5,679 one-sided (exact t-test; the normal approximation
+  gives 7,209 / 5,678).
 * :mod:`~nextbest.experiments.assignment` — ``assign``, ``assign_many``: SHA-256 of (salt, unit id).
-* :mod:`~nextbest.experiments.analysis` — ``analyze`` (Welch, CUPED), ``bootstrap_ci``, ``srm_test``.
+* :mod:`~nextbest.experiments.analysis` — ``analyze`` (Welch, CUPED), ``analyze_proportions`` (two conversion
+  rates), ``bootstrap_ci``, ``srm_test``.
 * :mod:`~nextbest.experiments.sequential` — ``MixtureSPRT``, the always-valid mSPRT.
 * :mod:`~nextbest.experiments.simulation` — vectorized error-rate checks.
 
@@ -17,11 +19,13 @@ from nextbest.experiments.analysis import (
     BootstrapResult,
     SRMResult,
     analyze,
+    analyze_proportions,
     bootstrap_ci,
     srm_test,
 )
 from nextbest.experiments.assignment import assign, assign_many
 from nextbest.experiments.design import (
+    BinaryDesignCheck,
     DesignCheck,
     InvalidParameter,
     SampleSize,
@@ -32,11 +36,13 @@ from nextbest.experiments.design import (
     sample_size,
     sample_size_binary,
     validate_design,
+    validate_design_binary,
 )
 from nextbest.experiments.sequential import MixtureSPRT, SequentialResult
 
 __all__ = [
     "AnalysisResult",
+    "BinaryDesignCheck",
     "BootstrapResult",
     "DesignCheck",
     "InvalidParameter",
@@ -45,6 +51,7 @@ __all__ = [
     "SampleSize",
     "SequentialResult",
     "analyze",
+    "analyze_proportions",
     "assign",
     "assign_many",
     "bootstrap_ci",
@@ -56,4 +63,5 @@ __all__ = [
     "sample_size_binary",
     "srm_test",
     "validate_design",
+    "validate_design_binary",
 ]

@@ -41,7 +41,7 @@ import numpy as np
 from scipy import special, stats
 
 from nextbest.experiments.design import InvalidParameter, _as_array, check_alpha, check_alternative
-from nextbest.stats import percentile_interval
+from nextbest.stats import percentile_interval, z_value
 
 
 def _plain(value: Any) -> Any:
@@ -200,12 +200,7 @@ def analyze(
     """
     alpha = check_alpha(alpha)
     alternative = check_alternative(alternative)
-    try:
-        target_effect = float(target_effect)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"target_effect must be a number, got {target_effect!r}") from None
-    if not math.isfinite(target_effect):
-        raise InvalidParameter(f"target_effect must be finite, got {target_effect!r}")
+    target_effect = _check_target(target_effect)
     name_c, name_t = labels
     y_c = _as_array(control, name_c)
     y_t = _as_array(treatment, name_t)
@@ -303,6 +298,137 @@ def analyze(
         cuped_theta=theta,
         variance_reduction=reduction,
         effect_unadjusted=unadjusted,
+    )
+
+
+def _check_target(target_effect: Any) -> float:
+    """``target_effect`` as a finite float (InvalidParameter otherwise)."""
+    try:
+        target_effect = float(target_effect)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"target_effect must be a number, got {target_effect!r}") from None
+    if not math.isfinite(target_effect):
+        raise InvalidParameter(f"target_effect must be finite, got {target_effect!r}")
+    return target_effect
+
+
+def _count(name: str, value: Any, at_most: int | None = None) -> int:
+    """A whole number of units or conversions, at least 0 (and at most ``at_most``); InvalidParameter otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer | float | np.floating):
+        raise InvalidParameter(f"{name} must be a whole number, got {value!r}")
+    if not math.isfinite(float(value)) or float(value) != int(value) or value < 0:
+        raise InvalidParameter(f"{name} must be a whole number >= 0, got {value!r}")
+    if at_most is not None and value > at_most:
+        raise InvalidParameter(f"{name} ({int(value):,}) cannot exceed the units of its arm ({at_most:,})")
+    return int(value)
+
+
+def _upper_z(tail: float) -> float:
+    """The standard normal quantile with ``tail`` above it: Φ⁻¹(1 − tail) (0 for a tail of one half)."""
+    return z_value(1.0 - 2.0 * tail) if tail < 0.5 else 0.0
+
+
+def analyze_proportions(
+    conversions_control: int,
+    n_control: int,
+    conversions_treatment: int,
+    n_treatment: int,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    target_effect: float = 0.0,
+    labels: tuple[str, str] = ("control", "treatment"),
+) -> AnalysisResult:
+    """Difference of two conversion rates, ``p_t - p_c`` with ``p = conversions / n`` per arm: the unpooled
+    (Wald) z-test, as statsmodels' ``test_proportions_2indep`` / ``confint_proportions_2indep`` with
+    ``method="wald"``::
+
+        effect = p_t - p_c            se = sqrt(p_c (1 - p_c) / n_c + p_t (1 - p_t) / n_t)
+        z = effect / se               p: two-sided 2 Φ(-|z|), larger Φ(-z), smaller Φ(z)
+        ci = effect ∓ z_{1-alpha/2} se (two-sided; one-sided: one infinite end, z_{1-alpha})
+
+    The target test, ``improves`` and ``improves_by_target`` are :func:`analyze`'s, with this se and the normal
+    distribution (``df`` is inf): one standard error serves the test, the interval and the target, so the target
+    is shown exactly when the reported interval lies beyond it. Returns an :class:`AnalysisResult` whose means are
+    the rates and whose sds are √(p (1 − p)); ``method`` "two-proportion z-test". Counts are whole numbers with
+    ``0 <= conversions <= n`` and ``n >= 2``; a rate of 0 or 1 in both arms leaves nothing to test
+    (InvalidParameter). Below 5 conversions or 5 non-conversions in an arm the normal approximation is rough:
+    the assumptions say so."""
+    alpha = check_alpha(alpha)
+    alternative = check_alternative(alternative)
+    target_effect = _check_target(target_effect)
+    name_c, name_t = labels
+    n_c, n_t = _count(f"n of {name_c}", n_control), _count(f"n of {name_t}", n_treatment)
+    for name, n in ((name_c, n_c), (name_t, n_t)):
+        if n < 2:
+            raise InvalidParameter(f"{name} needs at least 2 observations, got {n}")
+    x_c = _count(f"conversions of {name_c}", conversions_control, n_c)
+    x_t = _count(f"conversions of {name_t}", conversions_treatment, n_t)
+    p_c, p_t = x_c / n_c, x_t / n_t
+    var_c, var_t = p_c * (1.0 - p_c), p_t * (1.0 - p_t)
+    if var_c == 0 and var_t == 0:
+        raise InvalidParameter(f"the conversion rate is {p_c:g} in {name_c} and {p_t:g} in {name_t}: with no "
+                               "variation in either arm there is nothing to test")  # fmt: skip
+    effect = p_t - p_c
+    se = math.sqrt(var_c / n_c + var_t / n_t)
+    statistic = effect / se
+    if alternative == "two-sided":
+        p_value = 2.0 * float(special.ndtr(-abs(statistic)))
+    elif alternative == "larger":
+        p_value = float(special.ndtr(-statistic))
+    else:
+        p_value = float(special.ndtr(statistic))
+    p_value = min(p_value, 1.0)
+    two, one = _upper_z(alpha / 2) * se, _upper_z(alpha) * se
+    ci_two_sided = (effect - two, effect + two)
+    ci = {"two-sided": ci_two_sided, "larger": (effect - one, math.inf), "smaller": (-math.inf, effect + one)}[
+        alternative
+    ]
+    t_target = (effect - target_effect) / se
+    target_p = float(special.ndtr(t_target) if alternative == "smaller" else special.ndtr(-t_target))
+    target_alpha = alpha / 2 if alternative == "two-sided" else alpha
+    significant = p_value < alpha
+    improves = significant and (effect < 0 if alternative == "smaller" else effect > 0)
+    improves_by_target = target_p < target_alpha
+    relative = effect / p_c if p_c > 0 else None
+    method = "two-proportion z-test"
+    assumptions = [
+        "units were randomized independently to the arms and do not affect each other (SUTVA)",
+        "each unit converts or not independently; the normal approximation of each arm's rate (unpooled standard "
+        f"error) needs about 5 conversions and 5 non-conversions per arm: {x_c:,} / {n_c - x_c:,} in {name_c}, "
+        f"{x_t:,} / {n_t - x_t:,} in {name_t}",
+    ]
+    if min(x_c, n_c - x_c, x_t, n_t - x_t) < 5:
+        assumptions.append("fewer than 5 conversions or non-conversions in an arm: the p-value and the interval "
+                           "are rough; read them with care or collect more units")  # fmt: skip
+    verdict = _verdict(
+        name_c, name_t, effect, ci, p_value, alpha, alternative, significant, improves,
+        target_effect, target_p, improves_by_target, relative, method,
+    )  # fmt: skip
+    return AnalysisResult(
+        effect=effect,
+        ci=ci,
+        p_value=p_value,
+        statistic=statistic,
+        df=math.inf,
+        standard_error=se,
+        relative_lift=relative,
+        verdict=verdict,
+        improves=improves,
+        improves_by_target=improves_by_target,
+        target_effect=target_effect,
+        target_p_value=target_p,
+        target_alpha=target_alpha,
+        n_control=n_c,
+        n_treatment=n_t,
+        mean_control=p_c,
+        mean_treatment=p_t,
+        sd_control=math.sqrt(var_c),
+        sd_treatment=math.sqrt(var_t),
+        alpha=alpha,
+        alternative=alternative,
+        method=method,
+        ci_two_sided=ci_two_sided,
+        assumptions=assumptions,
     )
 
 

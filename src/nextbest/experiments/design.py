@@ -28,7 +28,8 @@ hence **7,210 per arm** two-sided, and ``5,678.54`` hence **5,679 per arm** one-
 7,209 two-sided, 5,678 one-sided, available with ``method="normal"``).
 
 Binary metrics use Cohen's arcsine effect size ``h = 2 asin(sqrt(p_t)) - 2 asin(sqrt(p_c))`` with the
-normal method and ``sd = 1`` (statsmodels' ``proportion_effectsize`` + ``NormalIndPower``).
+normal method and ``sd = 1`` (statsmodels' ``proportion_effectsize`` + ``NormalIndPower``); the coherence of a
+binary design (``validate_design_binary``) is checked with the same sizes.
 """
 
 from __future__ import annotations
@@ -466,14 +467,26 @@ def detectable_lift_binary(
     baseline = _number("baseline", baseline)
     if not 0 < baseline < 1:
         raise InvalidParameter(f"baseline must be a rate in (0, 1), got {baseline:g}")
+    treated = _detectable_rate(n, baseline, alpha, power, alternative, ratio, decrease=False)
+    return treated / baseline - 1
+
+
+def _detectable_rate(n: Any, baseline: float, alpha: Any, power: Any, alternative: Any, ratio: Any,
+                     decrease: bool) -> float:  # fmt: skip
+    """The treatment rate nearest ``baseline`` (above it, or below it when ``decrease``) detected with ``power``
+    given ``n`` control and ``ratio * n`` treatment units: the arcsine effect size h solved for the sizes (normal
+    power), then p_t = sin²(asin(√p_c) ± h / 2); ``inf`` (``-inf`` when ``decrease``) when no rate up to 1 (down to
+    0) is detectable."""
     alternative = check_alternative(alternative)
     one_sided = "larger" if alternative != "two-sided" else alternative
     h = _solve_d(_check_n("n", n), check_alpha(alpha), _check_power(power, check_alpha(alpha)), one_sided,
                  _check_ratio(ratio), "normal")  # fmt: skip
-    angle = math.asin(math.sqrt(baseline)) + h / 2
+    angle = math.asin(math.sqrt(baseline)) + (-h / 2 if decrease else h / 2)
     if angle >= math.pi / 2:
         return math.inf
-    return math.sin(angle) ** 2 / baseline - 1
+    if angle <= 0:
+        return -math.inf
+    return math.sin(angle) ** 2
 
 
 def _ceil_sig(value: float, digits: int = 3) -> float:
@@ -486,6 +499,38 @@ def _ceil_sig(value: float, digits: int = 3) -> float:
 
 def _g(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _check_sample_size(sample_size: Any) -> int:
+    """A planned per-arm size as an int: a whole number >= 2 (InvalidParameter otherwise)."""
+    size = _number("sample_size", sample_size)
+    if size != int(size):
+        raise InvalidParameter(f"sample_size must be a whole number of units per arm, got {sample_size!r}")
+    size = int(size)
+    if size < 2:
+        raise InvalidParameter(f"sample_size must be at least 2 per arm, got {size}")
+    return size
+
+
+def _coherence_message(size: int, n_treatment: int, solved: _Solved, achieved: float, power: float, ratio: float,
+                       effect: str, setting: str, bound: str, detectable: str | None) -> str:  # fmt: skip
+    """The one line of a DesignCheck: enough, or the three ways out (the size, the effect, the power; the effect
+    left out when ``detectable`` is None: no effect is detectable at this size). ``detectable`` is computed only
+    for an incoherent design: a coherent one's may not be (an overflowing effect)."""
+    arm = "per arm" if ratio == 1.0 else f"in control ({n_treatment:,} in treatment)"
+    need_arm = "per arm" if ratio == 1.0 else f"in control ({solved.n_treatment:,} in treatment)"
+    shown = math.floor(achieved * 100) / 100
+    if size >= solved.n_control:
+        return (
+            f"coherent: sample_size {size:,} {arm} gives power {shown:.2f} >= {power:g} "
+            f"for {effect} ({setting}); {solved.n_control:,} {need_arm} would suffice"
+        )
+    return (
+        f"sample_size {size:,} {arm} gives power {shown:.2f} for {effect} "
+        f"({setting}), below the stated power {power:g}; raise it to {solved.n_control:,} {need_arm}, "
+        + (f"or accept an effect of {bound} {detectable}, " if detectable is not None else "")
+        + f"or a power of {shown:.2f}"
+    )
 
 
 def validate_design(
@@ -511,12 +556,7 @@ def validate_design(
     sd = _check_sd(sd)
     ratio = _check_ratio(ratio)
     method = _check_method(method)
-    size = _number("sample_size", sample_size)
-    if size != int(size):
-        raise InvalidParameter(f"sample_size must be a whole number of units per arm, got {sample_size!r}")
-    size = int(size)
-    if size < 2:
-        raise InvalidParameter(f"sample_size must be at least 2 per arm, got {size}")
+    size = _check_sample_size(sample_size)
     side = "larger" if alternative != "two-sided" else alternative
     d = abs(effect) / sd
     solved = _solve_n(d, alpha, power, side, ratio, method)
@@ -525,22 +565,9 @@ def validate_design(
     mde = _solve_d(size, alpha, power, alternative, ratio, method) * sd
     mde = -mde if alternative == "smaller" else mde
     coherent = size >= solved.n_control
-    arm = "per arm" if ratio == 1.0 else f"in control ({n_treatment:,} in treatment)"
-    need_arm = "per arm" if ratio == 1.0 else f"in control ({solved.n_treatment:,} in treatment)"
-    setting = f"alpha {alpha:g}, {alternative}, sd {sd:g}"
-    if coherent:
-        message = (
-            f"coherent: sample_size {size:,} {arm} gives power {math.floor(achieved * 100) / 100:.2f} >= {power:g} "
-            f"for effect {_g(effect)} ({setting}); {solved.n_control:,} {need_arm} would suffice"
-        )
-    else:
-        bound = "at least" if effect > 0 else "at most"
-        message = (
-            f"sample_size {size:,} {arm} gives power {math.floor(achieved * 100) / 100:.2f} for effect {_g(effect)} "
-            f"({setting}), below the stated power {power:g}; raise it to {solved.n_control:,} {need_arm}, "
-            f"or accept an effect of {bound} {_g(_ceil_sig(mde))}, "
-            f"or a power of {math.floor(achieved * 100) / 100:.2f}"
-        )
+    message = _coherence_message(size, n_treatment, solved, achieved, power, ratio, f"effect {_g(effect)}",
+                                 f"alpha {alpha:g}, {alternative}, sd {sd:g}", "at least" if effect > 0 else "at most",
+                                 None if coherent else _g(_ceil_sig(mde)))  # fmt: skip
     return DesignCheck(
         coherent=coherent,
         required_sample_size=solved.n_control,
@@ -557,6 +584,75 @@ def validate_design(
         n_treatment=n_treatment,
         required_n_treatment=solved.n_treatment,
         minimum_detectable_effect=mde,
+    )
+
+
+@dataclass(frozen=True)
+class BinaryDesignCheck(DesignCheck):
+    """A DesignCheck of a conversion rate: ``effect`` is the difference of rates (treatment − control) from
+    ``baseline`` to ``treatment_rate``; ``sd`` the standard deviation of one conversion at the baseline,
+    √(baseline (1 − baseline)); ``minimum_detectable_effect`` the smallest difference of rates the given sample
+    size detects, in the direction of ``effect`` (±inf when no rate inside (0, 1) is detectable)."""
+
+    baseline: float
+    treatment_rate: float
+
+
+def validate_design_binary(
+    alpha: float,
+    power: float,
+    baseline: float,
+    effect: float,
+    sample_size: int,
+    alternative: str = "two-sided",
+    ratio: float = 1.0,
+) -> BinaryDesignCheck:
+    """:func:`validate_design` for a conversion rate: does ``sample_size`` (control arm; treatment
+    ``ceil(ratio * sample_size)``) reach ``power`` for a change of the rate from ``baseline`` to ``baseline +
+    effect``? The sizes are those of :func:`sample_size_binary` with ``relative=False`` (Cohen's arcsine effect
+    size, normal power). Invalid parameters (a baseline or a treatment rate outside (0, 1), a zero effect or one
+    against a one-sided alternative, the ranges of :func:`validate_design`) raise :class:`InvalidParameter`; an
+    incoherent design gets a message naming the three ways out, as :func:`validate_design`'s."""
+    alpha = check_alpha(alpha)
+    power = _check_power(power, alpha)
+    alternative = check_alternative(alternative)
+    ratio = _check_ratio(ratio)
+    effect = _check_effect(effect, alternative)
+    baseline = _number("baseline", baseline)
+    if 0.0 < baseline < 1.0 and not 0.0 < baseline + effect < 1.0:
+        raise InvalidParameter(f"baseline {baseline:g} + effect {effect:+g} gives a treatment rate of "
+                               f"{baseline + effect:g}, outside (0, 1)")  # fmt: skip
+    baseline, treated, h = _binary_effect(baseline, effect, False, alternative)
+    size = _check_sample_size(sample_size)
+    side = "larger" if alternative != "two-sided" else alternative
+    solved = _solve_n(abs(h), alpha, power, side, ratio, "normal")
+    n_treatment = _treatment_n(size, ratio)
+    achieved = _power_arms(abs(h), size, n_treatment, alpha, side, "normal")
+    mde = _detectable_rate(size, baseline, alpha, power, alternative, ratio, decrease=effect < 0) - baseline
+    coherent = size >= solved.n_control
+    detectable = None if coherent or math.isinf(mde) else f"{_ceil_sig(mde):+.3g}"
+    message = _coherence_message(size, n_treatment, solved, achieved, power, ratio,
+                                 f"effect {effect:+.4g}", f"conversion rate {baseline:.4g} to {treated:.4g}, "
+                                 f"alpha {alpha:g}, {alternative}",
+                                 "at least" if effect > 0 else "at most", detectable)  # fmt: skip
+    return BinaryDesignCheck(
+        coherent=coherent,
+        required_sample_size=solved.n_control,
+        achieved_power=achieved,
+        message=message,
+        alpha=alpha,
+        power=power,
+        effect=effect,
+        sd=math.sqrt(baseline * (1.0 - baseline)),
+        sample_size=size,
+        alternative=alternative,
+        ratio=ratio,
+        method="normal",
+        n_treatment=n_treatment,
+        required_n_treatment=solved.n_treatment,
+        minimum_detectable_effect=mde,
+        baseline=baseline,
+        treatment_rate=treated,
     )
 
 

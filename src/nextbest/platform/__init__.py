@@ -4,6 +4,14 @@
 """
 
 from nextbest.platform.app import create_app, get_store
-from nextbest.platform.store import DesignRejected, PlatformError, Store, TokenRejected, UnknownExperiment
+from nextbest.platform.store import (
+    DesignRejected,
+    MetricMismatch,
+    PlatformError,
+    Store,
+    TokenRejected,
+    UnknownExperiment,
+)
 
-__all__ = ["DesignRejected", "PlatformError", "Store", "TokenRejected", "UnknownExperiment", "create_app", "get_store"]
+__all__ = ["DesignRejected", "MetricMismatch", "PlatformError", "Store", "TokenRejected", "UnknownExperiment",
+           "create_app", "get_store"]

@@ -3,11 +3,15 @@
 Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 
 - ``POST /api/experiments`` design -> 201 {id, token, ...}; a body that does not match the schema -> 422
-  {detail: [{loc, msg, type}, ...]}, a well-formed but incoherent design -> 422 {detail: "explanation"}.
+  {detail: [{loc, msg, type}, ...]}, a well-formed but incoherent design -> 422 {detail: "explanation"}. The design
+  names its ``metric``: "continuous" (the default: revenue, ``effect`` and ``sd``) or "binary" (a conversion:
+  ``baseline`` rate and ``effect``, a difference of rates; see ``schemas.BinaryExperimentIn``).
 - ``GET /api/experiments`` list (no tokens); ``GET /api/experiments/{id}`` configuration, progress, result.
-- ``POST /api/experiments/{id}/decisions`` and ``.../outcomes`` (``Authorization: Bearer <token>``): one item or a
-  list -> 200 {accepted, duplicates}. No token -> 401, a token of another experiment or a wrong one -> 403,
-  unknown experiment -> 404, malformed body -> 422, body > 8 MB or list > 200,000 items -> 413.
+- ``POST /api/experiments/{id}/decisions``, ``.../outcomes`` (revenue) and ``.../conversions`` (converted: 0 or 1;
+  binary experiments) (``Authorization: Bearer <token>``): one item or a list -> 200 {accepted, duplicates}. No
+  token -> 401, a token of another experiment or a wrong one -> 403, unknown experiment -> 404, outcomes of the
+  other metric (revenue for a binary experiment, conversions for a continuous one) -> 409 and nothing recorded,
+  malformed body -> 422, body > 8 MB or list > 200,000 items -> 413.
 - ``GET /api/experiments/{id}/assignment/{uuid}`` -> arm (deterministic, no token); ``POST .../assignments``
   {uuids: [...]} -> the arms of many units at once, in order (same hash); ``GET /healthz``.
 
@@ -43,10 +47,11 @@ from nextbest.platform.schemas import (
     AssignmentOut,
     AssignmentsIn,
     AssignmentsOut,
+    ConversionIn,
     CreatedOut,
     DecisionIn,
     ErrorOut,
-    ExperimentIn,
+    ExperimentDesign,
     ExperimentOut,
     ExperimentSummary,
     IngestOut,
@@ -55,7 +60,14 @@ from nextbest.platform.schemas import (
     UnitText,
     ValidationErrorOut,
 )
-from nextbest.platform.store import DesignRejected, PlatformError, Store, TokenRejected, UnknownExperiment
+from nextbest.platform.store import (
+    DesignRejected,
+    MetricMismatch,
+    PlatformError,
+    Store,
+    TokenRejected,
+    UnknownExperiment,
+)
 
 MAX_ITEMS = 200_000
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY")
@@ -142,8 +154,9 @@ def build_api_router() -> APIRouter:
     creation = {**responses(413), 422: DESIGN_REFUSED}
 
     @router.post("/experiments", status_code=201, response_model=CreatedOut, responses=creation)
-    def create_experiment(spec: ExperimentIn, store: StoreDep) -> CreatedOut:
-        """Create an experiment from a coherent design; the token in the answer is shown only this once."""
+    def create_experiment(spec: ExperimentDesign, store: StoreDep) -> CreatedOut:
+        """Create an experiment from a coherent design (``metric`` "continuous", the default, or "binary"); the
+        token in the answer is shown only this once."""
         return store.create_experiment(spec)
 
     @router.get("/experiments", response_model=list[ExperimentSummary])
@@ -163,8 +176,16 @@ def build_api_router() -> APIRouter:
 
     @router.post("/experiments/{experiment_id}/outcomes", response_model=IngestOut, responses=writes)
     def post_outcomes(experiment_id: AuthorizedId, body: OutcomeIn | list[OutcomeIn], store: StoreDep) -> IngestOut:
-        """Record outcomes (revenue, arm, decision applied); repeated uuids are counted, not stored."""
+        """Record outcomes (revenue, arm, decision applied); repeated uuids are counted, not stored. A binary
+        experiment takes its outcomes at ``.../conversions`` (409 here)."""
         return store.add_outcomes(experiment_id, _as_list(body))
+
+    @router.post("/experiments/{experiment_id}/conversions", response_model=IngestOut, responses=writes)
+    def post_conversions(experiment_id: AuthorizedId, body: ConversionIn | list[ConversionIn],
+                         store: StoreDep) -> IngestOut:  # fmt: skip
+        """Record the conversions of a binary experiment (converted 1 or 0, arm, decision applied); repeated uuids
+        are counted, not stored. A continuous experiment takes its outcomes at ``.../outcomes`` (409 here)."""
+        return store.add_conversions(experiment_id, _as_list(body))
 
     @router.get("/experiments/{experiment_id}/assignment/{uuid}", response_model=AssignmentOut,
                 responses=responses(404, 422))
@@ -250,6 +271,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TokenRejected)
     async def forbidden(_: Request, error: TokenRejected) -> JSONResponse:
         return _json_error(403, str(error))
+
+    @app.exception_handler(MetricMismatch)
+    async def other_metric(_: Request, error: MetricMismatch) -> JSONResponse:
+        return _json_error(409, str(error))
 
     @app.exception_handler(PlatformError)
     async def refused(_: Request, error: PlatformError) -> JSONResponse:

@@ -54,13 +54,18 @@ class Base(DeclarativeBase):
 
 
 class Experiment(Base):
-    """One A/B experiment: its design, its assignment salt and the SHA-256 of its write token."""
+    """One A/B experiment: its design, its assignment salt and the SHA-256 of its write token.
+
+    ``metric`` is "continuous" (revenue) or "binary" (a conversion, whose control rate is ``baseline``; null for a
+    continuous metric). Migration 0002 added both; experiments created before it are continuous."""
 
     __tablename__ = "experiments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner: Mapped[str] = mapped_column(String(OWNER_MAX), nullable=False)
     name: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
+    metric: Mapped[str] = mapped_column(String(16), nullable=False, default="continuous")
+    baseline: Mapped[float | None] = mapped_column(Double, nullable=True)
     alpha: Mapped[float] = mapped_column(Double, nullable=False)
     power: Mapped[float] = mapped_column(Double, nullable=False)
     effect: Mapped[float] = mapped_column(Double, nullable=False)
@@ -89,7 +94,8 @@ class Decision(Base):
 
 
 class Outcome(Base):
-    """What one unit spent, with the arm it was served and the decision applied; the first one received wins."""
+    """What one unit spent (``revenue``; for a binary experiment 1.0 when it converted, 0.0 when not), with the arm
+    it was served and the decision applied; the first one received wins."""
 
     __tablename__ = "outcomes"
     __table_args__ = (

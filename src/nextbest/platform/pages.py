@@ -13,6 +13,8 @@ Routes of :data:`pages_router` (``app.include_router(pages_router)`` in ``create
   :func:`nextbest.experiments.validate_design` (no token needed: it records nothing). Parameters off the schema
   get 422 {detail: [{loc, msg, type}]}; every well-formed design gets 200, an incoherent one with
   ``coherent: false`` and the reason (and null figures when its parameters contradict each other).
+- ``GET /api/design/binary`` — the same for a conversion rate (``baseline``, ``effect`` a difference of rates):
+  :func:`nextbest.experiments.validate_design_binary`, the sizes of ``sample_size_binary``.
 
 Every user-supplied text reaches the page through Jinja2 autoescaping; every response carries a Content Security
 Policy whose scripts must bear the response's nonce. Figures come from :func:`cumulative_effect`,
@@ -43,7 +45,7 @@ from scipy import stats
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nextbest.errors import NextbestError
-from nextbest.experiments import InvalidParameter, validate_design
+from nextbest.experiments import InvalidParameter, validate_design, validate_design_binary
 from nextbest.experiments import sample_size as required_size
 from nextbest.experiments.analysis import welch_from_moments
 from nextbest.platform.schemas import (
@@ -61,7 +63,7 @@ from nextbest.platform.schemas import (
     ValidationErrorOut,
     non_zero,
 )
-from nextbest.platform.store import DesignRejected, Store, UnknownExperiment
+from nextbest.platform.store import DesignRejected, Store, UnknownExperiment, finite_or_none
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 #: Points of the cumulative-effect curve.
@@ -281,6 +283,77 @@ def design_endpoint(
                          coherent=False, message=str(error), minimum_detectable_effect=None)  # fmt: skip
 
 
+class BinaryDesignOut(DesignOut):
+    """Live design check of a conversion rate: :class:`DesignOut`'s fields (``minimum_detectable_effect`` a
+    difference of rates, in the direction of ``effect``; null when no rate inside (0, 1) is detectable at the given
+    size) plus the ``baseline`` and the ``treatment_rate`` it is compared with (null when outside (0, 1))."""
+
+    baseline: float
+    treatment_rate: float | None
+
+
+def design_check_binary(
+    baseline: Any, effect: Any, alpha: Any = 0.05, power: Any = 0.8, alternative: Any = "two-sided",
+    sample_size: Any = None,
+) -> BinaryDesignOut:
+    """Required sample size per arm and coherence of a binary design (as the platform checks it on creation):
+    :func:`nextbest.experiments.validate_design_binary` (the sizes of ``sample_size_binary``), at the required size
+    when ``sample_size`` is None. Invalid parameters raise InvalidParameter (a NextbestError) with a one-line
+    message."""
+    check = validate_design_binary(alpha, power, baseline, effect, 2 if sample_size is None else sample_size,
+                                   alternative)  # fmt: skip
+    if sample_size is None:
+        check = validate_design_binary(alpha, power, baseline, effect, check.required_sample_size, alternative)
+    return BinaryDesignOut(
+        sample_size=check.required_sample_size,
+        total=check.required_sample_size + check.required_n_treatment,
+        given_sample_size=check.sample_size,
+        achieved_power=check.achieved_power,
+        coherent=check.coherent,
+        message=check.message,
+        minimum_detectable_effect=finite_or_none(check.minimum_detectable_effect),
+        baseline=check.baseline,
+        treatment_rate=check.treatment_rate,
+    )
+
+
+QueryRate = Annotated[float, Query(gt=0, lt=1, allow_inf_nan=False,
+                                   description="conversion rate of the original arm, in (0, 1)")]  # fmt: skip
+QueryRateEffect = Annotated[float, Query(gt=-1, lt=1, allow_inf_nan=False, json_schema_extra={"not": {"const": 0}},
+                                         description="target difference of conversion rates, new − original "
+                                                     "(non-zero)"),
+                            AfterValidator(non_zero)]  # fmt: skip
+
+
+@pages_router.get(
+    "/api/design/binary",
+    response_model=BinaryDesignOut,
+    tags=["design"],
+    responses={422: {"model": ValidationErrorOut, "description": "a parameter is missing or off the schema"}},
+)
+def binary_design_endpoint(
+    baseline: QueryRate,
+    effect: QueryRateEffect,
+    alpha: QueryAlpha = 0.05,
+    power: QueryPower = 0.8,
+    alternative: Annotated[Alternative, Query()] = "two-sided",
+    sample_size: QuerySize = None,
+) -> BinaryDesignOut:
+    """Required sample size per arm, achieved power and coherence of a design on a conversion rate (two
+    proportions, arcsine effect size, normal power); records nothing, needs no token.
+
+    The parameters the schema admits always get an answer (200): ``coherent`` false with the reason when the design
+    would be refused on creation (an effect against a one-sided alternative, a treatment rate ``baseline +
+    effect`` outside (0, 1), a sample that does not reach the power)."""
+    try:
+        return design_check_binary(baseline, effect, alpha, power, alternative, sample_size)
+    except (NextbestError, ValueError, OverflowError) as error:
+        treated = baseline + effect
+        return BinaryDesignOut(sample_size=None, total=None, given_sample_size=sample_size, achieved_power=None,
+                               coherent=False, message=str(error), minimum_detectable_effect=None, baseline=baseline,
+                               treatment_rate=treated if 0 < treated < 1 else None)  # fmt: skip
+
+
 def _live_state(form: dict[str, str]) -> dict[str, Any]:
     """The design panel as first rendered (the inline script keeps it up to date)."""
     try:
@@ -377,7 +450,8 @@ def _axes(width: float = 8.4, height: float = 3.4) -> tuple[Any, Any]:
 
 
 @_drawn
-def cumulative_effect_png(curve: dict[str, Any], target_effect: float) -> bytes:
+def cumulative_effect_png(curve: dict[str, Any], target_effect: float,
+                          ylabel: str = "difference in mean revenue") -> bytes:  # fmt: skip
     """PNG of :func:`cumulative_effect`'s curve with its band, 0 and the target effect as reference lines."""
     figure, axes = _axes()
     n = np.asarray(curve["n"], dtype=float)
@@ -400,7 +474,7 @@ def cumulative_effect_png(curve: dict[str, Any], target_effect: float) -> bytes:
     axes.set_ylim(values.min() - 0.08 * span, values.max() + 0.08 * span)
     axes.set_xlim(0, float(n.max()) * 1.02)
     axes.set_xlabel("outcomes per arm, in arrival order", fontsize=9, color="#4A5160")
-    axes.set_ylabel("difference in mean revenue", fontsize=9, color="#4A5160")
+    axes.set_ylabel(ylabel, fontsize=9, color="#4A5160")
     axes.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     return _png(figure)
@@ -454,10 +528,11 @@ def verdict_summary(experiment: ExperimentSummary, result: Result | None) -> dic
         return {"label": "no verdict", "css": "neutral", "sentence": result.verdict}
     target = fmt_signed(experiment.effect)
     effect = fmt_signed(result.effect)
+    unit = "in conversion rate" if experiment.metric == "binary" else "per unit"
     if result.improves_by_target:
         return {"label": "beats the target", "css": "good",
                 "sentence": f"The new system improves on the original by at least the target effect of {target} "
-                            f"per unit (measured effect {effect})."}  # fmt: skip
+                            f"{unit} (measured effect {effect})."}  # fmt: skip
     if result.improves:
         return {"label": "improves, target not shown", "css": "partial",
                 "sentence": f"The new system improves on the original (measured effect {effect}), but the data do "
@@ -569,19 +644,28 @@ def _not_found(request: Request, raw_id: str) -> HTMLResponse:
 
 
 def experiment_figures(store: Store, experiment: ExperimentOut) -> dict[str, Any]:
-    """The two figures of an experiment page as data URIs (None when no outcome has arrived yet)."""
+    """The figures of an experiment page as data URIs (None when no outcome has arrived yet): the cumulative effect
+    and, for revenue, its distribution per arm; for a conversion, ``rates`` holds each arm's conversions and units
+    instead of a histogram of zeros and ones."""
     revenues = store.revenues(experiment.id, limit_per_arm=MAX_PLOT_PER_ARM)
     plotted = {arm: int(values.size) for arm, values in revenues.items()}
+    binary = experiment.metric == "binary"
     figures: dict[str, Any] = {"cumulative": None, "distribution": None, "plotted": plotted, "curve_points": 0,
-                               "truncated": any(size >= MAX_PLOT_PER_ARM for size in plotted.values())}  # fmt: skip
+                               "truncated": any(size >= MAX_PLOT_PER_ARM for size in plotted.values()),
+                               "rates": None}  # fmt: skip
     if not any(plotted.values()):
         return figures
     curve = cumulative_effect(revenues["original"], revenues["new"], level=1.0 - experiment.alpha,
                               sample_size=experiment.sample_size)  # fmt: skip
     if curve["n"]:
-        figures.update(cumulative=data_uri(cumulative_effect_png(curve, experiment.effect)),
+        ylabel = "difference in conversion rate" if binary else "difference in mean revenue"
+        figures.update(cumulative=data_uri(cumulative_effect_png(curve, experiment.effect, ylabel)),
                        curve_points=len(curve["n"]), per_arm=curve["per_arm"])  # fmt: skip
-    figures["distribution"] = data_uri(revenue_distribution_png(revenues))
+    if binary:
+        figures["rates"] = {arm: {"conversions": int(values.sum()), "units": int(values.size)}
+                            for arm, values in revenues.items()}  # fmt: skip
+    else:
+        figures["distribution"] = data_uri(revenue_distribution_png(revenues))
     return figures
 
 
@@ -597,9 +681,17 @@ def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:
     except UnknownExperiment:
         return _not_found(request, experiment_id)
     figures = experiment_figures(store, experiment)
-    design = _live_state({"effect": str(experiment.effect), "sd": str(experiment.sd), "alpha": str(experiment.alpha),
-                          "power": str(experiment.power), "alternative": experiment.alternative,
-                          "sample_size": str(experiment.sample_size)})  # fmt: skip
+    if experiment.metric == "binary":
+        try:
+            design = {"check": design_check_binary(experiment.baseline, experiment.effect, experiment.alpha,
+                                                   experiment.power, experiment.alternative, experiment.sample_size)}
+        except (NextbestError, ValueError, OverflowError):
+            design = {"check": None}
+    else:
+        design = _live_state({"effect": str(experiment.effect), "sd": str(experiment.sd),
+                              "alpha": str(experiment.alpha), "power": str(experiment.power),
+                              "alternative": experiment.alternative,
+                              "sample_size": str(experiment.sample_size)})  # fmt: skip
     base = str(request.base_url).rstrip("/")
     return render(request, "experiment.html", experiment=experiment, result=experiment.result,
                   verdict=verdict_summary(experiment, experiment.result), figures=figures,

@@ -11,6 +11,13 @@ A design is coherent when ``sample_size`` per arm reaches ``power`` for ``effect
 the one rule the schema cannot state (``GET /api/design`` computes the size needed). Everything else the server
 checks is in the schema: ranges, a non-zero effect in the direction of a one-sided alternative, and ``power``
 above 0.5 >= ``alpha`` (so that the power always exceeds the significance level).
+
+Two metrics: ``continuous`` (the default: revenue per unit, ``effect`` and ``sd`` in money, Welch's t-test; outcomes
+carry ``revenue``) and ``binary`` (a conversion: ``baseline`` is the control's rate, ``effect`` the difference of
+rates to detect, the two-proportion z-test; outcomes carry ``converted``, 0 or 1, at ``.../conversions``). A binary
+design is coherent when ``sample_size`` reaches ``power`` for the change of the rate from ``baseline`` to
+``baseline + effect`` (``GET /api/design/binary``); that rate must lie inside (0, 1), the second rule the schema
+cannot state (a sum of two fields).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 from nextbest.platform.db import NAME_MAX, OWNER_MAX, UUID_MAX
 
 Alternative = Literal["two-sided", "larger", "smaller"]
+Metric = Literal["continuous", "binary"]
+METRICS: tuple[str, str] = ("continuous", "binary")
 Arm = Literal["original", "new"]
 ARMS: tuple[Arm, Arm] = ("original", "new")
 
@@ -125,6 +134,12 @@ Effect = Annotated[float, Field(strict=True, allow_inf_nan=False, json_schema_ex
                                 description="target effect on revenue per unit (non-zero)"),
                    AfterValidator(non_zero)]  # fmt: skip
 Sd = _number(gt=0, description="standard deviation of revenue per unit")
+Rate = _number(gt=0, lt=1, description="conversion rate of the original arm (the control), in (0, 1)")
+RateEffect = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=-1, lt=1,
+                                    json_schema_extra={"not": {"const": 0}},
+                                    description="target difference of conversion rates, new − original (non-zero; "
+                                                "baseline + effect must lie inside (0, 1))"),
+                       AfterValidator(non_zero)]  # fmt: skip
 SampleSize = _whole_number(ge=SAMPLE_SIZE_MIN, le=SAMPLE_SIZE_MAX, description="units per arm")
 Revenue = _number(ge=-REVENUE_LIMIT, le=REVENUE_LIMIT, description="what the unit spent in the session")
 
@@ -152,6 +167,7 @@ class ExperimentIn(BaseModel):
 
     owner: Owner
     name: Name
+    metric: Literal["continuous"] = Field("continuous", description="revenue per unit (the default)")
     alpha: Alpha = 0.05
     power: Power = 0.8
     effect: Effect
@@ -163,6 +179,54 @@ class ExperimentIn(BaseModel):
     def _direction(self) -> ExperimentIn:
         check_direction(self.effect, self.alternative)
         return self
+
+
+class BinaryExperimentIn(BaseModel):
+    """Design of an experiment on a conversion (``metric`` "binary"): ``baseline`` is the original arm's rate,
+    ``effect`` the difference of rates to detect (new − original), ``sample_size`` per arm (50/50 split). The effect
+    must point the way a one-sided ``alternative`` does, ``baseline + effect`` must lie inside (0, 1), and
+    ``sample_size`` must reach ``power`` for that change of the rate at ``alpha`` (the size ``GET
+    /api/design/binary`` reports: two proportions, arcsine effect size); a design that does not is refused with
+    422 and the explanation. Outcomes are posted to ``.../conversions``."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "allOf": DIRECTION_SCHEMA,
+        "examples": [{"owner": "crm", "name": "salescrm pilot: first call", "metric": "binary", "baseline": 0.0044,
+                      "effect": 0.0056, "alpha": 0.05, "power": 0.8, "sample_size": 3438,
+                      "alternative": "two-sided"}],
+    })  # fmt: skip
+
+    owner: Owner
+    name: Name
+    metric: Literal["binary"] = Field(description="a conversion (0 or 1 per unit)")
+    alpha: Alpha = 0.05
+    power: Power = 0.8
+    baseline: Rate
+    effect: RateEffect
+    sample_size: SampleSize
+    alternative: Alternative = "two-sided"
+
+    @model_validator(mode="after")
+    def _direction(self) -> BinaryExperimentIn:
+        check_direction(self.effect, self.alternative)
+        return self
+
+
+def _metric_of(body: Any) -> str | None:
+    """The metric a design body names ("continuous" when it names none); None for an unknown one. A body that is not
+    an object goes to the continuous model, which says what is wrong with it."""
+    if isinstance(body, dict):
+        metric = body.get("metric", "continuous")
+        return metric if isinstance(metric, str) and metric in METRICS else None
+    return getattr(body, "metric", "continuous")
+
+
+#: The body of ``POST /api/experiments``: a continuous design (``metric`` absent or "continuous") or a binary one.
+ExperimentDesign = Annotated[
+    Annotated[ExperimentIn, Tag("continuous")] | Annotated[BinaryExperimentIn, Tag("binary")],
+    Discriminator(_metric_of, custom_error_type="metric",
+                  custom_error_message="metric must be 'continuous' (the default) or 'binary'"),
+]  # fmt: skip
 
 
 class CreatedOut(BaseModel):
@@ -195,6 +259,19 @@ class OutcomeIn(BaseModel):
     revenue: Revenue
 
 
+class ConversionIn(BaseModel):
+    """Whether one unit of a binary experiment converted (1) or not (0), the arm it was served and the decision
+    applied (``uuid`` text or integer, see UnitId)."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"uuid": "lead-1", "arm": "new", "decision": 1, "converted": 0}]})  # fmt: skip
+
+    uuid: UnitId
+    arm: Arm
+    decision: ZeroOne
+    converted: ZeroOne
+
+
 class IngestOut(BaseModel):
     """Rows recorded now, and rows ignored because their uuid was already recorded (the first one wins)."""
 
@@ -215,9 +292,10 @@ class Progress(BaseModel):
 
 
 class Result(BaseModel):
-    """Verdict once both arms reached the designed size: Welch analysis of the first ``sample_size`` outcomes of
-    each arm (arrival order) with ``target_effect`` = the design's effect, and the SRM chi-square test of all
-    outcome counts against 50/50. ``analysis`` holds every field of the analysis result (assumptions included).
+    """Verdict once both arms reached the designed size: Welch analysis (a binary metric: the two-proportion z-test)
+    of the first ``sample_size`` outcomes of each arm (arrival order) with ``target_effect`` = the design's effect,
+    and the SRM chi-square test of all outcome counts against 50/50. ``analysis`` holds every field of the analysis
+    result (assumptions and ``method`` included).
 
     Each p-value comes with the threshold it is compared with: ``p_value`` with ``alpha_threshold`` (the design's
     alpha); ``target_p_value`` (one-sided test against the target effect) with ``target_threshold``, which is
@@ -244,13 +322,17 @@ class Result(BaseModel):
 
 
 class ExperimentSummary(BaseModel):
-    """Configuration of an experiment as listed (never its token nor its salt)."""
+    """Configuration of an experiment as listed (never its token nor its salt). A binary experiment has its
+    ``baseline`` rate, its ``effect`` is a difference of rates and its ``sd`` the standard deviation of one
+    conversion at the baseline, √(baseline (1 − baseline)); a continuous one has no baseline (null)."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     owner: str
     name: str
+    metric: Metric = "continuous"
+    baseline: float | None = None
     alpha: float
     power: float
     effect: float
@@ -269,7 +351,7 @@ class ExperimentOut(ExperimentSummary):
 
 
 class OutcomeRecord(BaseModel):
-    """One recorded outcome, in arrival order."""
+    """One recorded outcome, in arrival order (``revenue`` holds the metric: 1.0 / 0.0 for a conversion)."""
 
     model_config = ConfigDict(from_attributes=True)
 

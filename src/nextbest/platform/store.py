@@ -2,13 +2,14 @@
 
 The API (`nextbest.platform.app`) and the web pages call these methods; none of them knows SQL. Methods
 raise :class:`UnknownExperiment` for an id that does not exist, :class:`DesignRejected` for an incoherent or
-invalid design, :class:`TokenRejected` for a token that does not open the experiment.
+invalid design, :class:`TokenRejected` for a token that does not open the experiment, :class:`MetricMismatch` for
+outcomes of the other metric (revenue for a binary experiment, a conversion for a continuous one).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +18,22 @@ from sqlalchemy import Engine, Insert, Table, func, literal, select, update
 from sqlalchemy.orm import sessionmaker
 
 from nextbest.errors import NextbestError
-from nextbest.experiments import analyze, assign, assign_many, srm_test, validate_design
+from nextbest.experiments import (
+    analyze,
+    analyze_proportions,
+    assign,
+    assign_many,
+    srm_test,
+    validate_design,
+    validate_design_binary,
+)
 from nextbest.platform.db import Decision, Experiment, Outcome, make_engine, migrate, utcnow
 from nextbest.platform.schemas import (
     ARMS,
     AssignmentOut,
     AssignmentsOut,
+    BinaryExperimentIn,
+    ConversionIn,
     CreatedOut,
     DecisionIn,
     ExperimentIn,
@@ -49,6 +60,10 @@ class UnknownExperiment(PlatformError):
 
 class TokenRejected(PlatformError):
     """The token does not open this experiment."""
+
+
+class MetricMismatch(PlatformError):
+    """Outcomes of the other metric than the experiment's; nothing of the request was recorded."""
 
 
 class DesignRejected(PlatformError):
@@ -100,12 +115,14 @@ class Store:
 
     # ------------------------------------------------------------------ experiments
 
-    def create_experiment(self, spec: ExperimentIn) -> CreatedOut:
-        """Record a coherent design and return its id and token (the only time the token is available)."""
+    def create_experiment(self, spec: ExperimentIn | BinaryExperimentIn) -> CreatedOut:
+        """Record a coherent design and return its id and token (the only time the token is available). A binary
+        design is stored with the sd of one conversion at its baseline (``BinaryDesignCheck.sd``)."""
         check = _check_design(spec)
         token = new_token()
         row = Experiment(
             **spec.model_dump(),
+            **({"sd": check.sd} if isinstance(spec, BinaryExperimentIn) else {}),
             salt=new_salt(),
             token_hash=hash_token(token),
             created_at=utcnow(),
@@ -179,20 +196,31 @@ class Store:
         return IngestOut(accepted=accepted, duplicates=duplicates)
 
     def add_outcomes(self, experiment_id: int, rows: Sequence[OutcomeIn]) -> IngestOut:
-        """Record outcomes (first per uuid wins, duplicates counted); mark the experiment complete when due."""
+        """Record outcomes (first per uuid wins, duplicates counted); mark the experiment complete when due.
+        MetricMismatch (nothing recorded) when the experiment's metric is binary."""
+        return self._add_outcomes(experiment_id, rows, "continuous", lambda row: row.revenue)
+
+    def add_conversions(self, experiment_id: int, rows: Sequence[ConversionIn]) -> IngestOut:
+        """Record the conversions of a binary experiment as ``add_outcomes`` records revenue (stored as 1.0 / 0.0);
+        MetricMismatch (nothing recorded) when the experiment's metric is continuous."""
+        return self._add_outcomes(experiment_id, rows, "binary", lambda row: float(row.converted))
+
+    def _add_outcomes(self, experiment_id: int, rows: Sequence[Any], metric: str,
+                      value_of: Callable[[Any], float]) -> IngestOut:  # fmt: skip
+        """Insert the first row per uuid, its metric ``value_of(row)`` in the revenue column, once the experiment
+        measures ``metric`` (MetricMismatch otherwise); count duplicates; mark the experiment complete when due."""
         now = utcnow()
-        unique = _first_per_uuid(rows)
         values = [
-            {
-                "experiment_id": experiment_id,
-                "uuid": r.uuid,
-                "arm": r.arm,
-                "decision": r.decision,
-                "revenue": r.revenue,
-            }
-            for r in unique
+            {"experiment_id": experiment_id, "uuid": row.uuid, "arm": row.arm, "decision": row.decision,
+             "revenue": value_of(row)}
+            for row in _first_per_uuid(rows)
         ]
         with self.engine.begin() as connection:
+            measured = connection.scalar(select(Experiment.metric).where(Experiment.id == experiment_id))
+            if measured is None:
+                raise UnknownExperiment(f"experiment {experiment_id} does not exist")
+            if measured != metric:
+                raise MetricMismatch(_mismatch(experiment_id, measured))
             accepted = self._insert_new(connection, Outcome.__table__, values, now)
             duplicates = len(rows) - accepted
             if duplicates:
@@ -320,11 +348,25 @@ def _insert_ignoring_conflicts(dialect: str, table: Table) -> Insert:
     return insert(table).on_conflict_do_nothing(index_elements=["experiment_id", "uuid"])
 
 
-def _check_design(spec: ExperimentIn):
-    """validate_design of ``spec``; DesignRejected with the explanation when invalid or incoherent."""
+def _mismatch(experiment_id: int, metric: str) -> str:
+    """The one line of a MetricMismatch: what the experiment measures and where its outcomes go."""
+    if metric == "binary":
+        return (f"experiment {experiment_id} measures a conversion: post {{uuid, arm, decision, converted: 0 or 1}} to "
+                f"/api/experiments/{experiment_id}/conversions")  # fmt: skip
+    return (f"experiment {experiment_id} measures revenue: post {{uuid, arm, decision, revenue}} to "
+            f"/api/experiments/{experiment_id}/outcomes")  # fmt: skip
+
+
+def _check_design(spec: ExperimentIn | BinaryExperimentIn):
+    """validate_design (validate_design_binary for a binary metric) of ``spec``; DesignRejected with the
+    explanation when invalid or incoherent."""
 
     try:
-        check = validate_design(spec.alpha, spec.power, spec.effect, spec.sd, spec.sample_size, spec.alternative)
+        if isinstance(spec, BinaryExperimentIn):
+            check = validate_design_binary(spec.alpha, spec.power, spec.baseline, spec.effect, spec.sample_size,
+                                           spec.alternative)  # fmt: skip
+        else:
+            check = validate_design(spec.alpha, spec.power, spec.effect, spec.sd, spec.sample_size, spec.alternative)
     except (NextbestError, ValueError) as error:
         raise DesignRejected(str(error)) from error
     if not check.coherent:
@@ -333,7 +375,8 @@ def _check_design(spec: ExperimentIn):
 
 
 def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray, counts: tuple[int, int]) -> Result:
-    """Welch analysis against the design's target effect, plus the sample-ratio-mismatch test on ``counts``."""
+    """Welch analysis (a binary metric: the two-proportion z-test of the conversions, 1.0 / 0.0) against the
+    design's target effect, plus the sample-ratio-mismatch test on ``counts``."""
 
     srm = srm_test(list(counts), list(SRM_RATIOS))
     srm_fields = {
@@ -345,14 +388,20 @@ def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray
         "n_new": int(treatment.size),
     }
     try:
-        analysis = analyze(
-            control,
-            treatment,
-            alpha=row.alpha,
-            alternative=row.alternative,
-            target_effect=row.effect,
-            labels=("original", "new"),
-        )
+        if row.metric == "binary":
+            analysis = analyze_proportions(
+                int(control.sum()), control.size, int(treatment.sum()), treatment.size,
+                alpha=row.alpha, alternative=row.alternative, target_effect=row.effect, labels=("original", "new"),
+            )  # fmt: skip
+        else:
+            analysis = analyze(
+                control,
+                treatment,
+                alpha=row.alpha,
+                alternative=row.alternative,
+                target_effect=row.effect,
+                labels=("original", "new"),
+            )
     except (NextbestError, ValueError) as error:
         return Result(
             verdict=f"cannot analyze: {error}", effect=None, ci=(None, None), p_value=None,

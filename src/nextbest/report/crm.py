@@ -23,6 +23,7 @@ from pathlib import Path
 from nextbest.errors import NextbestError
 from nextbest.evaluation.crm_results import CRMEvaluation, EvaluationSettings, Improvement, Interval
 from nextbest.report import figures as fg
+from nextbest.report.crm_readings import next_steps_section, range_sentences, readings_figure_data, readings_section
 from nextbest.report.figures import fmt_count, fmt_factor, fmt_money, fmt_pct
 from nextbest.report.html import (
     FigureRef,
@@ -61,8 +62,9 @@ _SECTIONS = (
     ("training", "Training"),
     ("flows", "Policy action flows"),
     ("calibration", "Simulator calibration"),
-    ("sensitivity", "Sensitivity to the call-offer-rate assumption"),
+    ("readings", "What the data cannot tell: the policy under each reading"),
     ("pilot", "The pilot that settles it"),
+    ("next", "What to do next"),
     ("settings", "Settings"),
     ("limitations", "How to read this / limitations"),
 )
@@ -209,7 +211,18 @@ def draw_figures(inputs: ReportInputs, folder: Path) -> dict[str, FigureRef]:
                 lambda p: fg.calibration_chart(calibration, p),
             )
         )
-    if result.sensitivity:
+    if result.readings:
+        label = _cap(Wording.of(result.settings).label)
+        jobs.append(
+            (
+                "value_sensitivity",
+                "The learned policy against the value of a conversion, per reading",
+                paths["evaluation"],
+                "readings.*.value_sensitivity",
+                lambda p: fg.value_sensitivity_chart(readings_figure_data(result), p, label),
+            )
+        )
+    elif result.sensitivity:
         jobs.append(
             (
                 "sensitivity",
@@ -219,6 +232,7 @@ def draw_figures(inputs: ReportInputs, folder: Path) -> dict[str, FigureRef]:
                 lambda p: fg.sensitivity_chart(result.sensitivity, p, labels),
             )
         )
+    jobs += _who_figure_jobs(inputs)
     return draw_all(jobs, folder)
 
 
@@ -252,6 +266,7 @@ def _summary(inputs: ReportInputs) -> str:
                 "warning",
             )
         )
+    parts += [paragraph(line) for line in range_sentences(result, words.label, words.conversions)]
     parts.append("<h3>Targets</h3>")
     parts.append(_targets_table(result, words))
     return "\n".join(parts)
@@ -485,8 +500,10 @@ def _flows(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     return "\n".join(parts)
 
 
-def _who(inputs: ReportInputs) -> str:
-    """The lead score at decision points, ranked on the held-out leads (no simulator), and its alternative."""
+def _who(inputs: ReportInputs, figs: dict[str, FigureRef] | None = None) -> str:
+    """The lead score at decision points, ranked on the held-out leads (no simulator), and its alternative; its
+    gains, lift and reliability figures; the score as of a cutoff date when evaluation.json has it."""
+    figs = figs or {}
     who = inputs.result.who
     if who is None:
         return _missing_section("who")
@@ -513,12 +530,61 @@ def _who(inputs: ReportInputs) -> str:
                   f"{who.interval}."),
         note(reading, "note" if beats else "warning"),
         table(["score", "AUC", "PR-AUC", "top 10% capture", "top 20% capture", "lift (top 10%)"], rows),
+        figure(figs.get("who_gains"), "Contacting the top x% of decision points by score reaches y% of the "
+                                      "converting ones; lift = y / x."),
         paragraph("Calibration of the first score: mean score and observed conversion rate per score decile. The "
                   "score is the funnel model's probability of the conversion step, which assumes the lead reached "
                   "the step it requires: it ranks leads, it is not their chance to convert within the horizon."),
         table(["decile", "mean score", "observed", "rows"], calibration),
+        figure(figs.get("who_reliability")),
+        *_who_cutoff(who.as_of_cutoff),
         *_who_segments(who),
     ])  # fmt: skip
+
+
+#: Fewer converters than this after the cutoff: the as-of-cutoff figures are flagged as resting on too few.
+_FEW_CONVERTERS = 10
+
+
+def _who_cutoff(cut) -> list[str]:
+    """The score as of a cutoff date: the leads open then, ranked against conversion after it."""
+    if cut is None:
+        return []
+    formats = (("auc", "{:.3f}"), ("top10_capture", "{:.1%}"), ("top20_capture", "{:.1%}"))
+    rows = [[cut.scorer, fmt_count(cut.leads), fmt_count(cut.converted_after),
+             *(with_ci(getattr(cut, key), getattr(cut, f"{key}_ci"), fmt.format) for key, fmt in formats)]]  # fmt: skip
+    undated = ", ".join(cut.undated_steps)
+    parts = [
+        "<h3>As of a cutoff date</h3>",
+        paragraph(f"The leads as sales saw them on {cut.cutoff}, the middle of the test period: "
+                  f"{fmt_count(cut.entered)} test leads had entered by then, {fmt_count(cut.converted_before)} of "
+                  f"them had already converted (left out); the other {fmt_count(cut.leads)} are scored from the "
+                  "steps dated on or before the cutoff" + (f" (steps the export records without a date are left "
+                                                           f"out: {undated})" if undated else "")
+                  + f", and the outcome is conversion after it ({fmt_count(cut.converted_after)} leads)."),
+        table(["score", "open leads", "converted after", "AUC", "top 10% capture", "top 20% capture"], rows),
+    ]  # fmt: skip
+    if cut.converted_after < _FEW_CONVERTERS:
+        parts.append(note(f"Only {cut.converted_after} of the open leads converted after the cutoff: these figures "
+                          "rest on too few converters to judge the score, and a bootstrap that resamples so few "
+                          "cannot show how uncertain they are.", "warning"))  # fmt: skip
+    return parts
+
+
+def _who_figure_jobs(inputs: ReportInputs) -> list[tuple[str, str, Path, str, Callable[[Path], Path]]]:
+    """The figures of the WHO section (for `draw_figures`): gains and lift of every lead score, reliability."""
+    who = inputs.result.who
+    if who is None:
+        return []
+    scores = {f"{who.scorer} (decision points)": who,
+              **{f"{name.replace('_', ' ')} (decision points)": q for name, q in who.alternatives.items()}}  # fmt: skip
+    if who.as_of_cutoff is not None:
+        scores[f"{who.as_of_cutoff.scorer}, leads open on {who.as_of_cutoff.cutoff}"] = who.as_of_cutoff
+    source = inputs.paths["evaluation"]
+    return [("who_gains", "Who to contact: gains and lift", source, "who.gains",
+             lambda p: fg.who_gains_chart(scores, p)),
+            ("who_reliability", "Who to contact: reliability of the score", source, "who.reliability",
+             lambda p: fg.who_reliability_chart(who.reliability, p, who.scorer))]  # fmt: skip
 
 
 def _who_segments(who) -> list[str]:
@@ -634,6 +700,16 @@ def _sensitivity(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     return "\n".join([paragraph(intro), table(headers, rows), figure(figs.get("sensitivity"))])
 
 
+def _readings(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
+    """The policy under each reading of the data; files written before the readings show their sensitivity rows."""
+    result = inputs.result
+    if not result.readings:
+        return _sensitivity(inputs, figs) if result.sensitivity else _missing_section("readings")
+    words = Wording.of(result.settings)
+    return readings_section(result, figs, words.metric_labels(), fg.METRIC_FORMATS, words.target_labels(),
+                            _target_text)  # fmt: skip
+
+
 def _settings(inputs: ReportInputs) -> str:
     settings = inputs.result.settings
     sim, evaluation = settings.simulator, settings.evaluation
@@ -677,8 +753,8 @@ def _limitations(words: Wording) -> str:
         "likely to buy), and a policy that exploits them may not work in reality.",
         "All policy numbers come from the simulator. The calibration section shows how well it reproduces the "
         "test period; when it fails, the numbers are not forecasts.",
-        "The share of leads offered a call is an assumption the data cannot check; the sensitivity section "
-        "shows how the results move with it.",
+        "The share of leads offered each step is an assumption the data cannot check; the readings section "
+        "shows the policy and its results from the conservative to the optimistic reading.",
         "The intervals cover re-estimation of the simulator and sampling of test leads, not errors in the "
         "simulator's structure (one week per action, a fixed horizon, no retries of declined offers).",
         "Action-flow diagrams leave out links under a small share of the episodes; each diagram's caption says "
@@ -697,17 +773,19 @@ def _limitations(words: Wording) -> str:
 def render_html(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     """The whole report page as one string."""
     ev_path = inputs.paths["evaluation"]
+    words = Wording.of(inputs.result.settings)
     renderers: dict[str, tuple[Path, str, Callable[[], str]]] = {
         "summary": (ev_path, "policies", lambda: _summary(inputs)),
-        "who": (ev_path, "who", lambda: _who(inputs)),
+        "who": (ev_path, "who", lambda: _who(inputs, figs)),
         "metrics": (ev_path, "policies", lambda: _metrics(inputs, figs)),
         "improvement": (ev_path, "improvement_vs_random", lambda: _improvement(inputs)),
         "segments": (ev_path, "top_segments", lambda: _segments(inputs)),
         "training": (inputs.paths["final"], "", lambda: _training(inputs, figs)),
         "flows": (ev_path, "action_flows", lambda: _flows(inputs, figs)),
         "calibration": (ev_path, "simulator_calibration", lambda: _calibration(inputs, figs)),
-        "sensitivity": (ev_path, "sensitivity", lambda: _sensitivity(inputs, figs)),
+        "readings": (ev_path, "readings", lambda: _readings(inputs, figs)),
         "pilot": (ev_path, "pilot", lambda: _pilot(inputs)),
+        "next": (ev_path, "readings", lambda: next_steps_section(inputs.result, words.label)),
         "settings": (ev_path, "settings", lambda: _settings(inputs)),
         "limitations": (ev_path, "", lambda: _limitations(Wording.of(inputs.result.settings))),
     }

@@ -27,7 +27,9 @@ from nextbest.evaluation.crm_results import (
     FlowLink,
     PolicyMetrics,
     SensitivityRow,
+    ValuePoint,
 )
+from nextbest.evaluation.crm_who import RankingQuality, Reliability
 from nextbest.evaluation.offpolicy import OPEReport
 
 DPI = 110
@@ -746,3 +748,116 @@ __all__ = [
     "sensitivity_chart",
     "training_curves",
 ]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# who to contact: gains, lift and reliability of the lead scores (evaluation.json who)
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Colours of the lead scores in the WHO figures, in the order they are given.
+_SCORE_COLORS = ("#1F5FA8", "#E07B39", "#2CA02C", "#8E6BB0")
+
+
+def who_gains_chart(scores: Mapping[str, RankingQuality], path: str | Path) -> Path:
+    """Cumulative gains (share of the converting rows reached against the share of rows contacted, best scores
+    first) and lift (that share ÷ the share contacted) of each lead score, from its ``gains`` points
+    (evaluation.json who.gains, who.alternatives.<name>.gains, who.as_of_cutoff.gains); bands: the bootstrap
+    interval over leads; dashed: a random ranking (the diagonal, lift 1)."""
+    fig = _new_figure(11.0, 4.4)
+    gains_ax, lift_ax = fig.subplots(1, 2)
+    drawn = {name: quality.gains for name, quality in scores.items() if quality.gains}
+    for i, (name, points) in enumerate(drawn.items()):
+        colour = _SCORE_COLORS[i % len(_SCORE_COLORS)]
+        shares = [p.share_contacted for p in points]
+        low, high = ([p.share_captured_ci[j] for p in points] for j in (0, 1))
+        gains_ax.plot([0.0, *shares], [0.0, *(p.share_captured for p in points)], color=colour, lw=1.8, label=name)
+        gains_ax.fill_between([0.0, *shares], [0.0, *low], [0.0, *high], color=colour, alpha=0.15, lw=0)
+        lift_ax.plot(shares, [p.lift for p in points], color=colour, lw=1.8, marker="o", markersize=3, label=name)
+        lift_ax.fill_between(shares, [p.lift_ci[0] for p in points], [p.lift_ci[1] for p in points], color=colour,
+                             alpha=0.15, lw=0)  # fmt: skip
+    if not drawn:
+        _empty_note(gains_ax, "no gains curve in evaluation.json")
+        _empty_note(lift_ax, "no gains curve in evaluation.json")
+    else:
+        gains_ax.plot([0, 1], [0, 1], ls="--", color="#888888", lw=1.0, label="random")
+        lift_ax.axhline(1.0, ls="--", color="#888888", lw=1.0, label="random")
+        for ax in (gains_ax, lift_ax):
+            ax.xaxis.set_major_formatter(FuncFormatter(_tick_pct))
+            ax.set_xlabel("share of rows contacted, best scores first")
+            ax.legend(fontsize=8, frameon=False)
+            _style(ax)
+        gains_ax.set_xlim(0, 1)
+        gains_ax.set_ylim(0, 1.02)
+        _percent_axis(gains_ax)
+        gains_ax.set_ylabel("share of the converting rows reached")
+        lift_ax.set_ylabel("lift (× a random ranking)")
+        lift_ax.set_ylim(bottom=0)
+    gains_ax.set_title("Cumulative gains", fontsize=10)
+    lift_ax.set_title("Lift", fontsize=10)
+    fig.suptitle("Who to contact: gains and lift on held-out leads (bands: bootstrap interval over leads)",
+                 fontsize=11)  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def who_reliability_chart(reliability: Reliability, path: str | Path, scorer: str = "funnel model") -> Path:
+    """Reliability of a lead score: per score decile (equal-count bins, lowest first), the mean score next to the
+    observed conversion rate of its rows (evaluation.json who.reliability)."""
+    fig = _new_figure(8.0, 4.2)
+    ax = fig.subplots()
+    n = len(reliability.rows)
+    if not n:
+        _empty_note(ax, "no reliability deciles in evaluation.json")
+    else:
+        x = list(range(n))
+        ax.bar([i - 0.2 for i in x], reliability.mean_score, width=0.4, color=_SCORE_COLORS[0], label="mean score")
+        ax.bar([i + 0.2 for i in x], reliability.observed, width=0.4, color="#2CA02C", label="observed rate")
+        ax.set_xticks(x, [f"{i + 1}\n({fmt_count(r)})" for i, r in enumerate(reliability.rows)], fontsize=8)
+        ax.set_xlabel("score decile, lowest first (rows)")
+        ax.set_ylabel("conversion")
+        _percent_axis(ax)
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        _style(ax)
+    ax.set_title(f"Reliability of the {scorer}'s score per score decile", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+__all__ += ["who_gains_chart", "who_reliability_chart"]
+
+
+def value_sensitivity_chart(readings: Mapping[str, Sequence[ValuePoint]], path: str | Path, label: str = "Subscription"
+                            ) -> Path:
+    """The learned policy retrained at each conversion value, one line per reading (evaluation.json
+    ``readings.<name>.value_sensitivity``): its conversion rate and its spend per lead against the value (log scale).
+    """
+    fig = _new_figure(11.0, 4.3)
+    axes = fig.subplots(1, 2)
+    panels = (("subscription_rate", f"{label} rate of the learned policy"), ("spend_per_lead", "Spend per lead"))
+    values: list[float] = []
+    for ax, (key, title) in zip(axes, panels):
+        for i, (name, rows) in enumerate(readings.items()):
+            points = sorted((r.subscription_value, getattr(r, key)) for r in rows)
+            if not points:
+                continue
+            values += [x for x, _ in points]
+            ax.plot(*zip(*points), marker="o", label=name, color=f"C{i}")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{label} value ($, log scale)")
+        ax.set_title(title, fontsize=10)
+        (_percent_axis if key == "subscription_rate" else _money_axis)(ax)
+        _style(ax)
+        if not values:
+            _empty_note(ax, "no value sensitivity in evaluation.json")
+    if values:
+        for ax in axes:
+            ax.set_xticks(sorted(set(values)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        axes[0].legend(title="reading", fontsize=8)
+    fig.suptitle("How the learned policy changes with the value of a conversion (point estimates)", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+__all__ += ["value_sensitivity_chart"]

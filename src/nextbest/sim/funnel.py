@@ -188,18 +188,42 @@ class FunnelConfig:
     lead was offered a call: the most conservative reading, under which calling more cannot raise
     the first-call rate. The stage column records only 103 declined or missed calls against 441
     calls held, so the true rate may be far lower; the evaluation reports the sensitivity.
+
+    offer_rates: the same assumption for every step at once (one rate per spec step, in funnel order; 1.0 for
+    the lead's own steps), as a reading of the data sets it (``nextbest.evaluation.crm_readings``); when given
+    it replaces call_offer_rate.
     """
 
     horizon: int = 10
     logged_contacts: int | None = None
     days_per_step: int = 7
     call_offer_rate: float = 1.0
+    offer_rates: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.call_offer_rate <= 1:
             raise NextbestError(f"call_offer_rate must be in (0, 1], got {self.call_offer_rate}")
+        if self.offer_rates is not None:
+            object.__setattr__(self, "offer_rates", tuple(float(r) for r in self.offer_rates))
+            if not all(0 < r <= 1 for r in self.offer_rates):
+                raise NextbestError(f"offer_rates must be in (0, 1], got {self.offer_rates}")
         if self.horizon < 1 or (self.logged_contacts is not None and self.logged_contacts < 1):
             raise NextbestError("horizon and logged_contacts must be at least 1")
+
+
+def step_offer_rates(config: FunnelConfig, spec: FunnelSpec) -> np.ndarray:
+    """Per spec step (funnel order), the share of leads the logged process offered it: ``config.offer_rates``
+    when set, else 1.0 everywhere but the spec's uncertain step, offered at ``config.call_offer_rate``.
+    An offered step is taken with P(step | state) / rate (capped), so the logged rates are reproduced."""
+    if config.offer_rates is not None:
+        if len(config.offer_rates) != len(spec.steps):
+            raise NextbestError(f"offer_rates needs {len(spec.steps)} values ({', '.join(spec.step_names)}), "
+                                f"got {len(config.offer_rates)}")  # fmt: skip
+        return np.asarray(config.offer_rates, dtype=float)
+    rates = np.ones(len(spec.steps))
+    if spec.uncertain_offer is not None:
+        rates[spec.step_names.index(spec.uncertain_offer)] = config.call_offer_rate
+    return rates
 
 
 @dataclass
@@ -257,7 +281,7 @@ class FunnelSimulator:
         self.config = replace(config, logged_contacts=config.logged_contacts or len(self.spec.company_steps))
         self._costs = np.asarray(self.reward.action_costs, dtype=float)
         self._bonus = self.reward.bonus_vector()
-        self._uncertain = self.spec.step_names.index(self.spec.uncertain_offer) if self.spec.uncertain_offer else -1
+        self._offer_rates = step_offer_rates(self.config, self.spec)
         self._names = self.spec.step_names
         self._levels = np.array([max(len(v), 1) for v in model.vocabularies_], dtype=float)
         self._progress = [(slice(group[0], group[-1] + 1) if group == list(range(group[0], group[-1] + 1)) else group,
@@ -369,8 +393,8 @@ class FunnelSimulator:
             state.key[rows, position] = True
 
     def _accept(self, p_reached: np.ndarray, step: int) -> np.ndarray:
-        """P(lead takes an offered step): P(reached), divided by the assumed offer rate for the uncertain step."""
-        rate = self.config.call_offer_rate if step == self._uncertain else 1.0
+        """P(lead takes an offered step): P(reached), divided by the step's assumed logged offer rate (capped)."""
+        rate = self._offer_rates[step]
         if rate >= 1.0:
             return p_reached
         return np.minimum(p_reached / rate, 1.0 - self.model.eps)
@@ -489,6 +513,15 @@ def _category_means(frame: pd.DataFrame, category: str, rate: str) -> dict[str, 
     if category not in frame.columns or rate not in frame.columns:
         return {}
     return frame.groupby(frame[category].astype(str), observed=True)[rate].mean().to_dict()
+
+
+def variant(sim: FunnelSimulator, config: FunnelConfig | None = None, reward: RewardConfig | None = None
+            ) -> FunnelSimulator:
+    """`sim` under another reading of the data (`config`) or another business value (`reward`): the same fitted
+    model and rate features, no refit."""
+    twin = FunnelSimulator(sim.model, reward=reward or sim.reward, config=config or sim.config)
+    twin._rate_tables = sim._rate_tables
+    return twin
 
 
 def refit_like(sim: FunnelSimulator, journeys: Journeys, config: FunnelConfig | None = None) -> FunnelSimulator:
