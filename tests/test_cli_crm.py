@@ -52,6 +52,13 @@ def test_evaluate_writes_the_contracted_json(pipeline: Path) -> None:
     assert set(evaluation["improvement_vs_random"]) >= {"factor", "ci"}
     assert len(evaluation["top_segments"]) == 3
     assert "within_ci_fraction" in evaluation["simulator_calibration"]
+    assert "readings" not in evaluation  # --no-readings
+    convergence = evaluation["convergence"]  # Q-learning retrained with both step sizes, the run's episodes
+    assert convergence["episodes"] == 4000 and set(convergence["step_sizes"]) == {"constant", "visit-count"}
+    for metrics in convergence["step_sizes"].values():
+        assert metrics["q_table_states"] > 0 and "max_rel_delta_q_established_last_10k" in metrics
+    assert 0 <= convergence["greedy_agreement"]["same_greedy_action_pct"] <= 100
+    assert "Step sizes compared" in (pipeline / "report.html").read_text()
 
 
 def test_report_is_one_self_contained_file(pipeline: Path) -> None:

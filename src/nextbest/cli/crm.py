@@ -380,6 +380,7 @@ def evaluate(
     from rich.console import Console
 
     from nextbest.agents.baselines import BASELINES, make_baseline
+    from nextbest.agents.convergence import compare_step_sizes
     from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
     from nextbest.agents.runs import load_run
     from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
@@ -421,6 +422,10 @@ def evaluate(
             test_frame=loaded.prepared.test,
             leads_per_week=leads_per_week(loaded.prepared.split.rows, loaded.prepared.split.periods),
         )
+    if settings.agent == "qlearning":
+        with console.status("training Q-learning with both step sizes (constant α, visit-count)..."):
+            result.convergence = compare_step_sizes(loaded.simulator, train_journeys, settings,
+                                                    min(settings.episodes, 100_000))  # fmt: skip
     result.run = str(run)
     result.write(out / "evaluation.json")
     _print_evaluation(console, result)

@@ -173,6 +173,7 @@ class CRMEvaluation(Result, omit_defaults=True, kw_only=True):
     targets: dict[str, TargetCheck]
     sensitivity: list[SensitivityRow] | None = None  # files written before the readings (call-offer rates)
     readings: dict[str, ReadingResult] | None = None  # the policy under each reading of the data, conservative first
+    convergence: dict[str, Any] | None = None  # Q-learning with both step sizes (`nextbest.agents.convergence`)
     who: Who | None = None  # the lead score at decision points on the held-out leads (`nextbest.evaluation.crm_who`)
     pilot: PilotDesign | None = None  # the randomized test of the uncertain offer (`nextbest.evaluation.crm_pilot`)
     settings: EvaluationSettings

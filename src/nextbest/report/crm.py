@@ -420,17 +420,24 @@ def _segments(inputs: ReportInputs) -> str:
     return paragraph(intro) + table(headers, rows)
 
 
+def _percent(value: object, digits: int = 1) -> str:
+    """A number already in percent, e.g. 1.09 → '1.09%'."""
+    return "n/a" if num(value) is None else f"{value:.{digits}f}%"
+
+
 _FINAL_FORMATS: dict[str, tuple[str, Callable]] = {
     "agent": ("agent", str),
     "episodes": ("episodes trained", fmt_count),
     "wall_seconds": ("wall-clock time", lambda v: "n/a" if num(v) is None else f"{v:,.1f} s"),
     "q_table_states": ("Q-table states", fmt_count),
     "max_abs_delta_q_last_10k": ("max |ΔQ| over the last 10k episodes", _generic),
-    "policy_change_pct_last_10k": (
-        "greedy-policy change over the last 10k episodes",
-        lambda v: "n/a" if num(v) is None else f"{v:.2f}%",
-    ),
+    "policy_change_pct_last_10k": ("greedy-policy change over the last 10k episodes", lambda v: _percent(v, 2)),
     "epsilon_final": ("final exploration rate ε", _generic),
+    "max_abs_delta_q_established_last_10k": ("max |ΔQ| of established pairs, last 10k episodes ($)", _generic),
+    "max_rel_delta_q_established_last_10k": ("the same ÷ the conversion value (seed's goal < 0.001)", _generic),
+    "established_min_visits": ("established pair: updates at the window's start ≥", fmt_count),
+    "established_visit_pct_last_10k": ("share of the window's updates on established pairs", _percent),
+    "new_states_last_10k": ("states first seen in the last 10k episodes", fmt_count),
 }
 
 
@@ -441,7 +448,7 @@ def _training(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
         rows.append([label, "n/a" if value is None else fmt(value)])
     settings = inputs.run.get("settings") or {}
     setting_rows = [[key.replace("_", " "), _setting_text(key, value)] for key, value in settings.items()]
-    parts = ["<h3>Technical metrics</h3>", table(["metric", "value"], rows)]
+    parts = ["<h3>Technical metrics</h3>", table(["metric", "value"], rows), *_step_sizes(inputs.result.convergence)]
     if setting_rows:
         parts += ["<h3>Training settings</h3>", table(["setting", "value"], setting_rows)]
     caption = (
@@ -450,6 +457,34 @@ def _training(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
     )
     parts.append(figure(figs.get("training_curves"), caption))
     return "\n".join(parts)
+
+
+def _step_sizes(convergence: dict | None) -> list[str]:
+    """The seed's constant α and the visit-count step size side by side (evaluation.json ``convergence``)."""
+    if not convergence:
+        return []
+    sizes = convergence["step_sizes"]
+    keys = [key for key in _FINAL_FORMATS if key not in ("agent", "episodes") and key in next(iter(sizes.values()))]
+    rows = [[_FINAL_FORMATS[key][0], *("n/a" if m.get(key) is None else _FINAL_FORMATS[key][1](m[key])
+                                       for m in sizes.values())] for key in keys]  # fmt: skip
+    agreement = convergence["greedy_agreement"]
+    text = (f"Both step sizes trained for {fmt_count(convergence['episodes'])} episodes with the run's seed and grid. "
+            f"Their greedy actions agree in {agreement['same_greedy_action_pct']:.1f}% of the "
+            f"{fmt_count(agreement['states_in_both'])} states both visited "
+            f"({agreement['same_greedy_action_pct_visit_weighted']:.1f}% weighted by updates). "
+            + _goal_reading(sizes))  # fmt: skip
+    return ["<h3>Step sizes compared</h3>", paragraph(text), table(["metric", *sizes], rows)]
+
+
+def _goal_reading(sizes: dict[str, dict]) -> str:
+    """Which step size reaches the seed's max |ΔQ| < 0.001, in dollars (all pairs) or relative (established)."""
+    absolute = [name for name, m in sizes.items() if (num(m.get("max_abs_delta_q_last_10k")) or 1.0) < 0.001]
+    relative = [name for name, m in sizes.items()
+                if (num(m.get("max_rel_delta_q_established_last_10k")) or 1.0) < 0.001]  # fmt: skip
+    return (f"The seed's goal, max |ΔQ| < 0.001 over the last 10k episodes, is reached in dollars over all pairs by: "
+            f"{', '.join(absolute) or 'neither'}; relative to the conversion value over established pairs by: "
+            f"{', '.join(relative) or 'neither'}. Over all pairs, first visits of new states move Q by a whole "
+            "conversion value; a running average of dollar rewards moves by about (target − Q) / n per update.")
 
 
 _SETTING_FORMATS: dict[str, Callable] = {
