@@ -130,3 +130,15 @@ def test_the_demo_runs_every_step_from_python(tmp_path: Path) -> None:
     evaluation = json.loads((tmp_path / "demo" / "eval" / "evaluation.json").read_text())
     assert {"who", "pilot", "calibration"} <= set(evaluation)
     assert "Who to contact" in (tmp_path / "demo" / "report.html").read_text()
+
+
+def test_train_under_a_reading_and_an_unknown_reading(pipeline: Path, tmp_path: Path) -> None:
+    """--reading optimistic trains in that reading's simulator (in run.json); an unknown one: one line, exit 2."""
+    result = run_cli("crm", "train", "--data", str(pipeline / "prep"), "--episodes", "1000", "--reading", "optimistic",
+                     "--out", str(tmp_path / "run"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["settings"]["offer_dial"] == 1.0
+    bad = run_cli("crm", "train", "--data", str(pipeline / "prep"), "--reading", "hopeful",
+                  "--out", str(tmp_path / "x"))  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--reading 'hopeful'" in bad.stderr and "optimistic" in bad.stderr

@@ -129,30 +129,41 @@ def test_call_offer_rate_keeps_the_logged_replay_but_raises_acceptance(prepared,
         FunnelConfig(call_offer_rate=0.0)
 
 
-def test_offer_rates_set_every_steps_acceptance_and_replace_the_call_offer_rate(prepared, train_journeys) -> None:
-    """offer_rates (one per step) divide each offered step's P by its rate; a length or value error is named."""
-    from nextbest.sim.funnel import step_offer_rates, variant
+def test_a_reading_keeps_the_logged_replay_and_changes_what_an_offer_does(prepared, train_journeys) -> None:
+    """offer_dial d: the logged process offers step j with P(j|s)^d and the lead takes it with P(j|s)^(1-d), so the
+    replay reproduces the logged rates under every reading, while offering a call to everyone reaches
+    P(first call)^(1-d) of the leads (all of them at d = 1)."""
+    from nextbest.agents.baselines import make_baseline
+    from nextbest.sim.funnel import variant
 
     sim = simulator_from_frame(prepared.train)
-    rates = np.ones(len(STEPS))
-    rates[STEPS.index("first_call")], rates[STEPS.index("manager")] = 0.1, 0.05
-    low = variant(sim, config=FunnelConfig(offer_rates=tuple(rates), call_offer_rate=0.5))
-    np.testing.assert_array_equal(step_offer_rates(low.config, low.spec), rates)
     codes = _leads(sim, train_journeys)
-    for action, step in ((CALL, "first_call"), (MANAGER, "manager")):
-        taken = {}
-        for name, model in (("base", sim), ("low", low)):
-            state = model.reset(np.tile(codes, (4, 1)), np.random.default_rng(3))
-            model.step(state, np.full(len(state), action))
-            stayed = ~state.dropped  # a contact may make the lead drop out before the offer
-            taken[name] = state.reached[stayed, STEPS.index(step)].mean()
-        p = sim.model.probability(step, np.tile(codes, (4, 1))[stayed], np.zeros((stayed.sum(), 5), bool))
-        expected = np.minimum(p / rates[STEPS.index(step)], 1 - sim.model.eps).mean()
-        standard_error = np.sqrt(expected * (1 - expected) / stayed.sum())
-        assert abs(taken["low"] - expected) < 4 * standard_error, step
-        assert taken["low"] > 3 * taken["base"], step
-    assert step_offer_rates(FunnelConfig(call_offer_rate=0.5), sim.spec)[STEPS.index("first_call")] == 0.5
-    with pytest.raises(NextbestError, match="offer_rates needs"):
-        step_offer_rates(FunnelConfig(offer_rates=(0.5, 0.5)), sim.spec)
-    with pytest.raises(NextbestError, match="offer_rates must be in"):
-        FunnelConfig(offer_rates=(0.0,) * len(STEPS))
+    replays = {}
+    for dial in (0.0, 0.5, 1.0):
+        twin = variant(sim, config=FunnelConfig(offer_dial=dial))
+        rng = np.random.default_rng(6)
+        state = twin.reset(np.tile(codes, (5, 1)), rng)
+        logged = make_baseline("logged", twin.config, twin.layout, twin.logged_offer_probability)
+        replays[dial] = run_episodes(twin, state, logged, rng).state.reached.mean(axis=0)
+        state = twin.reset(np.tile(codes, (2, 1)), np.random.default_rng(9))
+        twin.step(state, np.full(len(state), CALL))
+        stayed = ~state.dropped
+        p_call = sim.model.probability("first_call", np.tile(codes, (2, 1))[stayed], np.zeros((stayed.sum(), 5), bool))
+        expected = float(np.mean(p_call ** (1 - dial)))
+        taken = state.key[stayed, 0].mean()
+        assert abs(taken - expected) < 4 * np.sqrt(expected * (1 - expected) / stayed.sum()) + 1e-9, dial
+    for j, step in enumerate(STEPS):
+        for dial in (0.5, 1.0):
+            assert replays[dial][j] == pytest.approx(replays[0.0][j], rel=0.2, abs=0.003), (step, dial)
+    with pytest.raises(NextbestError, match="offer_dial"):
+        FunnelConfig(offer_dial=1.5)
+    with pytest.raises(NextbestError, match="needs the simulator's offer probability"):
+        make_baseline("logged", FunnelConfig(offer_dial=0.5), sim.layout)
+    state = sim.reset(codes[:400], np.random.default_rng(0))
+    for _ in range(4):
+        sim.step(state, np.random.default_rng(1).integers(0, len(ACTIONS), len(state)))
+    decoded_codes, decoded_reached = sim.lead_state(sim.observe(state))
+    np.testing.assert_array_equal(decoded_codes, codes[:400])
+    conversion = STEPS.index("subscribed")
+    np.testing.assert_array_equal(np.delete(decoded_reached, conversion, axis=1),
+                                  np.delete(state.reached, conversion, axis=1))  # fmt: skip

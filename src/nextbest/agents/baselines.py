@@ -7,8 +7,11 @@ policy gives the actions alone, like every learned policy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+from nextbest.errors import NextbestError
 from nextbest.policies import Decision, Policy
 from nextbest.policies.contract import deterministic
 from nextbest.sim.funnel import FunnelConfig, FunnelLayout, step_offer_rates
@@ -54,22 +57,41 @@ class AlwaysWaitPolicy(_FunnelBaseline):
         return deterministic(np.full(obs.shape[0], self.layout.wait), self.n_actions)
 
 
+#: P(the logged process offered a step to each lead), from their observations: (obs, step index) → (n,).
+OfferProbability = Callable[[np.ndarray, int], np.ndarray]
+
+
 class LoggedPolicy(_FunnelBaseline):
     """The behaviour policy: the logged process, each offer once in funnel order, then wait.
 
-    Each week's planned offer is made with the rate the simulator's FunnelConfig assumes for its step
-    (`step_offer_rates`; by default 1.0 but for the uncertain offer, SalesCRM's call); a lead not offered it is
-    left alone that week.
+    Each week's planned offer is made with the probability the simulator assumes for its step: `offer(obs, step)`
+    when given (`FunnelSimulator.logged_offer_probability`, which a reading of the data needs), else the
+    constant `step_offer_rates` (1.0 but for the uncertain offer, SalesCRM's call). A lead not offered it is left
+    alone that week.
     """
 
     name = "logged"
 
-    def __init__(self, config: FunnelConfig | None = None, layout: FunnelLayout | None = None) -> None:
+    def __init__(self, config: FunnelConfig | None = None, layout: FunnelLayout | None = None,
+                 offer: OfferProbability | None = None) -> None:  # fmt: skip
         super().__init__(config, layout)
+        if offer is None and self.config.offer_dial > 0:
+            raise NextbestError("the logged process under a reading of the data (offer_dial > 0) needs the "
+                                "simulator's offer probability: make_baseline('logged', ..., offer=...)")  # fmt: skip
         self._sequence = np.asarray(logged_sequence(self.layout), dtype=np.int64)
         spec = self.layout.spec
-        company = [i for i, step in enumerate(spec.steps) if step.taken_by == "company"]
-        self._rates = step_offer_rates(self.config, spec)[company]  # the offer rate of each week's planned step
+        self._steps = [i for i, step in enumerate(spec.steps) if step.taken_by == "company"]  # week's planned step
+        self._rates = step_offer_rates(self.config, spec)[self._steps]
+        self._offer = offer
+
+    def _offer_rate(self, obs: np.ndarray, position: np.ndarray, in_plan: np.ndarray) -> np.ndarray:
+        rate = np.where(in_plan, self._rates[position], 1.0)
+        if self._offer is None:
+            return rate
+        for j in np.unique(position[in_plan]).tolist():
+            rows = np.flatnonzero(in_plan & (position == j))
+            rate[rows] = self._offer(obs[rows], self._steps[j])
+        return rate
 
     def choose(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> Decision:
         """The planned offer with its offer rate r, else wait with 1 - r (a planned wait has probability 1)."""
@@ -78,7 +100,7 @@ class LoggedPolicy(_FunnelBaseline):
         position = np.minimum(week, self._sequence.size - 1)
         in_plan = week < self._sequence.size
         planned = np.where(in_plan, self._sequence[position], wait)
-        rate = np.where(in_plan, self._rates[position], 1.0)
+        rate = self._offer_rate(obs, position, in_plan)
         offered = rng.random(obs.shape[0]) < rate
         actions = np.where(offered, planned, wait).astype(np.int64)
         rows = np.arange(actions.size)
@@ -123,6 +145,10 @@ class RulePolicy(_FunnelBaseline):
 BASELINES = {p.name: p for p in (RandomPolicy, AlwaysWaitPolicy, LoggedPolicy, RulePolicy)}
 
 
-def make_baseline(name: str, config: FunnelConfig | None = None, layout: FunnelLayout | None = None) -> Policy:
-    """A baseline policy by name (random, always_wait, logged, rule) for a simulator's config and layout."""
+def make_baseline(name: str, config: FunnelConfig | None = None, layout: FunnelLayout | None = None,
+                  offer: OfferProbability | None = None) -> Policy:  # fmt: skip
+    """A baseline policy by name (random, always_wait, logged, rule) for a simulator's config and layout; `offer`
+    gives the logged process its offer probabilities under a reading of the data."""
+    if name == "logged":
+        return LoggedPolicy(config, layout, offer)
     return BASELINES[name](config, layout)

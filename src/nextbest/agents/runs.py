@@ -23,7 +23,7 @@ from nextbest.data.funnel_spec import FunnelSpec
 from nextbest.data.prepared import PreparedCRM, load_prepared
 from nextbest.errors import NextbestError
 from nextbest.results import Result
-from nextbest.sim.funnel import FunnelConfig, FunnelSimulator, RewardConfig, simulator_from_frame
+from nextbest.sim.funnel import FunnelConfig, FunnelSimulator, RewardConfig, simulator_from_frame, under_reading
 from nextbest.sim.journeys import journeys_from_frame
 from nextbest.sim.rollout import PolicyFn
 
@@ -63,13 +63,14 @@ class RunSettings:
     oversample: tuple[float, float, float] | None = (0.3, 0.3, 0.4)
     step_size: str = "constant"  # Q-learning: constant α (the seed's 0.1) or visit-count (values settle)
     decimals: int = 2  # Q-learning: the state grid (observations rounded to this many places)
+    offer_dial: float = 0.0  # the reading of the data the simulator assumes (0 conservative … 1 optimistic)
 
     def reward(self, spec: FunnelSpec) -> RewardConfig:
         """The reward of the run; the conversion value is the spec's unless the run sets it."""
         return RewardConfig(subscription_value=self.subscription_value, shaped=self.shaped_reward, spec=spec)
 
     def funnel(self) -> FunnelConfig:
-        return FunnelConfig(call_offer_rate=self.call_offer_rate)
+        return FunnelConfig(call_offer_rate=self.call_offer_rate, offer_dial=self.offer_dial)
 
     def qlearning(self) -> QLearningConfig:
         """The Q-learning configuration of the run (seed, oversampling, step size, state grid)."""
@@ -90,14 +91,17 @@ class LoadedRun:
 
 
 def build_simulator(prepared: PreparedCRM, settings: RunSettings) -> FunnelSimulator:
-    """The simulator of a run: fitted on the train split only."""
-    return simulator_from_frame(
+    """The simulator of a run: fitted on the train split only, under the run's reading of the data."""
+    sim = simulator_from_frame(
         prepared.train,
         smoothing=settings.smoothing,
         reward=settings.reward(prepared.spec),
         config=settings.funnel(),
         spec=prepared.spec,
     )
+    if settings.offer_dial > 0:
+        sim = under_reading(sim, journeys_from_frame(prepared.train, prepared.spec), settings.offer_dial)
+    return sim
 
 
 def train_run(

@@ -292,6 +292,9 @@ def train(
                                   "seed's) or visit-count (1/N per state-action: the values settle)."),
     decimals: int = typer.Option(2, "--decimals", min=0, max=4, help="Q-learning state grid: observations rounded "
                                  "to this many decimals (1 = a coarser grid, fewer states)."),
+    reading: str = typer.Option("conservative", "--reading", help="The reading of the data the simulator assumes: "
+                                "conservative (every lead was offered every step), middle, or optimistic (only the "
+                                "leads who took a step were offered it); see docs/crm_funnel.md."),
 ) -> None:
     """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json."""
     from rich.console import Console
@@ -299,10 +302,14 @@ def train(
     from nextbest.agents.runs import AGENTS, RunSettings, train_run
     from nextbest.data.prepared import load_prepared
     from nextbest.errors import NextbestError
+    from nextbest.evaluation.crm_readings import READINGS
     from nextbest.report.figures import training_curves
 
     if agent not in AGENTS:
         raise NextbestError(f"--agent {agent!r}: choose one of {', '.join(AGENTS)}")
+    dials = {r.name: r.dial for r in READINGS}
+    if reading not in dials:
+        raise NextbestError(f"--reading {reading!r}: choose one of {', '.join(dials)}")
     console = Console()
     settings = RunSettings(
         agent=agent,
@@ -314,6 +321,7 @@ def train(
         oversample=_oversample(oversample),
         step_size=step_size,
         decimals=decimals,
+        offer_dial=dials[reading],
     )
     prepared = load_prepared(data) if data is not None else _prepare_default(out / "prepared", console)
     bar, advance = _progress_bar(f"training {agent}", episodes)
@@ -394,7 +402,9 @@ def evaluate(
     train_journeys = journeys_from_frame(loaded.prepared.train, spec)
     test_journeys = journeys_from_frame(loaded.prepared.test, spec)
     policies = {"learned": loaded.policy}
-    policies.update({name: make_baseline(name, loaded.simulator.config, loaded.simulator.layout) for name in BASELINES})
+    simulator = loaded.simulator
+    policies.update({name: make_baseline(name, simulator.config, simulator.layout, simulator.logged_offer_probability)
+                     for name in BASELINES})  # fmt: skip
     settings = loaded.settings
 
     def retrain(simulator):
@@ -518,6 +528,7 @@ def demo(
         resume=False,
         step_size="constant",
         decimals=2,
+        reading="conservative",
     )
     evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, readings=True)
     report(run=out / "run", eval_dir=out / "eval", out=out / "report.html")

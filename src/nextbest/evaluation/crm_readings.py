@@ -1,29 +1,29 @@
 """WHAT actions lead to conversions, under each reading of the data: the part the export cannot tell, as a range.
 
 The export records which steps each lead reached, never which were offered. How far a company action can move a
-step's rate depends on the share r_j of leads the logged process offered step j (the simulator takes an offered
-step with P(step | state) / r_j, capped; `nextbest.sim.funnel.step_offer_rates`), and the data fit every r_j
-equally well. A **reading** fixes them all with one dial d in [0, 1]:
+step's rate depends on which leads the logged process offered it, and the data fit every answer equally well. A
+**reading** fixes it for every company step with one dial d in [0, 1] (`FunnelConfig.offer_dial`):
 
-    r_j(d) = p_j ** d     for each company step j;  p_j = (k_j + 1) / (n_j + 2), its train rate among the
-                                                    n_j leads exposed to it (k_j reached it)
+    P(offered j | s) = P(j | s)^d,     P(takes j | offered, s) = P(j | s)^(1 − d)
 
-* d = 0, **conservative** (the default simulator): every lead was offered every step (r_j = 1), so no action
-  raises a step's rate above its logged rate; a policy can only choose when and whom to contact, and the cost.
+so their product, the logged rate P(j | s), and with it the replay of the logged process and the calibration,
+are the same under every reading; what changes is what an offer the logged process did not make would do.
+
+* d = 0, **conservative** (the default simulator): every lead was offered every step, so no action raises a step's
+  rate above its logged rate; a policy can only choose when and whom to contact, and the cost.
 * d = 1, **optimistic** (what the seed projects assume implicitly): the company's actions caused the steps seen
-  after them (r_j = p_j: an offered step is taken almost surely), and the steps a lead visited cause the later
-  rates they are associated with (the funnel model's key-step evidence, read as causal).
-* d = 0.5, **middle**: r_j = sqrt(p_j), which is also the acceptance rate of an offer.
+  after them (only the leads who took a step were offered it; an offer is always taken), and the steps a lead
+  visited cause the later rates they are associated with (the funnel model's key-step evidence, read as causal).
+* d = 0.5, **middle**: offer and acceptance are equally likely, both sqrt(P(j | s)).
 
-Under each reading: the learned policy retrained in that simulator (the run's own policy when the run was
-trained under the same offer rates); its metrics and the random and logged processes' with the main evaluation's
-bootstrap intervals; the spec's business targets; the action sequences of the top segments; the break-even
-conversion value of each action of the logged process; and the learned policy retrained at other conversion
-values (the value is not in the data).
+Under each reading: the learned policy retrained in that simulator (the run's own policy when the run was trained
+under the same reading); its metrics and the random and logged processes' with the main evaluation's bootstrap
+intervals; the spec's business targets; the action sequences of the top segments; the break-even conversion value
+of each action; and the learned policy retrained at other conversion values (the value is not in the data).
 
-Break-even value of action a: the logged process with a made to every lead at its planned week ("with"; the
-other offers at the reading's rates) against the same process with a replaced by waiting ("without"), common
-random numbers, per lead:
+Break-even value of action a: the logged process with a made to every lead at its planned week ("with"; the other
+offers as the reading says the logged process made them) against the same process with a replaced by waiting
+("without"), common random numbers, per lead:
 
     V*_a = max(Δcost, 0) / Δconversions,   Δ = with a − without a
 
@@ -51,7 +51,7 @@ from nextbest.evaluation.crm_bootstrap import (
     top_segments,
 )
 from nextbest.evaluation.metrics import json_number
-from nextbest.sim.funnel import FunnelSimulator, step_offer_rates, variant
+from nextbest.sim.funnel import FunnelSimulator, expected_logged_offers, exposed_to, under_reading, variant
 from nextbest.sim.journeys import Journeys
 from nextbest.sim.rollout import PolicyFn
 from nextbest.stats import percentile_interval
@@ -64,18 +64,21 @@ class Reading:
     name: str
     dial: float
 
-    def offer_rates(self, sim: FunnelSimulator) -> tuple[float, ...]:
-        """r_j(d) = p_j ** d for the company steps, 1.0 for the lead's own (see the module docstring)."""
-        summary = sim.model.summary()
-        rates = []
-        for step in sim.spec.steps:
-            if step.taken_by != "company":
-                rates.append(1.0)
-                continue
-            counts = summary[step.name]
-            observed = (counts["reached"] + 1.0) / (counts["exposed"] + 2.0)
-            rates.append(float(observed**self.dial))
-        return tuple(rates)
+    def simulator(self, sim: FunnelSimulator, train: Journeys) -> FunnelSimulator:
+        """`sim` under this reading (`nextbest.sim.funnel.under_reading`)."""
+        return under_reading(sim, train, self.dial)
+
+
+def mean_offer_rates(sim: FunnelSimulator, train: Journeys) -> dict[str, float]:
+    """Per company step, the mean P(offered | s) = P(j | s)^d over the train leads exposed to it, under `sim`'s
+    reading d; empty for the conservative reading (every step offered to every lead)."""
+    dial = sim.config.offer_dial
+    if dial <= 0:
+        return {}
+    names = sim.spec.step_names
+    offers = expected_logged_offers(sim, train, dial)
+    shares = {step: float(exposed_to(sim, train, names.index(step)).mean()) for step in offers}
+    return {step: value / shares[step] for step, value in offers.items() if shares[step] > 0}
 
 
 READINGS: tuple[Reading, ...] = (Reading("conservative", 0.0), Reading("middle", 0.5), Reading("optimistic", 1.0))
@@ -110,23 +113,17 @@ def evaluate_readings(
     `learned` is the run's policy, used for a reading whose offer rates equal the run's; other readings retrain
     with `retrain` (skipped when None, which also skips the value sensitivity)."""
     out = {}
-    run_rates = step_offer_rates(sim.config, sim.spec)
     for reading in readings:
-        rates = reading.offer_rates(sim)
-        if np.allclose(rates, run_rates):
-            policy, origin = learned, "the run's policy (trained under these offer rates)"
+        twin = reading.simulator(sim, train)
+        if twin.config == sim.config:
+            policy, origin = learned, "the run's policy (trained under this reading)"
         elif retrain is not None:
             policy, origin = None, "retrained in this reading's simulator"
         else:
             continue
-        twin = variant(sim, config=replace(sim.config, offer_rates=rates))
         policy = policy if policy is not None else retrain(twin)
         out[reading.name] = _one_reading(twin, train, leads, policy, cfg, progress)
-        out[reading.name].update(
-            dial=reading.dial,
-            offer_rates={step: rate for step, rate in zip(sim.spec.step_names, rates, strict=True) if rate < 1.0},
-            learned_policy=origin,
-        )
+        out[reading.name].update(dial=reading.dial, offer_rates=mean_offer_rates(twin, train), learned_policy=origin)
         if retrain is not None:
             out[reading.name]["value_sensitivity"] = value_sensitivity(twin, leads, retrain, cfg, policy)
     return out
@@ -141,7 +138,7 @@ def _one_reading(
     progress: Callable[[int], None] | None,
 ) -> dict:
     layout = twin.layout
-    logged = make_baseline("logged", twin.config, layout)
+    logged = make_baseline("logged", twin.config, layout, twin.logged_offer_probability)
     policies: dict[str, PolicyFn] = {
         "learned": learned,
         "random": make_baseline("random", twin.config, layout),
@@ -173,9 +170,12 @@ def _one_reading(
 
 def _made_to_every_lead(twin: FunnelSimulator, action: int) -> PolicyFn:
     """The logged process with `action`'s offers made to every lead at their planned weeks."""
-    rates = step_offer_rates(twin.config, twin.spec).copy()
-    rates[twin.layout.offers(action)] = 1.0
-    return make_baseline("logged", replace(twin.config, offer_rates=tuple(rates)), twin.layout)
+    made = set(twin.layout.offers(action))
+
+    def offer(obs: np.ndarray, step: int) -> np.ndarray:
+        return np.ones(obs.shape[0]) if step in made else twin.logged_offer_probability(obs, step)
+
+    return make_baseline("logged", twin.config, twin.layout, offer)
 
 
 def _with(sim: FunnelSimulator, action: int) -> str:

@@ -65,14 +65,12 @@ def readings_section(
     intro = (
         "The export records which steps each lead reached, never which were offered, so how much an action can "
         "move a step is not in the data. Each reading fixes it with one dial d from 0 to 1: the logged process "
-        "offered company step j to a share p<sub>j</sub><sup>d</sup> of the leads (p<sub>j</sub>: the step's "
-        "train rate). d = 0 (conservative): every lead was offered every step, so no action raises a step's "
-        "rate. d = 1 (optimistic): only the leads that took a step were offered it, so an offer is taken almost "
-        "surely, and the steps a lead visits cause the later rates they are associated with. The learned policy "
-        "is retrained in each reading's simulator; intervals are the same bootstrap as the main metrics. The "
-        "simulated logged process offers each step at random at its reading's rate, so for d > 0 it reaches fewer "
-        "steps than the export did (the real process offered them to the leads who took them): read its rows as a "
-        "reference, not a replay."
+        "offered company step j to a lead in state s with probability P(j | s)<sup>d</sup>, and the lead took it "
+        "with P(j | s)<sup>1−d</sup>; the product is the logged rate, so every reading replays the export alike. "
+        "d = 0 (conservative): every lead was offered every step, so no action raises a step's rate. d = 1 "
+        "(optimistic): only the leads that took a step were offered it, so an offer is always taken, and the steps "
+        "a lead visits cause the later rates they are associated with. The learned policy is retrained in each "
+        "reading's simulator; intervals are the same bootstrap as the main metrics."
     )
     headers = ["reading", "policy", *labels.values()]
     rows = []
@@ -97,7 +95,8 @@ def _offer_rates(readings: Mapping[str, ReadingResult]) -> str:
         rates = ", ".join(f"{step} {fmt_pct(rate)}" for step, rate in reading.offer_rates.items())
         lines.append(f"{name}: {rates or 'every step offered to every lead'} — learned policy: "
                      f"{reading.learned_policy}")  # fmt: skip
-    return paragraph("Offer rates assumed (steps offered to fewer than all leads): " + "; ".join(lines) + ".")
+    return paragraph("Mean offer rates the logged process made under each reading (train leads exposed to the "
+                     "step): " + "; ".join(lines) + ".")
 
 
 def _targets(readings: Mapping[str, ReadingResult], target_labels: Mapping[str, tuple[str, Callable]],

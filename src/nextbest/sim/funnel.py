@@ -189,37 +189,33 @@ class FunnelConfig:
     the first-call rate. The stage column records only 103 declined or missed calls against 441
     calls held, so the true rate may be far lower; the evaluation reports the sensitivity.
 
-    offer_rates: the same assumption for every step at once (one rate per spec step, in funnel order; 1.0 for
-    the lead's own steps), as a reading of the data sets it (``nextbest.evaluation.crm_readings``); when given
-    it replaces call_offer_rate.
+    offer_dial: the same assumption for every company step at once, as a reading of the data sets it
+    (``nextbest.evaluation.crm_readings``): the logged process offered step j to a lead in state s with
+    probability P(j | s)^d and the lead took it with P(j | s)^(1 − d), so every reading reproduces the logged
+    rates. 0 (the default) is the conservative reading (every lead offered every step, call_offer_rate aside);
+    1 the optimistic one (only the leads who took a step were offered it: an offer is always taken). Above 0 it
+    replaces call_offer_rate.
     """
 
     horizon: int = 10
-    logged_contacts: int | None = None
+    logged_contacts: float | None = None
     days_per_step: int = 7
     call_offer_rate: float = 1.0
-    offer_rates: tuple[float, ...] | None = None
+    offer_dial: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.call_offer_rate <= 1:
             raise NextbestError(f"call_offer_rate must be in (0, 1], got {self.call_offer_rate}")
-        if self.offer_rates is not None:
-            object.__setattr__(self, "offer_rates", tuple(float(r) for r in self.offer_rates))
-            if not all(0 < r <= 1 for r in self.offer_rates):
-                raise NextbestError(f"offer_rates must be in (0, 1], got {self.offer_rates}")
-        if self.horizon < 1 or (self.logged_contacts is not None and self.logged_contacts < 1):
-            raise NextbestError("horizon and logged_contacts must be at least 1")
+        if not 0 <= self.offer_dial <= 1:
+            raise NextbestError(f"offer_dial must be in [0, 1], got {self.offer_dial}")
+        if self.horizon < 1 or (self.logged_contacts is not None and self.logged_contacts <= 0):
+            raise NextbestError("horizon must be at least 1 and logged_contacts positive")
 
 
 def step_offer_rates(config: FunnelConfig, spec: FunnelSpec) -> np.ndarray:
-    """Per spec step (funnel order), the share of leads the logged process offered it: ``config.offer_rates``
-    when set, else 1.0 everywhere but the spec's uncertain step, offered at ``config.call_offer_rate``.
-    An offered step is taken with P(step | state) / rate (capped), so the logged rates are reproduced."""
-    if config.offer_rates is not None:
-        if len(config.offer_rates) != len(spec.steps):
-            raise NextbestError(f"offer_rates needs {len(spec.steps)} values ({', '.join(spec.step_names)}), "
-                                f"got {len(config.offer_rates)}")  # fmt: skip
-        return np.asarray(config.offer_rates, dtype=float)
+    """Per spec step (funnel order), the constant share of leads the logged process offered it: 1.0 everywhere
+    but the spec's uncertain step, offered at ``config.call_offer_rate`` (a reading with ``offer_dial`` > 0 makes
+    the rates depend on the lead instead: `FunnelSimulator.logged_offer_probability`)."""
     rates = np.ones(len(spec.steps))
     if spec.uncertain_offer is not None:
         rates[spec.step_names.index(spec.uncertain_offer)] = config.call_offer_rate
@@ -282,6 +278,7 @@ class FunnelSimulator:
         self._costs = np.asarray(self.reward.action_costs, dtype=float)
         self._bonus = self.reward.bonus_vector()
         self._offer_rates = step_offer_rates(self.config, self.spec)
+        self._company = np.array([step.taken_by == "company" for step in self.spec.steps])
         self._names = self.spec.step_names
         self._levels = np.array([max(len(v), 1) for v in model.vocabularies_], dtype=float)
         self._progress = [(slice(group[0], group[-1] + 1) if group == list(range(group[0], group[-1] + 1)) else group,
@@ -393,7 +390,11 @@ class FunnelSimulator:
             state.key[rows, position] = True
 
     def _accept(self, p_reached: np.ndarray, step: int) -> np.ndarray:
-        """P(lead takes an offered step): P(reached), divided by the step's assumed logged offer rate (capped)."""
+        """P(lead takes an offered step): P(reached)^(1 − d) for a company step under a reading d > 0, else P(reached)
+        divided by the step's assumed logged offer rate (capped)."""
+        dial = self.config.offer_dial
+        if dial > 0 and self._company[step]:
+            return p_reached ** (1.0 - dial)
         rate = self._offer_rates[step]
         if rate >= 1.0:
             return p_reached
@@ -457,6 +458,34 @@ class FunnelSimulator:
                 newly[rows[taken]] = True
                 state.stage[newly] = SUBSCRIBED
         return newly
+
+    def logged_offer_probability(self, obs: np.ndarray, step: int) -> np.ndarray:
+        """P(the logged process offered `step` to each lead of `obs`). Under a reading d > 0: P(step | state)^d for a
+        lead that can still take the step (its requirement met), 0 otherwise — the logged process made each offer
+        once; the state is read back from the observation. Else the step's constant rate."""
+        if self.config.offer_dial <= 0 or not self._company[step]:
+            return np.full(obs.shape[0], self._offer_rates[step])
+        codes, reached = self.lead_state(obs)
+        key = reached[:, self.layout.key_index]
+        required = self.layout.requires(step)
+        can = ~reached[:, step] & (True if required is None else reached[:, required])
+        p = self.model.probability(self._names[step], codes, key) ** self.config.offer_dial
+        return np.where(can, p, 0.0)
+
+    def lead_state(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The covariate codes (n, C) and the steps reached (n, steps) an observation encodes (`observe` inverted;
+        a progress group's share counts its steps in funnel order, the conversion is never reached mid-episode)."""
+        n_covariates = self._levels.size
+        codes = np.rint(obs[:, :n_covariates] * self._levels).astype(np.int64)
+        reached = np.zeros((obs.shape[0], self.layout.n_steps), dtype=bool)
+        for step in self.layout.flag_steps:
+            reached[:, step] = obs[:, self.layout.column(f"had {self._names[step]}")] > 0.5
+        for group in self.layout.progress_groups:
+            share = obs[:, self.layout.column(f"{self._names[group[0]]}..{self._names[group[-1]]} reached")]
+            count = np.rint(share * len(group)).astype(np.int64)
+            for position, step in enumerate(group):
+                reached[:, step] = count > position
+        return codes, reached
 
     # ----------------------------------------------------------------- observation
     def observe(self, state: FunnelState) -> np.ndarray:
@@ -522,6 +551,36 @@ def variant(sim: FunnelSimulator, config: FunnelConfig | None = None, reward: Re
     twin = FunnelSimulator(sim.model, reward=reward or sim.reward, config=config or sim.config)
     twin._rate_tables = sim._rate_tables
     return twin
+
+
+def under_reading(sim: FunnelSimulator, train: Journeys, dial: float) -> FunnelSimulator:
+    """`sim` under the reading d = `dial` (`FunnelConfig.offer_dial`): every company step at the dial, no separate
+    call-offer rate, and for d > 0 the drop-out scale C set to the contacts the logged process makes under it
+    (the sum of `expected_logged_offers`), so the logged drop-out rate is reproduced too."""
+    if dial <= 0:
+        return variant(sim, config=replace(sim.config, offer_dial=0.0, call_offer_rate=1.0))
+    contacts = sum(expected_logged_offers(sim, train, dial).values())
+    return variant(sim, config=replace(sim.config, offer_dial=dial, call_offer_rate=1.0, logged_contacts=contacts))
+
+
+def expected_logged_offers(sim: FunnelSimulator, train: Journeys, dial: float) -> dict[str, float]:
+    """Per company step j, the offers per lead the logged process made under the reading d = `dial`: the mean over
+    the train leads of [exposed to j] · P(j | s)^d (their covariates and logged key steps; exposed: the step's
+    requirement reached)."""
+    codes = sim.model.encode_leads(train)
+    key = train.reached[:, sim.model.key_index]
+    offers = {}
+    for j, step in enumerate(sim.spec.steps):
+        if step.taken_by == "company":
+            p = sim.model.probability(step.name, codes, key) ** dial
+            offers[step.name] = float(np.mean(np.where(exposed_to(sim, train, j), p, 0.0)))
+    return offers
+
+
+def exposed_to(sim: FunnelSimulator, train: Journeys, step: int) -> np.ndarray:
+    """Which leads of `train` could take `step` (its requirement reached; every lead when it has none)."""
+    required = sim.layout.requires(step)
+    return np.ones(len(train), dtype=bool) if required is None else train.reached[:, required]
 
 
 def refit_like(sim: FunnelSimulator, journeys: Journeys, config: FunnelConfig | None = None) -> FunnelSimulator:
