@@ -142,3 +142,9 @@ def test_train_under_a_reading_and_an_unknown_reading(pipeline: Path, tmp_path: 
                   "--out", str(tmp_path / "x"))  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "--reading 'hopeful'" in bad.stderr and "optimistic" in bad.stderr
+
+
+def test_a_fit_window_too_small_to_fit_is_one_line(pipeline: Path, tmp_path: Path) -> None:
+    bad = run_cli("crm", "train", "--data", str(pipeline / "prep"), "--fit-window", "1", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--fit-window 1" in bad.stderr and "widen it" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

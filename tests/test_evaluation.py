@@ -62,7 +62,8 @@ def evaluation(prepared_crm):
         return fresh
 
     config = EvaluationConfig(replications=3, bootstrap=12, value_multiples=(1.0, 20.0))
-    return evaluate_crm(sim, train, test, policies, config, retrain=retrain).to_dict()
+    recent = (train.subset(np.arange(len(train) // 2, len(train))), "the later half of the train leads")
+    return evaluate_crm(sim, train, test, policies, config, retrain=retrain, recent=recent).to_dict()
 
 
 def test_the_typed_evaluation_round_trips_and_names_a_bad_key(evaluation, tmp_path) -> None:
@@ -98,6 +99,8 @@ def test_evaluation_json_contract(evaluation) -> None:
     assert calibration["across_time"] == evaluation["simulator_calibration"]
     assert 0 <= calibration["in_period"]["within_ci_fraction"] <= 1 and "train leads" in calibration["in_period"][
         "fitted_on"]
+    for key in ("in_period_recent", "across_time_recent"):  # the same checks, simulator fitted on recent leads
+        assert "later half" in calibration[key]["fitted_on"] and 0 <= calibration[key]["within_ci_fraction"] <= 1
     pilot = evaluation["pilot"]
     assert pilot["baseline_rate"] == evaluation["policies"]["logged"]["subscription_rate"]
     assert pilot["per_arm"] > 0 and pilot["budget"] > 0 and pilot["achieved_power"] >= 0.8

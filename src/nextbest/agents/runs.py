@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig, latest_checkpoint
 from nextbest.data.funnel_spec import FunnelSpec
@@ -64,6 +65,7 @@ class RunSettings:
     step_size: str = "constant"  # Q-learning: constant α (the seed's 0.1) or visit-count (values settle)
     decimals: int = 2  # Q-learning: the state grid (observations rounded to this many places)
     offer_dial: float = 0.0  # the reading of the data the simulator assumes (0 conservative … 1 optimistic)
+    fit_window_days: int | None = None  # fit on the train leads of the last N days of the train period only
 
     def reward(self, spec: FunnelSpec) -> RewardConfig:
         """The reward of the run; the conversion value is the spec's unless the run sets it."""
@@ -90,17 +92,36 @@ class LoadedRun:
     meta: dict
 
 
+def training_leads(prepared: PreparedCRM, settings: RunSettings) -> pd.DataFrame:
+    """The train leads a run fits on: the whole train split, or with ``fit_window_days`` = W those whose lead date
+    is within W days of the train period's last lead date (the most recent leads)."""
+    if settings.fit_window_days is None:
+        return prepared.train
+    dates = pd.to_datetime(prepared.train["lead_date"])
+    recent = prepared.train[dates >= dates.max() - pd.Timedelta(days=settings.fit_window_days)]
+    if len(recent) < MIN_WINDOW_LEADS:
+        days = settings.fit_window_days
+        raise NextbestError(f"--fit-window {days}: only {len(recent)} train leads in the last {days} days "
+                            f"(at least {MIN_WINDOW_LEADS} needed); widen it")  # fmt: skip
+    return recent
+
+
+#: The fewest train leads a fit window may hold.
+MIN_WINDOW_LEADS = 200
+
+
 def build_simulator(prepared: PreparedCRM, settings: RunSettings) -> FunnelSimulator:
-    """The simulator of a run: fitted on the train split only, under the run's reading of the data."""
+    """The simulator of a run: fitted on the run's train leads (`training_leads`), under its reading of the data."""
+    train = training_leads(prepared, settings)
     sim = simulator_from_frame(
-        prepared.train,
+        train,
         smoothing=settings.smoothing,
         reward=settings.reward(prepared.spec),
         config=settings.funnel(),
         spec=prepared.spec,
     )
     if settings.offer_dial > 0:
-        sim = under_reading(sim, journeys_from_frame(prepared.train, prepared.spec), settings.offer_dial)
+        sim = under_reading(sim, journeys_from_frame(train, prepared.spec), settings.offer_dial)
     return sim
 
 
@@ -116,7 +137,7 @@ def train_run(
         raise NextbestError(f"unknown agent {settings.agent!r}; choose one of {', '.join(AGENTS)}")
     out.mkdir(parents=True, exist_ok=True)
     sim = build_simulator(prepared, settings)
-    journeys = journeys_from_frame(prepared.train, prepared.spec)
+    journeys = journeys_from_frame(training_leads(prepared, settings), prepared.spec)
     started = time.perf_counter()
     if settings.agent == "qlearning":
         curves, final = _train_qlearning(sim, journeys, settings, out, progress, resume)

@@ -292,6 +292,9 @@ def train(
                                   "seed's) or visit-count (1/N per state-action: the values settle)."),
     decimals: int = typer.Option(2, "--decimals", min=0, max=4, help="Q-learning state grid: observations rounded "
                                  "to this many decimals (1 = a coarser grid, fewer states)."),
+    fit_window: int | None = typer.Option(None, "--fit-window", min=1, metavar="DAYS", help="Fit the simulator on "
+                                          "the train leads of the last DAYS days of the train period only (the "
+                                          "most recent process); default: every train lead."),
     reading: str = typer.Option("conservative", "--reading", help="The reading of the data the simulator assumes: "
                                 "conservative (every lead was offered every step), middle, or optimistic (only the "
                                 "leads who took a step were offered it); see docs/crm_funnel.md."),
@@ -322,6 +325,7 @@ def train(
         step_size=step_size,
         decimals=decimals,
         offer_dial=dials[reading],
+        fit_window_days=fit_window,
     )
     prepared = load_prepared(data) if data is not None else _prepare_default(out / "prepared", console)
     bar, advance = _progress_bar(f"training {agent}", episodes)
@@ -373,6 +377,9 @@ def evaluate(
     bootstrap: int = typer.Option(200, "--bootstrap", min=2, help="Bootstrap replicates (each refits the simulator)."),
     replications: int = typer.Option(20, "--replications", min=1, help="Simulated episodes per test lead."),
     seed: int = typer.Option(0, "--seed", help="Seed of the evaluation draws."),
+    fit_window: int = typer.Option(90, "--fit-window", min=0, help="Also fit the simulator on the train leads of "
+                                   "the last DAYS days of the train period and report its calibration (in period, "
+                                   "across time) beside the run's; 0 skips it.", metavar="DAYS"),
     readings: bool = typer.Option(
         True, "--readings/--no-readings", help="Also evaluate under each reading of the data (conservative, "
         "middle, optimistic: retrains Q-learning in each, and at other conversion values)."
@@ -385,12 +392,15 @@ def evaluate(
     Writes EVAL/evaluation.json: policies.<name>.<metric> and <metric>_ci, improvement_vs_random,
     improvement_vs_logged, top_segments, calibration.{in_period, across_time}, targets, who, pilot,
     readings.<name>.{policies, targets, break_even, value_sensitivity, ...}, settings."""
+    from dataclasses import replace
+
     from rich.console import Console
 
     from nextbest.agents.baselines import BASELINES, make_baseline
     from nextbest.agents.convergence import compare_step_sizes
     from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
-    from nextbest.agents.runs import load_run
+    from nextbest.agents.runs import load_run, training_leads
+    from nextbest.errors import NextbestError
     from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
     from nextbest.evaluation.crm_pilot import leads_per_week
     from nextbest.evaluation.crm_readings import READINGS
@@ -399,7 +409,14 @@ def evaluate(
     console = Console()
     loaded = load_run(run)
     spec = loaded.prepared.spec
-    train_journeys = journeys_from_frame(loaded.prepared.train, spec)
+    train_journeys = journeys_from_frame(training_leads(loaded.prepared, loaded.settings), spec)
+    recent = None
+    if fit_window:
+        try:
+            window = training_leads(loaded.prepared, replace(loaded.settings, fit_window_days=fit_window))
+            recent = (journeys_from_frame(window, spec), f"the train leads of the last {fit_window} days")
+        except NextbestError as error:
+            console.print(f"[yellow]{error}: the fit-window calibration is skipped[/yellow]")
     test_journeys = journeys_from_frame(loaded.prepared.test, spec)
     policies = {"learned": loaded.policy}
     simulator = loaded.simulator
@@ -431,6 +448,7 @@ def evaluate(
             with_readings=readings,
             test_frame=loaded.prepared.test,
             leads_per_week=leads_per_week(loaded.prepared.split.rows, loaded.prepared.split.periods),
+            recent=recent,
         )
     if settings.agent == "qlearning":
         with console.status("training Q-learning with both step sizes (constant α, visit-count)..."):
@@ -529,7 +547,9 @@ def demo(
         step_size="constant",
         decimals=2,
         reading="conservative",
+        fit_window=None,
     )
-    evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, readings=True)
+    evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, fit_window=90,
+             readings=True)  # fmt: skip
     report(run=out / "run", eval_dir=out / "eval", out=out / "report.html")
     typer.echo(f"open {(out / 'report.html').resolve()} in a browser")

@@ -47,6 +47,7 @@ def evaluate_crm(
     with_readings: bool = True,
     test_frame: pd.DataFrame | None = None,
     leads_per_week: float | None = None,
+    recent: tuple[Journeys, str] | None = None,
 ) -> CRMEvaluation:
     """The evaluation of the CRM use case (`CRMEvaluation`, written as evaluation.json).
 
@@ -54,7 +55,9 @@ def evaluate_crm(
     policy on another simulator, for the readings other than the run's own and the value sensitivity (those are
     skipped when None; `with_readings=False` skips the readings altogether). `test_frame`, the prepared test
     leads with their dates, adds the lead score as of a cutoff date (``who.as_of_cutoff``); `leads_per_week`, the
-    team's lead volume, gives the pilot its duration. With `validation`,
+    team's lead volume, gives the pilot its duration. `recent` (the most recent train leads and how to name them)
+    adds the calibrations of a simulator fitted on them only: ``calibration.{in_period_recent,
+    across_time_recent}``. With `validation`,
     the calibration is also measured for a simulator fitted on train + validation leads: a
     diagnostic of drift between the periods, never used for the policy metrics.
     """
@@ -74,8 +77,15 @@ def evaluate_crm(
     out["simulator_calibration"] = _calibration(point["logged"].rollout, test, calibration_samples, cfg.level)
     out["calibration"] = {"in_period": _in_period(sim, train, policies, cfg),
                           "across_time": out["simulator_calibration"]}  # fmt: skip
+    if recent is not None:
+        recent_leads, label = recent
+        out["calibration"]["in_period_recent"] = _in_period(sim, recent_leads, policies, cfg, label)
+        out["calibration"]["across_time_recent"] = _across_time(sim, recent_leads, test, leads, policies, cfg,
+                                                                f"{label} (a fit window)")  # fmt: skip
     if validation is not None:
-        out["simulator_calibration_train_val"] = _drift_diagnostic(sim, train, validation, test, leads, policies, cfg)
+        out["simulator_calibration_train_val"] = _across_time(
+            sim, train.concat(validation), test, leads, policies, cfg,
+            "train + validation leads (diagnostic of drift; the run's simulator uses train only)")  # fmt: skip
     out["targets"] = business_targets(out, sim.spec.targets)
     who = who_quality(sim.model, train, test, cfg.bootstrap, cfg.seed, cfg.level, test_frame=test_frame)
     out["who"] = who.to_dict()
@@ -106,27 +116,28 @@ def _pilot(spec, baseline: float | None, budget: int, leads_per_week: float | No
     return design_pilot(spec, baseline, budget, leads_per_week).to_dict()
 
 
-def _drift_diagnostic(
+def _across_time(
     sim: FunnelSimulator,
-    train: Journeys,
-    validation: Journeys,
+    fit: Journeys,
     test: Journeys,
     leads: Leads,
     policies: dict[str, PolicyFn],
     cfg: EvaluationConfig,
+    fitted_on: str,
 ) -> dict:
-    """Calibration on test of the same simulator fitted on train + validation leads."""
-    both = train.concat(validation)
-    refitted = refit_like(sim, both)
+    """Calibration on test of the same simulator refitted on the leads `fit` (e.g. train + validation, or the most
+    recent train leads)."""
+    refitted = refit_like(sim, fit)
     logged = {"logged": policies["logged"]}
     point = simulate_policy(refitted, leads.tile(cfg.replications), policies["logged"], cfg.seed)
-    _, samples = bootstrap_policies(refitted, both, leads, logged, cfg, None)
+    _, samples = bootstrap_policies(refitted, fit, leads, logged, cfg, None)
     result = _calibration(point.rollout, test, samples, cfg.level)
-    result["fitted_on"] = "train + validation leads (diagnostic of drift; the run's simulator uses train only)"
+    result["fitted_on"] = fitted_on
     return result
 
 
-def _in_period(sim: FunnelSimulator, train: Journeys, policies: dict[str, PolicyFn], cfg: EvaluationConfig) -> dict:
+def _in_period(sim: FunnelSimulator, train: Journeys, policies: dict[str, PolicyFn], cfg: EvaluationConfig,
+               label: str = "the train leads") -> dict:  # fmt: skip
     """Calibration within the training period: the simulator refitted on a random 80% of the train leads, the
     logged process replayed on the other 20% (their covariates only) and compared with what they did — is the
     model right where the process was stable? (The test calibration asks the same across time.)"""
@@ -137,7 +148,7 @@ def _in_period(sim: FunnelSimulator, train: Journeys, policies: dict[str, Policy
     point = simulate_policy(refitted, leads.tile(cfg.replications), policies["logged"], cfg.seed)
     _, samples = bootstrap_policies(refitted, fit, leads, {"logged": policies["logged"]}, cfg, None)
     result = _calibration(point.rollout, check, samples, cfg.level)
-    result["fitted_on"] = (f"a random {1 - IN_PERIOD_SHARE:.0%} of the train leads, checked on the other "
+    result["fitted_on"] = (f"a random {1 - IN_PERIOD_SHARE:.0%} of {label}, checked on the other "
                            f"{IN_PERIOD_SHARE:.0%} ({len(check)} leads, within the training period)")  # fmt: skip
     return result
 

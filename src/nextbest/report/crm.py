@@ -703,11 +703,33 @@ def _calibration(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
             paragraph(intro),
             note(summary, "warning" if verdict == "fails" else "note"),
             *([paragraph(within_training)] if within_training else []),
+            *_calibration_options(inputs.result),
             paragraph(plain),
             table(["step", "simulated", "actual (test)", "95% interval", "actual vs interval"], rows),
             figure(figs.get("calibration")),
         ]
     )
+
+
+def _calibration_options(result: CRMEvaluation) -> list[str]:
+    """Calibration with and without a fit window (and on train + validation): within the training period and
+    across time, with the best across-time option named as it is."""
+    periods = dict(result.calibration or {})
+    if result.simulator_calibration_train_val is not None:
+        periods["across_time_train_val"] = result.simulator_calibration_train_val
+    if len(periods) <= 2:
+        return []
+    names = {"in_period": "within the training period — the run's fit", "across_time": "across time — the run's fit",
+             "in_period_recent": "within the training period — fit window",
+             "across_time_recent": "across time — fit window",
+             "across_time_train_val": "across time — train + validation (diagnostic)"}  # fmt: skip
+    rows = [[names.get(key, key), escape(c.fitted_on or "the run's train leads"), fmt_pct(c.within_ci_fraction)]
+            for key, c in periods.items()]  # fmt: skip
+    across = {key: c.within_ci_fraction for key, c in periods.items() if key.startswith("across_time")}
+    best = max(across, key=across.get)
+    return [paragraph(f"Calibration with and without a fit window: the best across-time option is "
+                      f"{names.get(best, best)} at {fmt_pct(across[best])} of steps inside their interval."),
+            table(["calibration", "simulator fitted on", "steps inside their interval"], rows)]  # fmt: skip
 
 
 def _sensitivity(inputs: ReportInputs, figs: dict[str, FigureRef]) -> str:
