@@ -66,6 +66,7 @@ class RunSettings:
     decimals: int = 2  # Q-learning: the state grid (observations rounded to this many places)
     offer_dial: float = 0.0  # the reading of the data the simulator assumes (0 conservative … 1 optimistic)
     fit_window_days: int | None = None  # fit on the train leads of the last N days of the train period only
+    established_visits: int = 1000  # Q-learning convergence metrics: a pair is established after this many updates
 
     def reward(self, spec: FunnelSpec) -> RewardConfig:
         """The reward of the run; the conversion value is the spec's unless the run sets it."""
@@ -77,7 +78,7 @@ class RunSettings:
     def qlearning(self) -> QLearningConfig:
         """The Q-learning configuration of the run (seed, oversampling, step size, state grid)."""
         return QLearningConfig(seed=self.seed, oversample=self.oversample, step_size=self.step_size,
-                               decimals=self.decimals)  # fmt: skip
+                               decimals=self.decimals, established_min_visits=self.established_visits)  # fmt: skip
 
 
 @dataclass

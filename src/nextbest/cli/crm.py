@@ -295,6 +295,9 @@ def train(
     fit_window: int | None = typer.Option(None, "--fit-window", min=1, metavar="DAYS", help="Fit the simulator on "
                                           "the train leads of the last DAYS days of the train period only (the "
                                           "most recent process); default: every train lead."),
+    established_visits: int = typer.Option(1000, "--established-visits", min=1, help="Q-learning convergence "
+                                           "metrics: a state-action pair counts as established once it has had "
+                                           "this many updates when the last 10k episodes begin."),
     reading: str = typer.Option("conservative", "--reading", help="The reading of the data the simulator assumes: "
                                 "conservative (every lead was offered every step), middle, or optimistic (only the "
                                 "leads who took a step were offered it); see docs/crm_funnel.md."),
@@ -326,6 +329,7 @@ def train(
         decimals=decimals,
         offer_dial=dials[reading],
         fit_window_days=fit_window,
+        established_visits=established_visits,
     )
     prepared = load_prepared(data) if data is not None else _prepare_default(out / "prepared", console)
     bar, advance = _progress_bar(f"training {agent}", episodes)
@@ -398,7 +402,7 @@ def evaluate(
 
     from nextbest.agents.baselines import BASELINES, make_baseline
     from nextbest.agents.convergence import compare_step_sizes
-    from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
+    from nextbest.agents.qlearning import QLearningAgent
     from nextbest.agents.runs import load_run, training_leads
     from nextbest.errors import NextbestError
     from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
@@ -425,8 +429,7 @@ def evaluate(
     settings = loaded.settings
 
     def retrain(simulator):
-        config = QLearningConfig(seed=settings.seed, oversample=settings.oversample, step_size=settings.step_size,
-                                 decimals=settings.decimals)  # fmt: skip
+        config = settings.qlearning()
         agent = QLearningAgent(simulator, config)
         agent.train(train_journeys, min(settings.episodes, 100_000) // config.batch_size * config.batch_size)
         return agent
@@ -548,6 +551,7 @@ def demo(
         decimals=2,
         reading="conservative",
         fit_window=None,
+        established_visits=1000,
     )
     evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, fit_window=90,
              readings=True)  # fmt: skip
