@@ -110,3 +110,26 @@ def test_an_export_that_contradicts_the_spec_names_file_and_column(tmp_path: Pat
 def test_a_spec_without_its_export_is_a_usage_error(tmp_path: Path, b2b: Path) -> None:
     result = run_cli("crm", "prepare", "--spec", str(b2b / "example" / "b2b_saas.toml"), "--out", str(tmp_path))
     assert result.returncode == 2 and "Traceback" not in result.stderr and "--data" in result.stderr
+
+
+def test_score_and_pilot_run_on_the_b2b_export(b2b: Path, tmp_path: Path) -> None:
+    """`crm score` ranks the B2B open leads with the B2B next action; `crm pilot` designs the B2B pilot (its
+    uncertain offer, its conversion step) and names an unknown B2B segment value in one line."""
+    export, spec = str(b2b / "example" / "b2b_saas.csv"), str(b2b / "example" / "b2b_saas.toml")
+    scored = run_cli("crm", "score", "--prepared", str(b2b / "prep"), "--data", export, "--spec", spec,
+                     "--out", str(tmp_path / "leads.csv"))  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    import pandas as pd
+
+    leads = pd.read_csv(tmp_path / "leads.csv")
+    actions = {a.name for a in load_funnel_spec(spec).actions}
+    assert len(leads) > 0 and set(leads["next_action"].dropna()) <= actions | {"none"}  # none: no company step left
+    assert (leads["score"].diff().dropna() <= 1e-12).all() and (leads["score_low"] <= leads["score_high"]).all()
+    pilot = run_cli("crm", "pilot", "--prepared", str(b2b / "prep"), "--data", export, "--spec", spec,
+                    "--out", str(tmp_path / "pilot.json"), "--budget", "3000")  # fmt: skip
+    assert pilot.returncode == 0, pilot.stderr
+    design = json.loads((tmp_path / "pilot.json").read_text())
+    assert "sql" in design["treatment"] and design["per_arm"] > 0
+    bad = run_cli("crm", "pilot", "--prepared", str(b2b / "prep"), "--data", export, "--spec", spec,
+                  "--out", str(tmp_path / "p2.json"), "--segment", "industry=Shipbuilding")  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "Shipbuilding" in bad.stderr
