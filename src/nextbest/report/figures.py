@@ -844,8 +844,14 @@ def value_sensitivity_chart(readings: Mapping[str, Sequence[ValuePoint]], path: 
             ax.plot(*zip(*points), marker="o", label=name, color=f"C{i}")
         ax.set_xscale("log")
         ax.set_xlabel(f"{label} value ($, log scale)")
-        ax.set_title(title, fontsize=10)
-        (_percent_axis if key == "subscription_rate" else _money_axis)(ax)
+        ax.set_title(title + (" (log scale)" if key == "subscription_rate" else ""), fontsize=10)
+        if key == "subscription_rate":  # the readings differ by orders of magnitude
+            rates = [getattr(r, key) for rows in readings.values() for r in rows if getattr(r, key) > 0]
+            if rates:
+                ax.set_yscale("log")
+                _plain_log_axis(ax, rates, _tick_pct)
+        else:
+            _money_axis(ax)
         _style(ax)
         if not values:
             _empty_note(ax, "no value sensitivity in evaluation.json")
