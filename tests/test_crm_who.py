@@ -23,6 +23,7 @@ from nextbest.evaluation.crm_who import (
     default_cutoff,
     funnel_scores,
     gains,
+    horizon_scores,
     ranking_quality,
     state_at_cutoff,
     who_quality,
@@ -46,7 +47,8 @@ def test_what_happened_after_the_decision_point_does_not_move_the_score(fitted: 
                                                                         test_journeys: Journeys,
                                                                         train_journeys: Journeys) -> None:  # fmt: skip
     """Rewrite every step after the first call (the subscription included) at random: the scores at the first
-    call stay exactly the same, for the funnel model and the gradient-boosting alternative."""
+    call stay exactly the same, for the lead score (simulated futures), the funnel model and the gradient-boosting
+    alternative."""
     spec = test_journeys.spec
     call = spec.step_names.index("first_call")
     gbm = GradientBoostedScorer().fit(decision_points(train_journeys, fitted.encode_leads(train_journeys)))
@@ -58,7 +60,10 @@ def test_what_happened_after_the_decision_point_does_not_move_the_score(fitted: 
     before, after = decision_points(test_journeys, codes), decision_points(other, codes)
     at_call = before.step == call
     assert at_call.sum() > 50 and np.array_equal(before.lead[at_call], after.lead[after.step == call])
-    for score in (lambda p: funnel_scores(fitted, p), gbm.scores):
+    def horizon(points):
+        return horizon_scores(fitted, points.codes, points.known, replications=30)
+
+    for score in (horizon, lambda p: funnel_scores(fitted, p), gbm.scores):
         np.testing.assert_array_equal(score(before)[at_call], score(after)[after.step == call])
     assert not np.array_equal(before.converted[at_call], after.converted[after.step == call])  # outcomes did move
 
@@ -207,3 +212,26 @@ def test_the_gains_and_reliability_figures_draw_from_who(who: Who, tmp_path: Pat
                  who_gains_chart({}, tmp_path / "empty.png"),
                  who_reliability_chart(who.reliability, tmp_path / "reliability.png")):  # fmt: skip
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_horizon_score_simulates_the_futures_of_each_state_once(fitted: FunnelModel,
+                                                                    test_journeys: Journeys) -> None:  # fmt: skip
+    """P(conversion within the horizon): leads in the same state get the same score, a lead that already reached
+    the account manager outranks one that reached nothing, a zero horizon converts nobody, and it ranks the
+    held-out decision points at least as well as the funnel model's score alone (AUC); a lead's score does not
+    depend on the other leads scored with it."""
+    points = decision_points(test_journeys, fitted.encode_leads(test_journeys))
+    scores = horizon_scores(fitted, points.codes, points.known)
+    key = np.column_stack([points.codes, points.known])
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(scores, scores[first][inverse.ravel()])
+    codes = np.zeros((2, points.codes.shape[1]), dtype=np.int64)
+    known = np.zeros((2, points.known.shape[1]), dtype=bool)
+    known[1, : test_journeys.spec.step_names.index("manager") + 1] = True
+    nothing, manager = horizon_scores(fitted, codes, known)
+    assert manager > nothing
+    assert horizon_scores(fitted, codes, known, horizon=1)[1] <= manager
+    np.testing.assert_array_equal(horizon_scores(fitted, codes[1:], known[1:]), [manager])
+    auc_horizon = ranking_quality(scores, points, n_boot=2).auc
+    auc_model = ranking_quality(funnel_scores(fitted, points), points, n_boot=2).auc
+    assert auc_horizon >= auc_model - 0.01, (auc_horizon, auc_model)

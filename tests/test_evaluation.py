@@ -94,7 +94,8 @@ def test_evaluation_json_contract(evaluation) -> None:
     who = evaluation["who"]
     for key in ("auc", "pr_auc", "top10_capture", "top20_capture", "lift_top10"):
         assert who[f"{key}_ci"][0] <= who[key] <= who[f"{key}_ci"][1], key
-    assert who["scorer"] == "funnel model" and "gradient_boosting" in who["alternatives"]
+    assert who["scorer"] == "funnel simulator, within the horizon"
+    assert set(who["alternatives"]) == {"funnel_model", "gradient_boosting"}
     calibration = evaluation["calibration"]
     assert calibration["across_time"] == evaluation["simulator_calibration"]
     assert 0 <= calibration["in_period"]["within_ci_fraction"] <= 1 and "train leads" in calibration["in_period"][

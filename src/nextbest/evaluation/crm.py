@@ -87,7 +87,7 @@ def evaluate_crm(
             sim, train.concat(validation), test, leads, policies, cfg,
             "train + validation leads (diagnostic of drift; the run's simulator uses train only)")  # fmt: skip
     out["targets"] = business_targets(out, sim.spec.targets)
-    who = who_quality(sim.model, train, test, cfg.bootstrap, cfg.seed, cfg.level, test_frame=test_frame)
+    who = who_quality(sim.model, train, test, cfg.bootstrap, cfg.seed, cfg.level, test_frame, sim.config.horizon)
     out["who"] = who.to_dict()
     out["pilot"] = _pilot(sim.spec, out["policies"]["logged"]["subscription_rate"], len(test), leads_per_week)
     if with_readings:

@@ -2,10 +2,12 @@
 
     table = score_open_leads(prepared, export_frame)      # one row per open lead, best first
 
-* ``score`` = P(conversion | covariates, key steps reached so far) from the funnel model fitted on the prepared
-  train leads: the WHO score that ``crm evaluate`` measures on held-out decision points (``crm_who``).
+* ``score`` = P(conversion within the horizon | covariates, steps reached so far) from the funnel simulator fitted
+  on the prepared train leads (``crm_who.horizon_scores``): the WHO score that
+  ``crm evaluate`` measures on held-out decision points.
 * ``score_low`` / ``score_high``: the percentile interval of that probability over ``n_boot`` refits of the model
-  on bootstrap resamples of the train leads (the model's uncertainty about the lead's rate, not its outcome).
+  on bootstrap resamples of the train leads, each scored on the same simulated futures as the score (the model's
+  uncertainty about the lead's chance, not its outcome).
 * ``next_action``: the action that offers the first company step after the lead's current step, in funnel order,
   whose required step it has — the funnel's next step (a playbook), not the learned policy; "none" when no company
   step is left before the conversion (the lead's own move).
@@ -20,6 +22,7 @@ import pandas as pd
 from nextbest.data.prepared import PreparedCRM
 from nextbest.data.split import add_features
 from nextbest.errors import DataError
+from nextbest.evaluation.crm_who import horizon_scores
 from nextbest.sim.funnel_model import FunnelModel
 from nextbest.sim.journeys import Journeys, journeys_from_frame
 from nextbest.stats import percentile_interval
@@ -39,12 +42,12 @@ def score_open_leads(prepared: PreparedCRM, export: pd.DataFrame, n_boot: int = 
     if open_rows.size == 0:
         raise DataError("the export has no open lead (every lead converted or dropped): nothing to rank")
     opened = leads.subset(open_rows)
-    score = _scores(model, opened)
+    score = _scores(model, opened, seed)
     replicates = np.empty((n_boot, open_rows.size))
     rng = np.random.default_rng(seed)
     for b in range(n_boot):
         refit = FunnelModel(spec).fit(train.subset(rng.integers(0, len(train), len(train))), model.vocabularies_)
-        replicates[b] = _scores(refit, opened)
+        replicates[b] = _scores(refit, opened, seed)
     low, high = np.array([percentile_interval(replicates[:, j], level) for j in range(open_rows.size)]).T
     table = pd.DataFrame({
         spec.export.id: export[spec.export.id].to_numpy()[open_rows] if spec.export.id in export.columns
@@ -59,8 +62,9 @@ def score_open_leads(prepared: PreparedCRM, export: pd.DataFrame, n_boot: int = 
     return table
 
 
-def _scores(model: FunnelModel, leads: Journeys) -> np.ndarray:
-    return model.probability(model.spec.conversion_step, model.encode_leads(leads), leads.reached[:, model.key_index])
+def _scores(model: FunnelModel, leads: Journeys, seed: int) -> np.ndarray:
+    """The lead score of each lead; every call with the same seed simulates the same futures."""
+    return horizon_scores(model, model.encode_leads(leads), leads.reached, seed=seed)
 
 
 def _furthest(reached: np.ndarray) -> np.ndarray:

@@ -6,9 +6,14 @@ taken after the decision (a lead with an account manager is nearly subscribed). 
 what was known there — their covariates and the steps reached up to s in funnel order (every later step masked).
 The outcome is whether the lead converted.
 
-Two scorers on the same decision points:
-* ``funnel_scores``: P(conversion | covariates, key steps reached so far) from the funnel model fitted on the
-  train leads (``nextbest.sim.funnel_model.FunnelModel``);
+Three scorers on the same decision points:
+* ``horizon_scores`` (the lead score): P(conversion within the horizon | covariates, steps reached so far) — the
+  funnel simulator fitted on the train leads continues each lead from its state for the horizon under the logged
+  process (``replications`` simulated futures per lead, common random numbers); a lead converts when its latent
+  threshold falls below P(conversion | the key steps it reaches), so early-stage leads get the chance of the
+  steps still ahead of them;
+* ``funnel_scores``: P(conversion | covariates, key steps reached so far) from the funnel model alone
+  (``nextbest.sim.funnel_model.FunnelModel``), no future steps;
 * ``GradientBoostedScorer``: a LightGBM classifier on the covariate codes, the known steps and the decision step,
   fitted on the train leads' decision points.
 
@@ -23,7 +28,7 @@ with a percentile interval from a bootstrap that resamples **leads** (a lead's r
 
 ``as_of_cutoff`` scores the test leads a second way, the way sales would on a given day: every lead that had
 entered by a cutoff date inside the test period and had not converted by it, described by the steps it had
-reached by that date (``state_at_cutoff``), scored by the same funnel-model score; the outcome is conversion
+reached by that date (``state_at_cutoff``), scored by the same lead score; the outcome is conversion
 after the cutoff. Nothing dated after the cutoff reaches the score.
 """
 
@@ -74,6 +79,35 @@ def decision_points(journeys: Journeys, codes: np.ndarray) -> DecisionPoints:
     mask = np.arange(len(spec.step_names))[None, :] <= step[:, None]
     known = journeys.reached[lead] & mask
     return DecisionPoints(lead, step, known, np.asarray(codes)[lead], journeys.reached[lead, conversion].copy())
+
+
+#: Simulated futures per lead of the horizon score.
+HORIZON_REPLICATIONS = 100
+
+
+def horizon_scores(model: FunnelModel, codes: np.ndarray, known: np.ndarray, horizon: int = 10,
+                   replications: int = HORIZON_REPLICATIONS, seed: int = 0) -> np.ndarray:  # fmt: skip
+    """P(conversion within `horizon` weeks | covariate codes (n, C), steps reached (n, steps)): the share of
+    `replications` simulated futures under the logged process (the conservative reading) that convert. Each
+    distinct state is simulated once, its futures drawn from a generator seeded by (seed, the state), so a lead's
+    score depends on its state and the seed only — never on which other leads are scored with it (module doc)."""
+    from nextbest.agents.baselines import make_baseline
+    from nextbest.sim.funnel import FunnelConfig, FunnelSimulator
+    from nextbest.sim.rollout import run_episodes
+
+    states, inverse = np.unique(np.column_stack([codes, known]).astype(np.int64), axis=0, return_inverse=True)
+    n_codes = codes.shape[1]
+    sim = FunnelSimulator(model, config=FunnelConfig(horizon=horizon))
+    rng = np.random.default_rng(seed)
+    state = sim.reset(np.tile(states[:, :n_codes], (replications, 1)), rng)
+    thresholds = state.u.shape[1]
+    futures = np.stack([np.random.default_rng([seed, *row]).random((replications, thresholds))
+                        for row in states.tolist()], axis=1)  # (replications, states, thresholds)  # fmt: skip
+    state.u[:] = futures.reshape(-1, state.u.shape[1])
+    state.reached[:] = np.tile(states[:, n_codes:].astype(bool), (replications, 1))
+    state.key[:] = state.reached[:, sim.layout.key_index]
+    rollout = run_episodes(sim, state, make_baseline("logged", sim.config, sim.layout), rng)
+    return rollout.state.subscribed.reshape(replications, len(states)).mean(axis=0)[inverse.ravel()]
 
 
 def funnel_scores(model: FunnelModel, points: DecisionPoints) -> np.ndarray:
@@ -254,7 +288,7 @@ class AsOfCutoff(RankingQuality, kw_only=True):
     converted_before: int
     converted_after: int
     undated_steps: list[str]
-    scorer: str = "funnel model"
+    scorer: str = "funnel simulator, within the horizon"
 
 
 class Who(RankingQuality, kw_only=True):
@@ -262,7 +296,7 @@ class Who(RankingQuality, kw_only=True):
     above, flat), which scorer that is, the alternatives measured the same way, the top segments by score and,
     when the test frame was given, the same score ranked as of a cutoff date (``as_of_cutoff``)."""
 
-    scorer: str = "funnel model"
+    scorer: str = "funnel simulator, within the horizon"
     alternatives: dict[str, RankingQuality]
     top_segments: list[SegmentScore] = []
     as_of_cutoff: AsOfCutoff | None = None
@@ -291,7 +325,7 @@ def top_segments(points: DecisionPoints, scores: np.ndarray, names: list[str], v
 
 
 def who_quality(model: FunnelModel, train: Journeys, test: Journeys, n_boot: int = 200, seed: int = 0,
-                level: float = 0.95, test_frame: pd.DataFrame | None = None) -> Who:  # fmt: skip
+                level: float = 0.95, test_frame: pd.DataFrame | None = None, horizon: int = 10) -> Who:  # fmt: skip
     """The lead scores of ``model`` (fitted on ``train``) and of the gradient-boosting alternative (fitted on
     ``train``'s decision points) ranked on ``test``'s decision points, and the top segments by score.
 
@@ -300,18 +334,19 @@ def who_quality(model: FunnelModel, train: Journeys, test: Journeys, n_boot: int
     None without the frame, when the spec's conversion step has no date, or when the leads open at the cutoff
     do not include both converters after it and non-converters (nothing to rank)."""
     held_out = decision_points(test, model.encode_leads(test))
-    scores = funnel_scores(model, held_out)
+    scores = horizon_scores(model, held_out.codes, held_out.known, horizon, seed=seed)
     funnel = ranking_quality(scores, held_out, n_boot, seed, level)
     boosted = GradientBoostedScorer(seed).fit(decision_points(train, model.encode_leads(train)))
-    alternative = ranking_quality(boosted.scores(held_out), held_out, n_boot, seed, level)
+    alternatives = {"funnel_model": ranking_quality(funnel_scores(model, held_out), held_out, n_boot, seed, level),
+                    "gradient_boosting": ranking_quality(boosted.scores(held_out), held_out, n_boot, seed, level)}
     segments = top_segments(held_out, scores, list(model.spec.covariates), model.vocabularies_, model.spec.step_names,
                             level=level)  # fmt: skip
     as_of = None
     if test_frame is not None and "date" in model.spec.step(model.spec.conversion_step).reached:
         state = state_at_cutoff(test_frame, model.spec)
         if 0 < state.converted_after.sum() < len(state):
-            as_of = cutoff_quality(model, test_frame, model.spec, state.cutoff, n_boot, seed, level).to_dict()
-    return Who.from_dict({**funnel.to_dict(), "alternatives": {"gradient_boosting": alternative.to_dict()},
+            as_of = cutoff_quality(model, test_frame, model.spec, state.cutoff, n_boot, seed, level, horizon).to_dict()
+    return Who.from_dict({**funnel.to_dict(), "alternatives": {k: q.to_dict() for k, q in alternatives.items()},
                           "top_segments": [s.to_dict() for s in segments], "as_of_cutoff": as_of},
                          "lead score")  # fmt: skip
 
@@ -395,13 +430,14 @@ def cutoff_points(model: FunnelModel, frame: pd.DataFrame, state: CutoffState) -
 
 def cutoff_quality(model: FunnelModel, frame: pd.DataFrame, spec: FunnelSpec | None = None,
                    cutoff: str | pd.Timestamp | None = None, n_boot: int = 200, seed: int = 0,
-                   level: float = 0.95) -> AsOfCutoff:  # fmt: skip
-    """The funnel score (``funnel_scores``) of the leads open at ``cutoff`` (``state_at_cutoff``; default the
+                   level: float = 0.95, horizon: int = 10) -> AsOfCutoff:  # fmt: skip
+    """The lead score (``horizon_scores``) of the leads open at ``cutoff`` (``state_at_cutoff``; default the
     middle of the frame's lead dates), ranked against conversion after it by ``ranking_quality`` (one row per
     lead; intervals resample leads). ``spec`` defaults to the model's."""
     state = state_at_cutoff(frame, spec or model.spec, cutoff)
     points = cutoff_points(model, frame, state)
-    quality = ranking_quality(funnel_scores(model, points), points, n_boot, seed, level)
+    quality = ranking_quality(horizon_scores(model, points.codes, points.known, horizon, seed=seed), points, n_boot,
+                              seed, level)  # fmt: skip
     return AsOfCutoff.from_dict({**quality.to_dict(), "cutoff": state.cutoff.date().isoformat(),
                                  "entered": state.entered, "converted_before": state.converted_before,
                                  "converted_after": int(state.converted_after.sum()),

@@ -568,8 +568,9 @@ def _who(inputs: ReportInputs, figs: dict[str, FigureRef] | None = None) -> str:
         figure(figs.get("who_gains"), "Contacting the top x% of decision points by score reaches y% of the "
                                       "converting ones; lift = y / x."),
         paragraph("Calibration of the first score: mean score and observed conversion rate per score decile. The "
-                  "score is the funnel model's probability of the conversion step, which assumes the lead reached "
-                  "the step it requires: it ranks leads, it is not their chance to convert within the horizon."),
+                  "score is the lead's chance to convert within the simulator's horizon from the state it was in, "
+                  "under the process as it ran in the training period; the test leads converted more often (the "
+                  "process changed), so read it as a ranking first and a probability second."),
         table(["decile", "mean score", "observed", "rows"], calibration),
         figure(figs.get("who_reliability")),
         *_who_cutoff(who.as_of_cutoff),
