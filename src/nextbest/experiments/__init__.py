@@ -7,6 +7,8 @@
 * :mod:`~nextbest.experiments.assignment` — ``assign``, ``assign_many``: SHA-256 of (salt, unit id).
 * :mod:`~nextbest.experiments.analysis` — ``analyze`` (Welch, CUPED), ``analyze_proportions`` (two conversion
   rates), ``bootstrap_ci``, ``srm_test``.
+* :mod:`~nextbest.experiments.bayes` — ``bayes_proportions`` (beta-binomial), ``bayes_means`` (normal model):
+  chance to beat control, expected loss, credible intervals.
 * :mod:`~nextbest.experiments.sequential` — ``MixtureSPRT``, the always-valid mSPRT.
 * :mod:`~nextbest.experiments.simulation` — vectorized error-rate checks.
 
@@ -24,6 +26,7 @@ from nextbest.experiments.analysis import (
     srm_test,
 )
 from nextbest.experiments.assignment import assign, assign_many
+from nextbest.experiments.bayes import BayesResult, bayes_means, bayes_proportions
 from nextbest.experiments.design import (
     BinaryDesignCheck,
     DesignCheck,
@@ -42,6 +45,7 @@ from nextbest.experiments.sequential import MixtureSPRT, SequentialResult
 
 __all__ = [
     "AnalysisResult",
+    "BayesResult",
     "BinaryDesignCheck",
     "BootstrapResult",
     "DesignCheck",
@@ -54,6 +58,8 @@ __all__ = [
     "analyze_proportions",
     "assign",
     "assign_many",
+    "bayes_means",
+    "bayes_proportions",
     "bootstrap_ci",
     "detectable_lift_binary",
     "minimum_detectable_effect",

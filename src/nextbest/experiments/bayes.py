@@ -1,0 +1,130 @@
+"""Bayesian analysis of a two-arm experiment, beside the frequentist one (no I/O).
+
+Conversions (beta-binomial): each arm's rate has a Beta(a0, b0) prior (default 1, 1: uniform); with k conversions
+of n units its posterior is Beta(a0 + k, b0 + n − k). The difference δ = p_t − p_c and the relative lift
+δ / p_c are summarised from ``draws`` seeded posterior draws per arm.
+
+Means (normal model): with a flat prior each arm's mean has the large-sample posterior N(m, s² / n), so
+δ = μ_t − μ_c ~ N(m_t − m_c, s_t² / n_t + s_c² / n_c) = N(μ, σ²) and, in closed form,
+
+    chance_to_beat_control = P(δ > 0)          = Φ(μ / σ)
+    expected_loss          = E[max(−δ, 0)]     = σ φ(μ / σ) − μ Φ(−μ / σ)   (the loss of shipping treatment)
+    expected_loss_control  = E[max(δ, 0)]      = σ φ(μ / σ) + μ Φ(μ / σ)    (the loss of keeping control)
+    credible interval      = μ ± z_{1−α/2} σ   (equal-tailed)
+
+For conversions the same four quantities are the means and quantiles of the draws. With the uniform prior and
+large arms the two answers agree; with few conversions the beta-binomial one is the right model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+from nextbest.experiments.design import InvalidParameter, check_alpha
+from nextbest.stats import z_value
+
+#: Posterior draws per arm for the beta-binomial summaries.
+DRAWS = 100_000
+
+
+@dataclass(frozen=True)
+class BayesResult:
+    """The posterior of treatment − control: chance to beat control, expected losses, credible intervals."""
+
+    model: str  # "beta-binomial" or "normal"
+    effect: float  # posterior mean of δ
+    credible_interval: tuple[float, float]
+    chance_to_beat_control: float
+    expected_loss: float  # E[max(control − treatment, 0)]: what shipping treatment risks
+    expected_loss_control: float  # E[max(treatment − control, 0)]: what keeping control risks
+    relative_lift: float | None = None  # posterior mean of δ / control (conversions only)
+    relative_credible_interval: tuple[float, float] | None = None
+    level: float = 0.95
+    prior: tuple[float, float] | None = None  # Beta(a0, b0) for conversions; None: flat
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bayes_proportions(conversions_c: int, n_c: int, conversions_t: int, n_t: int, alpha: float = 0.05,
+                      prior: tuple[float, float] = (1.0, 1.0), draws: int = DRAWS,
+                      seed: int = 0) -> BayesResult:  # fmt: skip
+    """Beta-binomial posterior of the conversion rates of control and treatment (module doc)."""
+    alpha = check_alpha(alpha)
+    for name, k, n in (("control", conversions_c, n_c), ("treatment", conversions_t, n_t)):
+        if n < 1 or not 0 <= k <= n:
+            raise InvalidParameter(f"{name}: conversions must be in [0, units] with at least 1 unit, got {k} of {n}")
+    a0, b0 = prior
+    if a0 <= 0 or b0 <= 0:
+        raise InvalidParameter(f"prior: Beta parameters must be positive, got {prior}")
+    rng = np.random.default_rng(seed)
+    control = rng.beta(a0 + conversions_c, b0 + n_c - conversions_c, draws)
+    treatment = rng.beta(a0 + conversions_t, b0 + n_t - conversions_t, draws)
+    delta, relative = treatment - control, treatment / control - 1.0
+    tails = (alpha / 2, 1 - alpha / 2)
+    relative_interval = tuple(float(q) for q in np.quantile(relative, tails))
+    return BayesResult(
+        model="beta-binomial", effect=float(delta.mean()),
+        credible_interval=tuple(float(q) for q in np.quantile(delta, tails)),
+        chance_to_beat_control=float((delta > 0).mean()),
+        expected_loss=float(np.maximum(-delta, 0).mean()), expected_loss_control=float(np.maximum(delta, 0).mean()),
+        relative_lift=float(relative.mean()), relative_credible_interval=relative_interval,
+        level=1 - alpha, prior=(float(a0), float(b0)),
+    )  # fmt: skip
+
+
+def bayes_means(mean_c: float, var_c: float, n_c: int, mean_t: float, var_t: float, n_t: int,
+                alpha: float = 0.05) -> BayesResult:  # fmt: skip
+    """Normal-model posterior of the difference in means under a flat prior (closed forms of the module doc)."""
+    alpha = check_alpha(alpha)
+    if min(n_c, n_t) < 2 or min(var_c, var_t) < 0:
+        raise InvalidParameter("each arm needs at least 2 units and a non-negative variance")
+    mu = mean_t - mean_c
+    sigma = float(np.sqrt(var_c / n_c + var_t / n_t))
+    if sigma == 0:
+        raise InvalidParameter("both arms have zero variance: the posterior is a point")
+    ratio = mu / sigma
+    half = z_value(1 - alpha) * sigma
+    return BayesResult(
+        model="normal", effect=float(mu), credible_interval=(float(mu - half), float(mu + half)),
+        chance_to_beat_control=float(stats.norm.cdf(ratio)),
+        expected_loss=float(sigma * stats.norm.pdf(ratio) - mu * stats.norm.cdf(-ratio)),
+        expected_loss_control=float(sigma * stats.norm.pdf(ratio) + mu * stats.norm.cdf(ratio)),
+        level=1 - alpha,
+    )  # fmt: skip
+
+
+def credible_coverage_binary(experiments: int, n: int, alpha: float = 0.05, draws: int = 4000,
+                             seed: int = 0) -> float:  # fmt: skip
+    """Share of beta-binomial credible intervals of δ that hold the true δ when the truth is drawn from the prior
+    (uniform rates per arm) and each arm has `n` units: about 1 − α if the computation is right."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(experiments):
+        p_c, p_t = rng.random(2)
+        k_c, k_t = rng.binomial(n, p_c), rng.binomial(n, p_t)
+        result = bayes_proportions(k_c, n, k_t, n, alpha, draws=draws, seed=int(rng.integers(2**31)))
+        low, high = result.credible_interval
+        hits += low <= p_t - p_c <= high
+    return hits / experiments
+
+
+def credible_coverage_means(experiments: int, n: int, sd: float = 15.0, alpha: float = 0.05, seed: int = 0) -> float:
+    """Share of normal-model credible intervals of δ that hold the true δ (drawn N(0, sd² · 4 / n) per experiment,
+    arms of `n` normal units with sd `sd`; sample means and variances drawn from their exact distributions)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0.0, 2 * sd / np.sqrt(n), experiments)
+    means_c = rng.normal(0.0, sd / np.sqrt(n), experiments)
+    means_t = rng.normal(truth, sd / np.sqrt(n))
+    var_c, var_t = (sd**2 * rng.chisquare(n - 1, (2, experiments)) / (n - 1))
+    hits = 0
+    for j in range(experiments):
+        low, high = bayes_means(means_c[j], var_c[j], n, means_t[j], var_t[j], n, alpha).credible_interval
+        hits += low <= truth[j] <= high
+    return hits / experiments
+
+
+__all__ = ["BayesResult", "bayes_means", "bayes_proportions", "credible_coverage_binary", "credible_coverage_means"]
