@@ -173,6 +173,10 @@ def business_targets(out: dict, targets: dict[str, float]) -> dict:
     return result
 
 
+#: The keys of a `top_segments` entry besides the segment's covariate values.
+SEGMENT_FIELDS = frozenset({"stage", "value_per_lead", "value_ci", "episodes", "leads", "action_sequences"})
+
+
 def top_segments(
     rollout: Rollout,
     leads: Leads,

@@ -258,12 +258,13 @@ QuerySize = Annotated[int | None, Query(ge=SAMPLE_SIZE_MIN, le=SAMPLE_SIZE_MAX,
                                         description="units per arm (default: the size required)")]  # fmt: skip
 
 
-@pages_router.get(
-    "/api/design",
-    response_model=DesignOut,
-    tags=["design"],
-    responses={422: {"model": ValidationErrorOut, "description": "a parameter is missing or off the schema"}},
-)
+def _design_route(path: str, model: type[DesignOut]):
+    """A live design check: GET, no token, 422 when a parameter is missing or off the schema."""
+    return pages_router.get(path, response_model=model, tags=["design"], responses={
+        422: {"model": ValidationErrorOut, "description": "a parameter is missing or off the schema"}})  # fmt: skip
+
+
+@_design_route("/api/design", DesignOut)
 def design_endpoint(
     effect: QueryEffect,
     sd: QuerySd,
@@ -325,12 +326,7 @@ QueryRateEffect = Annotated[float, Query(gt=-1, lt=1, allow_inf_nan=False, json_
                             AfterValidator(non_zero)]  # fmt: skip
 
 
-@pages_router.get(
-    "/api/design/binary",
-    response_model=BinaryDesignOut,
-    tags=["design"],
-    responses={422: {"model": ValidationErrorOut, "description": "a parameter is missing or off the schema"}},
-)
+@_design_route("/api/design/binary", BinaryDesignOut)
 def binary_design_endpoint(
     baseline: QueryRate,
     effect: QueryRateEffect,

@@ -154,7 +154,24 @@ def check_direction(effect: float, alternative: str) -> None:
                          "or use 'larger'")  # fmt: skip
 
 
-class ExperimentIn(BaseModel):
+class _DesignIn(BaseModel):
+    """What every experiment design names besides its metric: owner, name, alpha, power, size per arm and the
+    alternative; the metric's ``effect`` must point the way a one-sided alternative does."""
+
+    owner: Owner
+    name: Name
+    alpha: Alpha = 0.05
+    power: Power = 0.8
+    sample_size: SampleSize
+    alternative: Alternative = "two-sided"
+
+    @model_validator(mode="after")
+    def _direction(self) -> _DesignIn:
+        check_direction(self.effect, self.alternative)
+        return self
+
+
+class ExperimentIn(_DesignIn):
     """Design of a new experiment; ``sample_size`` is per arm (50/50 split). The effect must point the way a
     one-sided ``alternative`` does, and ``sample_size`` must reach ``power`` for ``effect`` / ``sd`` at ``alpha``
     (the size ``GET /api/design`` reports); a design that does not is refused with 422 and the explanation."""
@@ -165,23 +182,12 @@ class ExperimentIn(BaseModel):
                       "sd": 15, "sample_size": 7210, "alternative": "two-sided"}],
     })  # fmt: skip
 
-    owner: Owner
-    name: Name
     metric: Literal["continuous"] = Field("continuous", description="revenue per unit (the default)")
-    alpha: Alpha = 0.05
-    power: Power = 0.8
     effect: Effect
     sd: Sd
-    sample_size: SampleSize
-    alternative: Alternative = "two-sided"
-
-    @model_validator(mode="after")
-    def _direction(self) -> ExperimentIn:
-        check_direction(self.effect, self.alternative)
-        return self
 
 
-class BinaryExperimentIn(BaseModel):
+class BinaryExperimentIn(_DesignIn):
     """Design of an experiment on a conversion (``metric`` "binary"): ``baseline`` is the original arm's rate,
     ``effect`` the difference of rates to detect (new − original), ``sample_size`` per arm (50/50 split). The effect
     must point the way a one-sided ``alternative`` does, ``baseline + effect`` must lie inside (0, 1), and
@@ -196,20 +202,9 @@ class BinaryExperimentIn(BaseModel):
                       "alternative": "two-sided"}],
     })  # fmt: skip
 
-    owner: Owner
-    name: Name
     metric: Literal["binary"] = Field(description="a conversion (0 or 1 per unit)")
-    alpha: Alpha = 0.05
-    power: Power = 0.8
     baseline: Rate
     effect: RateEffect
-    sample_size: SampleSize
-    alternative: Alternative = "two-sided"
-
-    @model_validator(mode="after")
-    def _direction(self) -> BinaryExperimentIn:
-        check_direction(self.effect, self.alternative)
-        return self
 
 
 def _metric_of(body: Any) -> str | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextbest.errors import NextbestError
+from nextbest.evaluation.crm_bootstrap import SEGMENT_FIELDS
 from nextbest.evaluation.crm_results import CRMEvaluation, EvaluationSettings, Improvement, Interval
 from nextbest.report import figures as fg
 from nextbest.report.crm_readings import next_steps_section, range_sentences, readings_figure_data, readings_section
@@ -391,8 +392,7 @@ def _segments(inputs: ReportInputs) -> str:
         return _missing_section("top_segments")
     if not segments:
         return note("No segment had enough lead-episodes to be ranked.")
-    fixed = {"stage", "value_per_lead", "value_ci", "episodes", "leads", "action_sequences"}
-    covariates = [key for key in segments[0] if key not in fixed]
+    covariates = [key for key in segments[0] if key not in SEGMENT_FIELDS]
     rows = []
     for rank, seg in enumerate(segments[:3], start=1):
         plans = "<br>".join(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from nextbest.evaluation.crm_bootstrap import SEGMENT_FIELDS
 from nextbest.evaluation.crm_results import CRMEvaluation, ReadingResult
 from nextbest.report.figures import fmt_money, fmt_pct
 from nextbest.report.html import FigureRef, Raw, escape, figure, note, paragraph, status, table, with_ci
@@ -120,8 +121,7 @@ def _plans(readings: Mapping[str, ReadingResult]) -> str:
     rows = []
     for name, reading in readings.items():
         for segment in reading.top_segments[:3]:
-            fixed = {"stage", "value_per_lead", "value_ci", "episodes", "leads", "action_sequences"}
-            who = ", ".join(f"{k} {v}" for k, v in segment.items() if k not in fixed)
+            who = ", ".join(f"{k} {v}" for k, v in segment.items() if k not in SEGMENT_FIELDS)
             plans = "<br>".join(f"{escape(' → '.join(s['sequence']))} ({fmt_pct(s['share'])})"
                                 for s in segment.get("action_sequences", [])[:2])  # fmt: skip
             rows.append([name, f"{who}, {segment['stage']}",
