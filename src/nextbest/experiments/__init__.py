@@ -7,8 +7,12 @@
 * :mod:`~nextbest.experiments.assignment` — ``assign``, ``assign_many``: SHA-256 of (salt, unit id).
 * :mod:`~nextbest.experiments.analysis` — ``analyze`` (Welch, CUPED), ``analyze_proportions`` (two conversion
   rates), ``bootstrap_ci``, ``srm_test``.
-* :mod:`~nextbest.experiments.bayes` — ``bayes_proportions`` (beta-binomial), ``bayes_means`` (normal model):
-  chance to beat control, expected loss, credible intervals.
+* :mod:`~nextbest.experiments.ratio` — ``analyze_ratio``: a ratio of means (revenue per session) by the delta method.
+* :mod:`~nextbest.experiments.bayes` — ``bayes_proportions`` (beta-binomial), ``bayes_means`` / ``bayes_normal``
+  (normal model): chance to beat control, expected loss, credible intervals.
+* :mod:`~nextbest.experiments.multiplicity` — ``adjust_p_values``: Holm and Benjamini–Hochberg, vectorized.
+* :mod:`~nextbest.experiments.metrics` — ``analyze_experiment``: one primary metric, secondary metrics corrected for
+  multiplicity, guardrails with an allowed harm, the recommendation; ``analyze_metric`` picks the test by kind.
 * :mod:`~nextbest.experiments.sequential` — ``MixtureSPRT``, the always-valid mSPRT.
 * :mod:`~nextbest.experiments.simulation` — vectorized error-rate checks.
 
@@ -26,7 +30,7 @@ from nextbest.experiments.analysis import (
     srm_test,
 )
 from nextbest.experiments.assignment import assign, assign_many
-from nextbest.experiments.bayes import BayesResult, bayes_means, bayes_proportions
+from nextbest.experiments.bayes import BayesResult, bayes_means, bayes_normal, bayes_proportions
 from nextbest.experiments.design import (
     BinaryDesignCheck,
     DesignCheck,
@@ -41,24 +45,46 @@ from nextbest.experiments.design import (
     validate_design,
     validate_design_binary,
 )
+from nextbest.experiments.metrics import (
+    ExperimentAnalysis,
+    Guardrail,
+    MetricResult,
+    MetricSamples,
+    analyze_experiment,
+    analyze_metric,
+    bayes_of,
+)
+from nextbest.experiments.multiplicity import CORRECTIONS, adjust_p_values
+from nextbest.experiments.ratio import analyze_ratio
 from nextbest.experiments.sequential import MixtureSPRT, SequentialResult
 
 __all__ = [
+    "CORRECTIONS",
     "AnalysisResult",
     "BayesResult",
     "BinaryDesignCheck",
     "BootstrapResult",
     "DesignCheck",
+    "ExperimentAnalysis",
+    "Guardrail",
     "InvalidParameter",
+    "MetricResult",
+    "MetricSamples",
     "MixtureSPRT",
     "SRMResult",
     "SampleSize",
     "SequentialResult",
+    "adjust_p_values",
     "analyze",
+    "analyze_experiment",
+    "analyze_metric",
     "analyze_proportions",
+    "analyze_ratio",
     "assign",
     "assign_many",
     "bayes_means",
+    "bayes_normal",
+    "bayes_of",
     "bayes_proportions",
     "bootstrap_ci",
     "detectable_lift_binary",

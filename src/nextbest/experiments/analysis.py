@@ -41,7 +41,7 @@ import numpy as np
 from scipy import special, stats
 
 from nextbest.experiments.design import InvalidParameter, _as_array, check_alpha, check_alternative
-from nextbest.stats import percentile_interval, z_value
+from nextbest.stats import percentile_interval
 
 
 def _plain(value: Any) -> Any:
@@ -244,61 +244,82 @@ def analyze(
         if var_c == 0 and var_t == 0:
             raise InvalidParameter("the CUPED-adjusted metric is constant: the covariate explains it exactly")
 
-    effect, se, statistic, df, p_value = (
+    effect, se, _, df, _ = (
         float(v) for v in welch_from_moments(mean_c, var_c, arm_c.n, mean_t, var_t, arm_t.n, alternative)
     )
-    two = -special.stdtrit(df, alpha / 2) * se
-    one = -special.stdtrit(df, alpha) * se
-    ci_two_sided = (effect - two, effect + two)
-    if alternative == "two-sided":
-        ci = ci_two_sided
-    elif alternative == "larger":
-        ci = (effect - one, math.inf)
-    else:
-        ci = (-math.inf, effect + one)
+    return decide(
+        effect, se, df, alpha=alpha, alternative=alternative, target_effect=target_effect, labels=labels,
+        arms=((arm_c.n, arm_c.mean, math.sqrt(arm_c.var)), (arm_t.n, arm_t.mean, math.sqrt(arm_t.var))),
+        method=method, assumptions=assumptions, cuped_theta=theta, variance_reduction=reduction,
+        effect_unadjusted=unadjusted,
+    )  # fmt: skip
 
-    t_target = (effect - target_effect) / se
+
+@dataclass(frozen=True)
+class _Tests:
+    """What every two-arm test derives from its effect and standard error (see :func:`decide`)."""
+
+    statistic: float
+    p_value: float
+    ci: tuple[float, float]
+    ci_two_sided: tuple[float, float]
+    target_p_value: float
+    target_alpha: float
+
+
+def _tests(effect: float, se: float, df: float, alpha: float, alternative: str, target: float) -> _Tests:
+    """The test of effect = 0, its dual interval and the one-sided target test, on Student's t with ``df`` degrees
+    of freedom (``df`` inf: the normal distribution)."""
+    statistic = effect / se
+    if alternative == "two-sided":
+        p_value = 2.0 * float(special.stdtr(df, -abs(statistic)))
+    elif alternative == "larger":
+        p_value = float(special.stdtr(df, -statistic))
+    else:
+        p_value = float(special.stdtr(df, statistic))
+    two = -float(special.stdtrit(df, alpha / 2)) * se
+    one = -float(special.stdtrit(df, alpha)) * se
+    ci_two_sided = (effect - two, effect + two)
+    ci = {"two-sided": ci_two_sided, "larger": (effect - one, math.inf), "smaller": (-math.inf, effect + one)}[
+        alternative
+    ]
+    t_target = (effect - target) / se
     target_p = float(special.stdtr(df, t_target) if alternative == "smaller" else special.stdtr(df, -t_target))
     target_alpha = alpha / 2 if alternative == "two-sided" else alpha
-    lower_is_better = alternative == "smaller"
-    significant = p_value < alpha
-    improves = significant and (effect < 0 if lower_is_better else effect > 0)
-    improves_by_target = target_p < target_alpha
-    relative = effect / arm_c.mean if arm_c.mean != 0 else None
+    return _Tests(statistic, min(p_value, 1.0), ci, ci_two_sided, target_p, target_alpha)
 
+
+def decide(
+    effect: float, se: float, df: float, *, alpha: float, alternative: str, target_effect: float,
+    labels: tuple[str, str], arms: tuple[tuple[int, float, float], tuple[int, float, float]], method: str,
+    assumptions: list[str], **extra: Any,
+) -> AnalysisResult:  # fmt: skip
+    """The one decision tail of every two-arm test (Welch, CUPED, two proportions, ratio by the delta method).
+
+    Given the estimate ``effect`` of treatment − control, its standard error ``se`` and the degrees of freedom
+    ``df`` of its t distribution (inf: normal), returns the :class:`AnalysisResult`: p-value of effect = 0 for
+    ``alternative``, the dual (1 − alpha) interval, the one-sided target test (module docstring), ``improves``
+    (significant in the better direction: higher, or lower for "smaller") and the verdict. ``arms`` are
+    (n, mean, sd) of control and treatment; ``relative_lift`` = effect / control mean (None when that mean is 0);
+    ``extra`` fills the remaining fields (CUPED's theta, ...)."""
+    tests = _tests(effect, se, df, alpha, alternative, target_effect)
+    (n_c, mean_c, sd_c), (n_t, mean_t, sd_t) = arms
+    significant = tests.p_value < alpha
+    improves = significant and (effect < 0 if alternative == "smaller" else effect > 0)
+    improves_by_target = tests.target_p_value < tests.target_alpha
+    relative = effect / mean_c if mean_c != 0 else None
     verdict = _verdict(
-        name_c, name_t, effect, ci, p_value, alpha, alternative, significant, improves,
-        target_effect, target_p, improves_by_target, relative, method,
+        labels[0], labels[1], effect, tests.ci, tests.p_value, alpha, alternative, significant, improves,
+        target_effect, tests.target_p_value, improves_by_target, relative, method,
     )  # fmt: skip
     return AnalysisResult(
-        effect=effect,
-        ci=ci,
-        p_value=p_value,
-        statistic=statistic,
-        df=df,
-        standard_error=se,
-        relative_lift=relative,
-        verdict=verdict,
-        improves=improves,
-        improves_by_target=improves_by_target,
-        target_effect=target_effect,
-        target_p_value=target_p,
-        target_alpha=target_alpha,
-        n_control=arm_c.n,
-        n_treatment=arm_t.n,
-        mean_control=arm_c.mean,
-        mean_treatment=arm_t.mean,
-        sd_control=math.sqrt(arm_c.var),
-        sd_treatment=math.sqrt(arm_t.var),
-        alpha=alpha,
-        alternative=alternative,
-        method=method,
-        ci_two_sided=ci_two_sided,
-        assumptions=assumptions,
-        cuped_theta=theta,
-        variance_reduction=reduction,
-        effect_unadjusted=unadjusted,
-    )
+        effect=effect, ci=tests.ci, p_value=tests.p_value, statistic=tests.statistic, df=df, standard_error=se,
+        relative_lift=relative, verdict=verdict, improves=improves, improves_by_target=improves_by_target,
+        target_effect=target_effect, target_p_value=tests.target_p_value, target_alpha=tests.target_alpha,
+        n_control=n_c, n_treatment=n_t, mean_control=mean_c, mean_treatment=mean_t, sd_control=sd_c,
+        sd_treatment=sd_t, alpha=alpha, alternative=alternative, method=method, ci_two_sided=tests.ci_two_sided,
+        assumptions=assumptions, **extra,
+    )  # fmt: skip
 
 
 def _check_target(target_effect: Any) -> float:
@@ -321,11 +342,6 @@ def _count(name: str, value: Any, at_most: int | None = None) -> int:
     if at_most is not None and value > at_most:
         raise InvalidParameter(f"{name} ({int(value):,}) cannot exceed the units of its arm ({at_most:,})")
     return int(value)
-
-
-def _upper_z(tail: float) -> float:
-    """The standard normal quantile with ``tail`` above it: Φ⁻¹(1 − tail) (0 for a tail of one half)."""
-    return z_value(1.0 - 2.0 * tail) if tail < 0.5 else 0.0
 
 
 def analyze_proportions(
@@ -370,27 +386,6 @@ def analyze_proportions(
                                "variation in either arm there is nothing to test")  # fmt: skip
     effect = p_t - p_c
     se = math.sqrt(var_c / n_c + var_t / n_t)
-    statistic = effect / se
-    if alternative == "two-sided":
-        p_value = 2.0 * float(special.ndtr(-abs(statistic)))
-    elif alternative == "larger":
-        p_value = float(special.ndtr(-statistic))
-    else:
-        p_value = float(special.ndtr(statistic))
-    p_value = min(p_value, 1.0)
-    two, one = _upper_z(alpha / 2) * se, _upper_z(alpha) * se
-    ci_two_sided = (effect - two, effect + two)
-    ci = {"two-sided": ci_two_sided, "larger": (effect - one, math.inf), "smaller": (-math.inf, effect + one)}[
-        alternative
-    ]
-    t_target = (effect - target_effect) / se
-    target_p = float(special.ndtr(t_target) if alternative == "smaller" else special.ndtr(-t_target))
-    target_alpha = alpha / 2 if alternative == "two-sided" else alpha
-    significant = p_value < alpha
-    improves = significant and (effect < 0 if alternative == "smaller" else effect > 0)
-    improves_by_target = target_p < target_alpha
-    relative = effect / p_c if p_c > 0 else None
-    method = "two-proportion z-test"
     assumptions = [
         "units were randomized independently to the arms and do not affect each other (SUTVA)",
         "each unit converts or not independently; the normal approximation of each arm's rate (unpooled standard "
@@ -400,36 +395,11 @@ def analyze_proportions(
     if min(x_c, n_c - x_c, x_t, n_t - x_t) < 5:
         assumptions.append("fewer than 5 conversions or non-conversions in an arm: the p-value and the interval "
                            "are rough; read them with care or collect more units")  # fmt: skip
-    verdict = _verdict(
-        name_c, name_t, effect, ci, p_value, alpha, alternative, significant, improves,
-        target_effect, target_p, improves_by_target, relative, method,
-    )  # fmt: skip
-    return AnalysisResult(
-        effect=effect,
-        ci=ci,
-        p_value=p_value,
-        statistic=statistic,
-        df=math.inf,
-        standard_error=se,
-        relative_lift=relative,
-        verdict=verdict,
-        improves=improves,
-        improves_by_target=improves_by_target,
-        target_effect=target_effect,
-        target_p_value=target_p,
-        target_alpha=target_alpha,
-        n_control=n_c,
-        n_treatment=n_t,
-        mean_control=p_c,
-        mean_treatment=p_t,
-        sd_control=math.sqrt(var_c),
-        sd_treatment=math.sqrt(var_t),
-        alpha=alpha,
-        alternative=alternative,
-        method=method,
-        ci_two_sided=ci_two_sided,
+    return decide(
+        effect, se, math.inf, alpha=alpha, alternative=alternative, target_effect=target_effect, labels=labels,
+        arms=((n_c, p_c, math.sqrt(var_c)), (n_t, p_t, math.sqrt(var_t))), method="two-proportion z-test",
         assumptions=assumptions,
-    )
+    )  # fmt: skip
 
 
 def _verdict(

@@ -79,17 +79,23 @@ def bayes_proportions(conversions_c: int, n_c: int, conversions_t: int, n_t: int
 def bayes_means(mean_c: float, var_c: float, n_c: int, mean_t: float, var_t: float, n_t: int,
                 alpha: float = 0.05) -> BayesResult:  # fmt: skip
     """Normal-model posterior of the difference in means under a flat prior (closed forms of the module doc)."""
-    alpha = check_alpha(alpha)
     if min(n_c, n_t) < 2 or min(var_c, var_t) < 0:
         raise InvalidParameter("each arm needs at least 2 units and a non-negative variance")
-    mu = mean_t - mean_c
-    sigma = float(np.sqrt(var_c / n_c + var_t / n_t))
-    if sigma == 0:
-        raise InvalidParameter("both arms have zero variance: the posterior is a point")
+    return bayes_normal(mean_t - mean_c, float(np.sqrt(var_c / n_c + var_t / n_t)), alpha)
+
+
+def bayes_normal(effect: float, standard_error: float, alpha: float = 0.05) -> BayesResult:
+    """The posterior δ ~ N(effect, standard_error²) of a flat prior and a normal likelihood, summarised in the
+    closed forms of the module doc: what :func:`bayes_means` computes from arm moments, and what any estimate with
+    a standard error (CUPED-adjusted means, a ratio by the delta method) yields."""
+    alpha = check_alpha(alpha)
+    mu, sigma = float(effect), float(standard_error)
+    if not sigma > 0:
+        raise InvalidParameter("the standard error is zero (zero variance in both arms): the posterior is a point")
     ratio = mu / sigma
     half = z_value(1 - alpha) * sigma
     return BayesResult(
-        model="normal", effect=float(mu), credible_interval=(float(mu - half), float(mu + half)),
+        model="normal", effect=mu, credible_interval=(mu - half, mu + half),
         chance_to_beat_control=float(stats.norm.cdf(ratio)),
         expected_loss=float(sigma * stats.norm.pdf(ratio) - mu * stats.norm.cdf(-ratio)),
         expected_loss_control=float(sigma * stats.norm.pdf(ratio) + mu * stats.norm.cdf(ratio)),
@@ -127,4 +133,5 @@ def credible_coverage_means(experiments: int, n: int, sd: float = 15.0, alpha: f
     return hits / experiments
 
 
-__all__ = ["BayesResult", "bayes_means", "bayes_proportions", "credible_coverage_binary", "credible_coverage_means"]
+__all__ = ["BayesResult", "bayes_means", "bayes_normal", "bayes_proportions", "credible_coverage_binary",
+           "credible_coverage_means"]
