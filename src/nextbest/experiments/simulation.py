@@ -318,3 +318,98 @@ def srm_detection(
         n_total=n_total,
         seed=seed,
     )
+
+
+def family_false_positive_rate(
+    n_experiments: int = 10_000,
+    n: int = 1_000,
+    metrics: int = 5,
+    correlation: float = 0.5,
+    alpha: float = 0.05,
+    corrections: Sequence[str] = ("none", "holm", "bh"),
+    seed: int | None = 0,
+    chunk_values: int = 20_000_000,
+) -> dict[str, RateEstimate]:
+    """Family-wise false-positive rate of ``metrics`` secondary metrics, each tested two-sided by Welch, under the
+    global null (A/A), per correction: the share of experiments with at least one adjusted p-value <= alpha.
+
+    Every unit is drawn: ``metrics`` standard normal outcomes with pairwise ``correlation`` (a shared factor:
+    ``sqrt(rho) Z_0 + sqrt(1 - rho) Z_k``), ``n`` units per arm; metrics of one unit move together as a
+    customer's revenue, sessions and clicks do."""
+    from nextbest.experiments.multiplicity import adjust_p_values
+
+    n_experiments = _count("n_experiments", n_experiments, 1)
+    n, metrics = _count("n", n, 2), _count("metrics", metrics, 1)
+    if not 0 <= correlation < 1:
+        raise InvalidParameter(f"correlation must be in [0, 1), got {correlation!r}")
+    alpha = check_alpha(alpha)
+    rng = np.random.default_rng(seed)
+    p_values = np.empty((n_experiments, metrics))
+    rows = max(1, chunk_values // (2 * n * (metrics + 1)))
+    for start in range(0, n_experiments, rows):
+        stop = min(n_experiments, start + rows)
+        arms = []
+        for _arm in range(2):
+            z = rng.standard_normal((stop - start, n, metrics + 1))
+            units = math.sqrt(correlation) * z[..., :1] + math.sqrt(1 - correlation) * z[..., 1:]
+            arms.append((units.mean(axis=1), units.var(axis=1, ddof=1)))
+        (mean_c, var_c), (mean_t, var_t) = arms
+        p_values[start:stop] = welch_from_moments(mean_c, var_c, n, mean_t, var_t, n)[4]
+    return {
+        correction: _rate(
+            (adjust_p_values(p_values, correction) <= alpha).any(axis=1), alpha,
+            f"family-wise false-positive rate, {metrics} null metrics (correlation {correlation:g}), "
+            f"n = {n:,} per arm, correction {correction}",
+            metrics=metrics, correlation=correlation, n=n, seed=seed,
+        )
+        for correction in corrections
+    }  # fmt: skip
+
+
+def binary_power(
+    n: int,
+    baseline: float,
+    treatment_rate: float,
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    n_experiments: int = 10_000,
+    seed: int | None = 0,
+) -> RateEstimate:
+    """Share of experiments in which :func:`~nextbest.experiments.analysis.analyze_proportions` (the analysis users
+    run, called once per experiment) shows an improvement, with ``n`` units per arm converting at ``baseline`` and
+    ``treatment_rate``: the power of the binary design, measured."""
+    from nextbest.experiments.analysis import analyze_proportions
+
+    n_experiments, n = _count("n_experiments", n_experiments, 1), _count("n", n, 2)
+    rng = np.random.default_rng(seed)
+    control = rng.binomial(n, baseline, n_experiments)
+    treatment = rng.binomial(n, treatment_rate, n_experiments)
+    hits = np.array([analyze_proportions(int(c), n, int(t), n, alpha, alternative).improves
+                     for c, t in zip(control, treatment, strict=True)])  # fmt: skip
+    return _rate(hits, None, f"power of the two-proportion z-test, {baseline:g} -> {treatment_rate:g}, n = {n:,} "
+                 "per arm", n=n, baseline=baseline, treatment_rate=treatment_rate, seed=seed)  # fmt: skip
+
+
+def ratio_coverage(
+    n_experiments: int = 2_000,
+    n: int = 1_000,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+) -> RateEstimate:
+    """Share of delta-method intervals (:func:`~nextbest.experiments.ratio.analyze_ratio`) that hold the true
+    difference of revenue per session (zero: both arms share one world), with customers of 1 to 6 sessions whose
+    sessions share the customer's taste (gamma), so that sessions of a customer are not independent."""
+    from nextbest.experiments.ratio import analyze_ratio
+
+    n_experiments, n = _count("n_experiments", n_experiments, 1), _count("n", n, 2)
+    rng = np.random.default_rng(seed)
+    hits = np.empty(n_experiments, dtype=bool)
+    for j in range(n_experiments):
+        arms = []
+        for _arm in range(2):
+            sessions = rng.integers(1, 7, n).astype(np.float64)
+            arms.append((rng.gamma(2.0, 4.0, n) * sessions + rng.normal(0.0, 2.0, n), sessions))
+        low, high = analyze_ratio(arms[0][0], arms[0][1], arms[1][0], arms[1][1], alpha).ci
+        hits[j] = low <= 0.0 <= high
+    return _rate(hits, 1 - alpha, f"delta-method {1 - alpha:.0%} interval coverage, ratio of means, n = {n:,} "
+                 "customers per arm", n=n, seed=seed)  # fmt: skip
