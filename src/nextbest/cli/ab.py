@@ -48,9 +48,9 @@ def design(
     from nextbest.errors import NextbestError
     from nextbest.experiments import (
         minimum_detectable_effect,
-        power_binary,
         sample_size_binary,
         validate_design,
+        validate_design_binary,
     )
     from nextbest.experiments import sample_size as required_size
 
@@ -76,23 +76,8 @@ def design(
         _echo(payload)
         return
     if binary:
-        achieved = power_binary(sample_size, baseline, lift, alpha, alternative, ratio)
-        shown = int(achieved * 100) / 100
-        coherent = sample_size >= int(size)
-        if coherent:
-            message = f"coherent: sample_size {sample_size:,} per arm gives power {shown:.2f} >= {power:g}"
-        else:
-            message = (
-                f"sample_size {sample_size:,} per arm gives power {shown:.2f}, below the stated power {power:g}; "
-                f"raise it to {int(size):,} per arm, or accept a power of {shown:.2f}"
-            )
-        check = {
-            "coherent": coherent,
-            "required_sample_size": int(size),
-            "achieved_power": achieved,
-            "sample_size": sample_size,
-            "message": message,
-        }
+        check = validate_design_binary(alpha, power, baseline, baseline * lift, sample_size, alternative,
+                                       ratio).to_dict()  # fmt: skip
     else:
         check = validate_design(alpha, power, effect, sd, sample_size, alternative, ratio, method).to_dict()
         payload["minimum_detectable_effect_at_sample_size"] = minimum_detectable_effect(
