@@ -182,3 +182,17 @@ def test_simulated_binary_power_matches_the_design() -> None:
     n = int(sample_size_binary(0.2, 0.25, power=0.9))
     measured = binary_power(n, 0.2, 0.25, n_experiments=2000, seed=4)
     assert measured.ci[0] - 0.03 <= 0.9 <= measured.ci[1] + 0.03
+
+
+def test_a_metric_without_variation_is_left_out_and_a_blind_guardrail_withholds_ship() -> None:
+    primary, secondary, _ = _world()
+    flat = MetricSamples("errors", np.zeros(100), np.zeros(100))
+    result = analyze_experiment(primary, [*secondary, flat], [(MetricSamples("crashed", np.zeros(50), np.zeros(50)),
+                                                              Guardrail("increase", 0.0))])  # fmt: skip
+    left_out = result.secondary[-1]
+    assert left_out.analysis is None and left_out.p_value_adjusted is None and "no variation" in left_out.error
+    raw = [m.analysis.p_value for m in result.secondary[:-1]]
+    assert [m.p_value_adjusted for m in result.secondary[:-1]] == pytest.approx(multipletests(raw, method="holm")[1])
+    assert result.guardrails[0].guardrail is None and result.guardrails[0].error
+    assert result.primary.analysis.improves and result.recommendation == "no decision"
+    assert "crashed" in result.summary and result.to_dict()["guardrails"][0]["analysis"] is None

@@ -643,7 +643,7 @@ def test_sqlite_file_is_migrated_and_in_wal_mode(client: TestClient) -> None:
     from nextbest.platform.db import current_revision
 
     engine = client.app.state.store.engine
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1

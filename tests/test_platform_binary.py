@@ -91,7 +91,7 @@ def check_migration_from_0001(db_url: str) -> None:
                                 "VALUES (1, 'u1', 'new', 1, 12.5, CURRENT_TIMESTAMP)"))  # fmt: skip
     engine.dispose()
     client = new_client(db_url)  # create_app migrates to head
-    assert current_revision(client.app.state.store.engine) == "0002"
+    assert current_revision(client.app.state.store.engine) == "0003"
     old = client.get("/api/experiments/1").json()
     assert old["metric"] == "continuous" and old["baseline"] is None and old["sd"] == 10.0
     assert old["progress"]["new"] == 1
@@ -190,7 +190,8 @@ def test_the_schema_declares_the_binary_metric(client) -> None:
     schema = client.get("/openapi.json").json()
     components = schema["components"]["schemas"]
     body = schema["paths"]["/api/experiments"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert [form["$ref"].rsplit("/", 1)[-1] for form in body["oneOf"]] == ["ExperimentIn", "BinaryExperimentIn"]
+    assert [form["$ref"].rsplit("/", 1)[-1] for form in body["oneOf"]] == [
+        "ExperimentIn", "BinaryExperimentIn", "RatioExperimentIn"]  # fmt: skip
     binary = components["BinaryExperimentIn"]
     assert binary["properties"]["metric"]["const"] == "binary" and {"baseline", "metric"} <= set(binary["required"])
     assert binary["properties"]["baseline"]["exclusiveMinimum"] == 0 and binary["allOf"]

@@ -190,3 +190,62 @@ def test_create_run_and_read_an_experiment_in_chromium(server: str, browser, tmp
     shots = ("1-form", "2-form-incoherent", "3-form-refused", "4-created", "5-no-outcomes", "6-experiment", "7-list")
     for name in shots:
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_the_form_designs_a_conversion_with_the_posterior_in_chromium(server: str, browser, tmp_path: Path) -> None:
+    """Choosing the binary metric shows the baseline instead of the sd, asks /api/design/binary for the size, turns
+    CUPED off; the experiment is created with the posterior, and its page shows the Bayesian block once complete."""
+    from playwright.sync_api import expect
+
+    from nextbest.platform.pages import design_check_binary
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(f"{server}/experiments/new")
+    expect(page.locator("#required-n")).to_have_text("7,210")
+    expect(page.locator("#baseline")).to_be_hidden()
+    page.select_option("#metric", "binary")
+    expect(page.locator("#baseline")).to_be_visible()
+    expect(page.locator("#sd")).to_be_hidden()
+    expect(page.locator("#cuped")).to_be_disabled()
+    page.fill("#baseline", "0.2")
+    page.fill("#effect", "0.1")
+    required = design_check_binary(0.2, 0.1).sample_size
+    expect(page.locator("#required-n")).to_have_text(f"{required:,}")
+    expect(page.locator("#design-status")).to_contain_text("Coherent design")
+    page.check("#bayesian")
+    page.fill("#owner", "crm")
+    page.fill("#name", "first call")
+    page.fill("#guardrails", '[{"name": "unsubscribed", "kind": "binary", "harm": "increase", "max_harm": 0.1}]')
+    page.screenshot(path=str(tmp_path / "1-binary-form.png"), full_page=True)
+    with page.expect_response(lambda response: response.request.method == "POST") as created:
+        page.click("#create")
+    assert created.value.status == 201
+    expect(page.get_by_text('"converted": 1').first).to_be_visible()
+    token = page.locator("#token").inner_text().strip()
+    experiment_id = int(page.locator("#experiment-id").inner_text())
+
+    rng = np.random.default_rng(3)
+    rows = [{"uuid": f"lead-{arm}-{i}", "arm": arm, "decision": int(arm == "new"),
+             "converted": int(rng.random() < (0.2 if arm == "original" else 0.32)),
+             "values": {"unsubscribed": int(rng.random() < 0.05)}}
+            for i in range(required) for arm in ("original", "new")]  # fmt: skip
+    answer = httpx.post(f"{server}/api/experiments/{experiment_id}/conversions", json=rows, timeout=30.0,
+                        headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    page.goto(f"{server}/experiments/{experiment_id}")
+    expect(page.locator("#bayesian")).to_contain_text("Chance new beats original")
+    expect(page.locator("#bayes-model")).to_contain_text("beta-binomial")
+    expect(page.locator("#metric-unsubscribed")).to_contain_text("guardrail")
+    result = httpx.get(f"{server}/api/experiments/{experiment_id}", timeout=30.0).json()["result"]
+    assert result["bayesian"]["model"] == "beta-binomial" and result["metrics"][0]["name"] == "unsubscribed"
+    expect(page.locator("#recommendation-value")).to_have_text(result["recommendation"])
+    page.screenshot(path=str(tmp_path / "2-binary-experiment.png"), full_page=True)
+    page.goto(f"{server}/experiments/new")
+    page.select_option("#metric", "ratio")
+    expect(page.locator("#sd")).to_be_visible()
+    expect(page.locator("#cuped")).to_be_disabled()
+    expect(page.locator("#effect-hint")).to_contain_text("difference of ratios")
+    assert problems == [], problems

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from test_platform_api import DESIGN, auth, close, create, new_client, post_concurrently, run_api_flow
 from test_platform_binary import check_migration_from_0001, run_binary_flow
+from test_platform_metrics import check_migration_from_0002, run_metrics_flow
 
 pytestmark = pytest.mark.postgres
 _names = itertools.count(1)
@@ -135,11 +136,11 @@ def test_schema_is_migrated_and_url_uses_psycopg3(pg_url: str) -> None:
     client = new_client(pg_url)
     store = client.app.state.store
     assert store.engine.dialect.name == "postgresql" and store.engine.dialect.driver == "psycopg"
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     assert client.get("/healthz").json() == {"status": "ok", "database": "postgresql"}
     close(client)
     again = new_client(pg_url)  # migrating an up-to-date schema is a no-op
-    assert current_revision(again.app.state.store.engine) == "0002"
+    assert current_revision(again.app.state.store.engine) == "0003"
     close(again)
 
 
@@ -149,6 +150,13 @@ def test_binary_flow_on_postgres(pg_url: str) -> None:
 
 def test_migration_from_0001_on_postgres(pg_url: str) -> None:
     check_migration_from_0001(pg_url)
+
+
+def test_metrics_and_migration_from_0002_on_postgres(postgres: PostgresServer, pg_url: str) -> None:
+    """Migration 0003 and its JSON and boolean columns on PostgreSQL: a 0002 database upgraded (old rows get the
+    defaults), then an experiment with every option (CUPED, posterior, secondary metrics, a guardrail) end to end."""
+    check_migration_from_0002(pg_url)
+    run_metrics_flow(postgres.new_database())
 
 
 def test_concurrent_duplicates_on_postgres(pg_url: str) -> None:

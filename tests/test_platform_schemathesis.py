@@ -16,8 +16,16 @@ its one hook, ``before_call``, runs before every request schemathesis sends and
   raised to the size ``effect`` / ``sd`` need at ``alpha`` and ``power`` (with ``sd`` = |effect| when no sample
   of at most 10**9 units per arm would do); for a binary design to the size of the change of rate from
   ``baseline`` to ``baseline + effect``, which must lie inside (0, 1) (``baseline`` 0.5 and ``effect`` ±0.25 when
-  it does not, or when no sample of at most 10**9 units per arm would do). A design the server's model refuses is
-  left as generated, so that a schema allowing what the server refuses still fails the run.
+  it does not, or when no sample of at most 10**9 units per arm would do); a ratio design like a continuous one.
+  Its secondary metrics and guardrails get distinct names, none equal to its own denominator (the names are
+  unique across both lists and a ratio does not divide a value by itself: rules JSON Schema cannot state). A
+  design the server's model refuses is left as generated, so that a schema allowing what the server refuses still
+  fails the run.
+
+- fits every other valid outcome or conversion body to the seeded experiments, which declare no covariate,
+  denominator or values: it drops those fields (which rows an experiment needs is the experiment's, not the
+  schema's); the other bodies carrying them get 409 (declared, and nothing recorded). A body off the schema is
+  left alone.
 """
 
 from __future__ import annotations
@@ -66,8 +74,30 @@ def existing_id(value: Any, own: int, other: int) -> Any:
     return str(chosen) if isinstance(value, str) else chosen
 
 
+def distinct_names(body: Any) -> Any:
+    """``body`` with distinct names for its secondary metrics and guardrails, none equal to its own denominator."""
+    if not isinstance(body, dict):
+        return body
+    taken: set[str] = set()
+    fixed = dict(body)
+    for key in ("secondary", "guardrails"):
+        if not isinstance(body.get(key), list):
+            continue
+        fixed[key] = []
+        for spec in body[key]:
+            if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+                name, attempt = spec["name"], 0
+                while name in taken or name == spec.get("denominator"):
+                    name, attempt = f"m{attempt}_{spec['name'][:40]}", attempt + 1
+                spec = {**spec, "name": name}
+                taken.add(name)
+            fixed[key].append(spec)
+    return fixed
+
+
 def coherent_design(body: Any) -> Any:
-    """``body`` with the sample size its design needs, when it is a design the server's model accepts."""
+    """``body`` with the sample size its design needs (and distinct metric names), when it is a design the server's
+    model accepts."""
     from pydantic import TypeAdapter, ValidationError
 
     from nextbest.errors import NextbestError
@@ -75,9 +105,10 @@ def coherent_design(body: Any) -> Any:
     from nextbest.platform.schemas import SAMPLE_SIZE_MAX, BinaryExperimentIn, ExperimentDesign
 
     try:
-        spec = TypeAdapter(ExperimentDesign).validate_python(body)
+        spec = TypeAdapter(ExperimentDesign).validate_python(distinct_names(body))
     except ValidationError:
         return body
+    body = distinct_names(body)
     if isinstance(spec, BinaryExperimentIn):
         return coherent_binary_design(body, spec)
     try:
@@ -113,6 +144,33 @@ def coherent_binary_design(body: dict[str, Any], spec: Any) -> dict[str, Any]:
     return {**body, "sample_size": max(spec.sample_size, size)}
 
 
+_WRITES_SEEN = [0]
+EXPERIMENT_FIELDS = ("covariate", "denominator", "values")
+
+
+def fitted_rows(body: Any, path: str) -> Any:
+    """Every other valid body of ``.../outcomes`` or ``.../conversions`` without covariate, denominator and values;
+    the rest (and any body off the schema) unchanged."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from nextbest.platform.schemas import ConversionIn, OutcomeIn
+
+    model = ConversionIn if path.endswith("/conversions") else OutcomeIn
+    try:
+        TypeAdapter(model | list[model]).validate_python(body)
+    except ValidationError:
+        return body
+    _WRITES_SEEN[0] += 1
+    if _WRITES_SEEN[0] % 2:
+        return body
+    return [_plain_row(row) for row in body] if isinstance(body, list) else _plain_row(body)
+
+
+def _plain_row(row: Any) -> Any:
+    """``row`` without the fields only some experiments take (covariate, denominator, values)."""
+    return {key: value for key, value in row.items() if key not in EXPERIMENT_FIELDS} if isinstance(row, dict) else row
+
+
 def _register_hook() -> None:
     import schemathesis
 
@@ -127,6 +185,8 @@ def _register_hook() -> None:
             parameters["experiment_id"] = existing_id(parameters["experiment_id"], *seeded)
         if case.method.upper() == "POST" and case.operation.path == "/api/experiments" and isinstance(case.body, dict):
             case.body = coherent_design(case.body)
+        if case.method.upper() == "POST" and case.operation.path.endswith(("/outcomes", "/conversions")):
+            case.body = fitted_rows(case.body, case.operation.path)
 
 
 if os.environ.get(ENV_IDS):  # imported by schemathesis as its hooks module

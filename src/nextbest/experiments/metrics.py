@@ -16,6 +16,11 @@
 Each metric is continuous (Welch; CUPED when a pre-period covariate is given), binary (0/1 values: the
 two-proportion z-test and a beta-binomial posterior) or a ratio (per-unit numerator and denominator: the delta
 method). The recommendation: ship when the primary improves and no guardrail fails.
+
+A secondary metric or guardrail that cannot be analyzed (no variation in either arm, a zero mean denominator) does
+not sink the others: its result carries ``analysis`` None and the reason in ``error``; it is left out of the
+correction, and a guardrail that cannot be checked withholds "ship" ("no decision"). The primary metric must be
+analyzable (InvalidParameter otherwise).
 """
 
 from __future__ import annotations
@@ -90,24 +95,27 @@ class Guardrail:
 @dataclass(frozen=True)
 class MetricResult:
     """One metric's analysis in its role; ``p_value_adjusted`` and ``significant`` carry the correction
-    (secondary metrics; the primary's equal its own test), ``guardrail`` the status of a guardrail."""
+    (secondary metrics; the primary's equal its own test), ``guardrail`` the status of a guardrail. A metric that
+    cannot be analyzed has ``analysis`` None, ``p_value_adjusted`` None and the reason in ``error``."""
 
     name: str
     role: Literal["primary", "secondary", "guardrail"]
     kind: str
-    analysis: AnalysisResult
-    p_value_adjusted: float
+    analysis: AnalysisResult | None
+    p_value_adjusted: float | None
     significant: bool
     bayesian: BayesResult | None = None
     harm: str | None = None
     max_harm: float | None = None
     guardrail: str | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain({
             "name": self.name, "role": self.role, "kind": self.kind, "p_value_adjusted": self.p_value_adjusted,
             "significant": self.significant, "harm": self.harm, "max_harm": self.max_harm,
-            "guardrail": self.guardrail, "analysis": self.analysis.to_dict(),
+            "guardrail": self.guardrail, "error": self.error,
+            "analysis": self.analysis.to_dict() if self.analysis is not None else None,
             "bayesian": self.bayesian.to_dict() if self.bayesian is not None else None,
         })  # fmt: skip
 
@@ -198,13 +206,22 @@ def analyze_experiment(
 
     main = analyze_metric(primary, alpha, alternative, target_effect, labels)
     primary_result = result(primary, "primary", main, main.p_value, main.p_value < alpha)
-    side = [analyze_metric(m, alpha, "two-sided", 0.0, labels) for m in secondary]
-    adjusted = adjust_p_values([a.p_value for a in side], correction) if side else np.empty(0)
-    secondary_results = [result(m, "secondary", a, float(q), bool(q <= alpha))
-                         for m, a, q in zip(secondary, side, adjusted, strict=True)]  # fmt: skip
+    side = [_two_sided(m, alpha, labels) for m in secondary]
+    analyzable = [a.p_value for a, _ in side if a is not None]
+    adjusted = iter(adjust_p_values(analyzable, correction) if analyzable else ())
+    secondary_results = []
+    for samples, (analysis, error) in zip(secondary, side, strict=True):
+        if analysis is None:
+            secondary_results.append(_unanalyzable(samples, "secondary", error))
+        else:
+            q = float(next(adjusted))
+            secondary_results.append(result(samples, "secondary", analysis, q, q <= alpha))
     guard_results = []
     for samples, guard in guardrails:
-        analysis = analyze_metric(samples, alpha, "two-sided", 0.0, labels)
+        analysis, error = _two_sided(samples, alpha, labels)
+        if analysis is None:
+            guard_results.append(_unanalyzable(samples, "guardrail", error, harm=guard.harm, max_harm=guard.max_harm))
+            continue
         guard_results.append(result(samples, "guardrail", analysis, analysis.p_value, analysis.p_value < alpha,
                                     harm=guard.harm, max_harm=guard.max_harm,
                                     guardrail=guard.status(analysis.ci_two_sided)))  # fmt: skip
@@ -221,11 +238,26 @@ def analyze_experiment(
 _CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no correction"}
 
 
+def _two_sided(samples: MetricSamples, alpha: float, labels: tuple[str, str]) -> tuple[AnalysisResult | None, str]:
+    """The two-sided analysis of a secondary metric or guardrail, or None and why it cannot be analyzed."""
+    try:
+        return analyze_metric(samples, alpha, "two-sided", 0.0, labels), ""
+    except InvalidParameter as error:
+        return None, str(error)
+
+
+def _unanalyzable(samples: MetricSamples, role: str, error: str, **extra: Any) -> MetricResult:
+    """The result of a metric that cannot be analyzed: no analysis, no p-value, the reason."""
+    return MetricResult(samples.name, role, samples.resolved_kind(), None, None, False, error=error,  # type: ignore[arg-type]
+                        **extra)  # fmt: skip
+
+
 def _recommend(primary: MetricResult, secondary: list[MetricResult], guardrails: list[MetricResult],
                correction: str, alpha: float) -> tuple[str, str]:  # fmt: skip
     """Ship when the primary improves and no guardrail fails; the one-paragraph summary that says why."""
     failed = [g.name for g in guardrails if g.guardrail == "fails"]
     unclear = [g.name for g in guardrails if g.guardrail == "inconclusive"]
+    unchecked = [f"{m.name} ({m.error})" for m in (*secondary, *guardrails) if m.analysis is None]
     moved = [f"{m.name} ({'up' if m.analysis.effect > 0 else 'down'})" for m in secondary if m.significant]
     parts = [primary.analysis.verdict]
     if secondary:
@@ -236,10 +268,15 @@ def _recommend(primary: MetricResult, secondary: list[MetricResult], guardrails:
         parts.append(f"Guardrail(s) failed: {', '.join(failed)} (harm beyond the allowed size).")
     if unclear:
         parts.append(f"Guardrail(s) inconclusive: {', '.join(unclear)} (harm up to the allowed size not excluded).")
+    if unchecked:
+        parts.append(f"Cannot be analyzed, left out: {'; '.join(unchecked)}.")
     if failed:
         recommendation = "do not ship"
     elif primary.analysis.improves:
         recommendation = "ship"
+        if any(g.analysis is None for g in guardrails):
+            recommendation = "no decision"
+            parts.append("No ship recommendation while a guardrail cannot be checked.")
     elif primary.significant:
         recommendation = "do not ship"
     else:

@@ -4,14 +4,23 @@ Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 
 - ``POST /api/experiments`` design -> 201 {id, token, ...}; a body that does not match the schema -> 422
   {detail: [{loc, msg, type}, ...]}, a well-formed but incoherent design -> 422 {detail: "explanation"}. The design
-  names its ``metric``: "continuous" (the default: revenue, ``effect`` and ``sd``) or "binary" (a conversion:
-  ``baseline`` rate and ``effect``, a difference of rates; see ``schemas.BinaryExperimentIn``).
-- ``GET /api/experiments`` list (no tokens); ``GET /api/experiments/{id}`` configuration, progress, result.
-- ``POST /api/experiments/{id}/decisions``, ``.../outcomes`` (revenue) and ``.../conversions`` (converted: 0 or 1;
-  binary experiments) (``Authorization: Bearer <token>``): one item or a list -> 200 {accepted, duplicates}. No
-  token -> 401, a token of another experiment or a wrong one -> 403, unknown experiment -> 404, outcomes of the
-  other metric (revenue for a binary experiment, conversions for a continuous one) -> 409 and nothing recorded,
-  malformed body -> 422, body > 8 MB or list > 200,000 items -> 413.
+  names its ``metric``: "continuous" (the default: revenue, ``effect`` and ``sd``; ``cuped`` optional), "binary" (a
+  conversion: ``baseline`` rate and ``effect``, a difference of rates; see ``schemas.BinaryExperimentIn``) or
+  "ratio" (revenue over a per-unit denominator, delta method: ``effect`` and the linearized ``sd``; see
+  ``schemas.RatioExperimentIn``). Every design may add ``bayesian``, ``secondary`` metrics with their
+  ``correction`` ("holm", "bh", "none") and ``guardrails`` (``harm``, ``max_harm``): see the schemas' docstring.
+- ``GET /api/experiments`` list (no tokens); ``GET /api/experiments/{id}`` configuration, progress, result (the
+  primary metric's test, the ``recommendation`` "ship" / "do not ship" / "no decision" with its ``summary``, the
+  primary's ``bayesian`` posterior when asked for, and every secondary metric and guardrail in ``metrics``).
+- ``POST /api/experiments/{id}/decisions``, ``.../outcomes`` (revenue; ``covariate`` for CUPED, ``denominator`` for
+  a ratio) and ``.../conversions`` (converted: 0 or 1; binary experiments), each outcome or conversion with the
+  ``values`` of the secondary metrics and guardrails by name (``Authorization: Bearer <token>``): one item or a
+  list -> 200 {accepted, duplicates}. No token -> 401, a token of another experiment or a wrong one -> 403, unknown
+  experiment -> 404, outcomes of the other metric (revenue for a binary experiment, conversions for a continuous or
+  ratio one), or a row that lacks what the experiment measures (covariate, denominator, a declared value) or
+  carries what it does not (an undeclared value, a covariate or denominator it does not use, a binary value
+  other than 0 or 1) -> 409 naming the row and the field, and nothing recorded; malformed body -> 422, body > 8 MB
+  or list > 200,000 items -> 413.
 - ``GET /api/experiments/{id}/assignment/{uuid}`` -> arm (deterministic, no token); ``POST .../assignments``
   {uuids: [...]} -> the arms of many units at once, in order (same hash); ``GET /healthz``.
 
@@ -155,8 +164,9 @@ def build_api_router() -> APIRouter:
 
     @router.post("/experiments", status_code=201, response_model=CreatedOut, responses=creation)
     def create_experiment(spec: ExperimentDesign, store: StoreDep) -> CreatedOut:
-        """Create an experiment from a coherent design (``metric`` "continuous", the default, or "binary"); the
-        token in the answer is shown only this once."""
+        """Create an experiment from a coherent design (``metric`` "continuous", the default, "binary" or "ratio";
+        optionally Bayesian, with CUPED, secondary metrics and guardrails); the token in the answer is shown only
+        this once."""
         return store.create_experiment(spec)
 
     @router.get("/experiments", response_model=list[ExperimentSummary])
@@ -176,15 +186,17 @@ def build_api_router() -> APIRouter:
 
     @router.post("/experiments/{experiment_id}/outcomes", response_model=IngestOut, responses=writes)
     def post_outcomes(experiment_id: AuthorizedId, body: OutcomeIn | list[OutcomeIn], store: StoreDep) -> IngestOut:
-        """Record outcomes (revenue, arm, decision applied); repeated uuids are counted, not stored. A binary
-        experiment takes its outcomes at ``.../conversions`` (409 here)."""
+        """Record outcomes (revenue, arm, decision applied; ``covariate``, ``denominator`` and ``values`` as the
+        experiment requires); repeated uuids are counted, not stored. A binary experiment takes its outcomes at
+        ``.../conversions`` (409 here); a row off the experiment's rules is 409 too, and nothing is recorded."""
         return store.add_outcomes(experiment_id, _as_list(body))
 
     @router.post("/experiments/{experiment_id}/conversions", response_model=IngestOut, responses=writes)
     def post_conversions(experiment_id: AuthorizedId, body: ConversionIn | list[ConversionIn],
                          store: StoreDep) -> IngestOut:  # fmt: skip
-        """Record the conversions of a binary experiment (converted 1 or 0, arm, decision applied); repeated uuids
-        are counted, not stored. A continuous experiment takes its outcomes at ``.../outcomes`` (409 here)."""
+        """Record the conversions of a binary experiment (converted 1 or 0, arm, decision applied, ``values`` as the
+        experiment requires); repeated uuids are counted, not stored. A continuous or ratio experiment takes its
+        outcomes at ``.../outcomes`` (409 here); a row off the experiment's rules is 409 too, nothing recorded."""
         return store.add_conversions(experiment_id, _as_list(body))
 
     @router.get("/experiments/{experiment_id}/assignment/{uuid}", response_model=AssignmentOut,

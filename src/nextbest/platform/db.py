@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Double,
     Engine,
@@ -56,8 +59,11 @@ class Base(DeclarativeBase):
 class Experiment(Base):
     """One A/B experiment: its design, its assignment salt and the SHA-256 of its write token.
 
-    ``metric`` is "continuous" (revenue) or "binary" (a conversion, whose control rate is ``baseline``; null for a
-    continuous metric). Migration 0002 added both; experiments created before it are continuous."""
+    ``metric`` is "continuous" (revenue), "binary" (a conversion, whose control rate is ``baseline``; null for the
+    other metrics) or "ratio" (revenue over a per-unit denominator). Migration 0002 added both; experiments created
+    before it are continuous. Migration 0003 added the analysis options: ``bayesian``, ``cuped``, ``correction``
+    and ``metrics``, the secondary and guardrail specs in order, each a dict with its ``role`` ("secondary" or
+    "guardrail") and its fields (name, kind, denominator; harm and max_harm for a guardrail)."""
 
     __tablename__ = "experiments"
 
@@ -78,6 +84,24 @@ class Experiment(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
     duplicate_decisions: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     duplicate_outcomes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    bayesian: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    cuped: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    correction: Mapped[str] = mapped_column(String(8), nullable=False, default="holm")
+    metrics: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+
+    def specs(self, role: str) -> list[dict[str, Any]]:
+        """The specs of the secondary metrics (``role`` "secondary") or the guardrails ("guardrail"), in order,
+        without their role."""
+        return [{key: value for key, value in spec.items() if key != "role"}
+                for spec in self.metrics or [] if spec.get("role") == role]  # fmt: skip
+
+    @property
+    def secondary(self) -> list[dict[str, Any]]:
+        return self.specs("secondary")
+
+    @property
+    def guardrails(self) -> list[dict[str, Any]]:
+        return self.specs("guardrail")
 
 
 class Decision(Base):
@@ -94,8 +118,10 @@ class Decision(Base):
 
 
 class Outcome(Base):
-    """What one unit spent (``revenue``; for a binary experiment 1.0 when it converted, 0.0 when not), with the arm
-    it was served and the decision applied; the first one received wins."""
+    """What one unit spent (``revenue``; for a binary experiment 1.0 when it converted, 0.0 when not; for a ratio
+    experiment the numerator), with the arm it was served and the decision applied; the first one received wins.
+    ``covariate`` (CUPED experiments), ``denominator`` (ratio experiments) and ``values`` (the secondary and
+    guardrail metrics by name; null when the experiment has none) came with migration 0003."""
 
     __tablename__ = "outcomes"
     __table_args__ = (
@@ -110,6 +136,9 @@ class Outcome(Base):
     decision: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     revenue: Mapped[float] = mapped_column(Double, nullable=False)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    covariate: Mapped[float | None] = mapped_column(Double, nullable=True)
+    denominator: Mapped[float | None] = mapped_column(Double, nullable=True)
+    values: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
 
 
 def normalize_url(db_url: str) -> URL:

@@ -3,12 +3,16 @@
 Routes of :data:`pages_router` (``app.include_router(pages_router)`` in ``create_app``):
 
 - ``GET /`` — every experiment: design, progress per arm, status and verdict.
-- ``GET /experiments/new`` — the create form; its inline script asks ``GET /api/design`` for the required sample
-  size as the parameters change and shows why an incoherent design would be refused.
+- ``GET /experiments/new`` — the create form (metric continuous, binary or ratio; Bayesian analysis; CUPED for a
+  continuous metric; secondary metrics and guardrails as JSON lists with their correction); its inline script asks
+  ``GET /api/design`` (``/api/design/binary`` for a conversion) for the required sample size as the parameters
+  change and shows why an incoherent design would be refused.
 - ``POST /experiments/new`` — creates the experiment through the Store and shows its token once (never again);
   an invalid or incoherent design re-renders the form with the explanation (422).
-- ``GET /experiments/{id}`` — configuration, progress, verdict and two server-side plots (PNG, matplotlib Agg):
-  the cumulative effect with its interval over the outcomes in arrival order, and revenue per arm.
+- ``GET /experiments/{id}`` — configuration, progress, the recommendation with its summary, the verdict (with the
+  CUPED variance reduction when used), the Bayesian block when asked for, the table of secondary metrics and
+  guardrails, and two server-side plots (PNG, matplotlib Agg): the cumulative effect with its interval over the
+  outcomes in arrival order (the difference of ratios for a ratio metric), and revenue per arm.
 - ``GET /api/design`` — JSON: required sample size per arm, achieved power, coherence and the message of
   :func:`nextbest.experiments.validate_design` (no token needed: it records nothing). Parameters off the schema
   get 422 {detail: [{loc, msg, type}]}; every well-formed design gets 200, an incoherent one with
@@ -25,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
+import json
 import math
 import secrets
 import threading
@@ -38,6 +44,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pydantic import AfterValidator, BaseModel, ValidationError
@@ -48,15 +55,17 @@ from nextbest.errors import NextbestError
 from nextbest.experiments import InvalidParameter, validate_design, validate_design_binary
 from nextbest.experiments import sample_size as required_size
 from nextbest.experiments.analysis import welch_from_moments
+from nextbest.experiments.ratio import ratio_arm
 from nextbest.platform.schemas import (
     ALPHA_MAX,
     ALPHA_MIN,
     ARMS,
+    DESIGNS,
+    METRICS,
     POWER_MIN,
     SAMPLE_SIZE_MAX,
     SAMPLE_SIZE_MIN,
     Alternative,
-    ExperimentIn,
     ExperimentOut,
     ExperimentSummary,
     Result,
@@ -72,19 +81,44 @@ PLOT_CHECKPOINTS = 50
 MAX_PLOT_PER_ARM = 1_000_000
 #: Fixed colour of each arm, the same in the bars and in both figures.
 ARM_COLORS: dict[str, str] = {"original": "#4C78A8", "new": "#E8871E"}
-FORM_FIELDS = ("owner", "name", "alpha", "power", "effect", "sd", "alternative", "sample_size")
+FORM_FIELDS = ("owner", "name", "metric", "alpha", "power", "effect", "sd", "baseline", "alternative", "sample_size",
+               "bayesian", "cuped", "correction", "secondary", "guardrails")  # fmt: skip
 #: Form fields that are numbers in the API (the form sends text; see :func:`_form_design`).
-FORM_NUMBERS = ("alpha", "power", "effect", "sd", "sample_size")
+FORM_NUMBERS = ("alpha", "power", "effect", "sd", "baseline", "sample_size")
+#: Form fields that are JSON lists in the API (text areas), and check boxes (sent as "on" when ticked).
+FORM_LISTS = ("secondary", "guardrails")
+FORM_FLAGS = ("bayesian", "cuped")
 DEFAULT_FORM: dict[str, str] = {
     "owner": "",
     "name": "",
+    "metric": "continuous",
     "alpha": "0.05",
     "power": "0.8",
     "effect": "0.7",
     "sd": "15",
+    "baseline": "0.1",
     "alternative": "two-sided",
     "sample_size": "",
+    "bayesian": "",
+    "cuped": "",
+    "correction": "holm",
+    "secondary": "",
+    "guardrails": "",
 }
+METRIC_LABELS: dict[str, str] = {
+    "continuous": "continuous: revenue per unit",
+    "binary": "binary: a conversion (0 or 1)",
+    "ratio": "ratio: revenue per session (or another denominator)",
+}
+CORRECTION_LABELS: dict[str, str] = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (false discovery)",
+                                     "none": "none"}  # fmt: skip
+RECOMMENDATION_CSS: dict[str, str] = {"ship": "good", "do not ship": "bad", "no decision": "neutral"}
+GUARDRAIL_CSS: dict[str, str] = {"fails": "bad", "passes": "good", "inconclusive": "partial"}
+#: What the verdict's test is called on the page, by the analysis' method.
+METHOD_LABELS: dict[str, str] = {
+    "welch": "Welch's t-test", "welch+cuped": "Welch's t-test with CUPED",
+    "two-proportion z-test": "Two-proportion z-test", "delta method (ratio of means)": "Delta method (ratio of means)",
+}  # fmt: skip
 ALTERNATIVE_LABELS: dict[str, str] = {
     "two-sided": "two-sided (new ≠ original)",
     "larger": "one-sided: new > original",
@@ -144,6 +178,17 @@ def fmt_interval(bounds: Any) -> str:
     return f"[{fmt_signed(low)}, {fmt_signed(high)}]"
 
 
+def fmt_chance(value: Any) -> str:
+    """A probability as a percentage to 0.1% ('97.3%'), '> 99.9%' / '< 0.1%' at the ends; None as 'n/a'."""
+    if _missing(value):
+        return "n/a"
+    if value > 0.999:
+        return "> 99.9%"
+    if value < 0.001:
+        return "< 0.1%"
+    return f"{100 * value:.1f}%"
+
+
 def fmt_level(alpha: float) -> str:
     """The confidence level of ``alpha`` as a percentage ('95%', '99.5%')."""
     return f"{100 * (1 - alpha):.4g}%"
@@ -163,8 +208,10 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(count=fmt_count, num=fmt_num, signed=fmt_signed, p=fmt_p, interval=fmt_interval,
-                       level=fmt_level, time=fmt_time)  # fmt: skip
-    env.globals.update(arm_colors=ARM_COLORS, alternatives=ALTERNATIVE_LABELS)
+                       level=fmt_level, time=fmt_time, chance=fmt_chance)  # fmt: skip
+    env.globals.update(arm_colors=ARM_COLORS, alternatives=ALTERNATIVE_LABELS, metric_labels=METRIC_LABELS,
+                       corrections=CORRECTION_LABELS, recommendation_css=RECOMMENDATION_CSS,
+                       guardrail_css=GUARDRAIL_CSS, method_labels=METHOD_LABELS)  # fmt: skip
     return env
 
 
@@ -351,10 +398,16 @@ def binary_design_endpoint(
 
 
 def _live_state(form: dict[str, str]) -> dict[str, Any]:
-    """The design panel as first rendered (the inline script keeps it up to date)."""
+    """The design panel as first rendered (the inline script keeps it up to date): the binary check for a binary
+    ``metric``, the continuous one (a ratio's too) otherwise."""
     try:
-        check = design_check(form["effect"], form["sd"], form["alpha"], form["power"], form["alternative"],
-                             form["sample_size"])  # fmt: skip
+        if form.get("metric") == "binary":
+            size = form["sample_size"].strip()
+            check = design_check_binary(float(form["baseline"]), float(form["effect"]), float(form["alpha"]),
+                                        float(form["power"]), form["alternative"], float(size) if size else None)
+        else:
+            check = design_check(form["effect"], form["sd"], form["alpha"], form["power"], form["alternative"],
+                                 form["sample_size"])  # fmt: skip
     except (NextbestError, ValueError, OverflowError) as error:
         return {"check": None, "error": str(error)}
     return {"check": check, "error": None}
@@ -383,14 +436,10 @@ def cumulative_effect(
     control = np.asarray(original, dtype=np.float64).reshape(-1)
     treatment = np.asarray(new, dtype=np.float64).reshape(-1)
     per_arm = min(control.size, treatment.size)
-    curve: dict[str, Any] = {"n": [], "effect": [], "low": [], "high": [], "level": level,
-                             "sample_size": sample_size, "per_arm": per_arm}  # fmt: skip
+    curve = _empty_curve(level, sample_size, per_arm)
     if per_arm < 2:
         return curve
-    points = np.linspace(2, per_arm, num=max(2, checkpoints)).round().astype(np.int64)
-    if sample_size is not None and 2 <= sample_size <= per_arm:
-        points = np.append(points, sample_size)
-    n = np.unique(points)
+    n = _checkpoints(per_arm, checkpoints, sample_size)
     moments = []
     for values in (control[:per_arm], treatment[:per_arm]):
         centred = values - values.mean()  # sums of centred values keep the variances accurate
@@ -410,6 +459,50 @@ def cumulative_effect(
         low=(effect - half)[keep].tolist(),
         high=(effect + half)[keep].tolist(),
     )
+    return curve
+
+
+def _empty_curve(level: float, sample_size: int | None, per_arm: int) -> dict[str, Any]:
+    return {"n": [], "effect": [], "low": [], "high": [], "level": level, "sample_size": sample_size,
+            "per_arm": per_arm}  # fmt: skip
+
+
+def _checkpoints(per_arm: int, checkpoints: int, sample_size: int | None) -> np.ndarray:
+    """Up to ``checkpoints`` evenly spaced sizes from 2 to ``per_arm``, plus ``sample_size`` when reached."""
+    points = np.linspace(2, per_arm, num=max(2, checkpoints)).round().astype(np.int64)
+    if sample_size is not None and 2 <= sample_size <= per_arm:
+        points = np.append(points, sample_size)
+    return np.unique(points)
+
+
+def cumulative_ratio_effect(
+    original: tuple[Any, Any],
+    new: tuple[Any, Any],
+    checkpoints: int = PLOT_CHECKPOINTS,
+    level: float = 0.95,
+    sample_size: int | None = None,
+) -> dict[str, Any]:
+    """Difference of ratios of means (new − original) and its delta-method ``level`` interval as outcomes arrive:
+    :func:`cumulative_effect` for a ratio metric. ``original`` and ``new`` are each arm's (numerators,
+    denominators) in arrival order; a checkpoint where an arm's mean denominator is not positive is left out. At
+    ``sample_size`` the curve passes through the verdict's effect and interval."""
+    (num_c, den_c), (num_t, den_t) = ([np.asarray(a, dtype=np.float64).reshape(-1) for a in arm]
+                                      for arm in (original, new))  # fmt: skip
+    per_arm = min(num_c.size, num_t.size)
+    curve = _empty_curve(level, sample_size, per_arm)
+    if per_arm < 2:
+        return curve
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    for size in _checkpoints(per_arm, checkpoints, sample_size).tolist():
+        try:
+            arm_c, arm_t = ratio_arm(num_c[:size], den_c[:size]), ratio_arm(num_t[:size], den_t[:size])
+        except NextbestError:
+            continue
+        se = math.sqrt(arm_c.variance + arm_t.variance)
+        if se > 0 and math.isfinite(se):
+            effect = arm_t.ratio - arm_c.ratio
+            for key, value in (("n", size), ("effect", effect), ("low", effect - z * se), ("high", effect + z * se)):
+                curve[key].append(value)
     return curve
 
 
@@ -477,7 +570,7 @@ def cumulative_effect_png(curve: dict[str, Any], target_effect: float,
 
 
 @_drawn
-def revenue_distribution_png(revenues: dict[str, Any]) -> bytes:
+def revenue_distribution_png(revenues: dict[str, Any], xlabel: str = "revenue per unit (dashed: arm mean)") -> bytes:
     """PNG of the revenue histograms of both arms on shared bins, with each arm's mean as a dashed line.
 
     The x range covers the central 99% of all revenues when outliers would squash the histograms."""
@@ -501,7 +594,7 @@ def revenue_distribution_png(revenues: dict[str, Any]) -> bytes:
                   label=f"{arm}: n = {values.size:,}, mean {fmt_num(float(values.mean()))}")  # fmt: skip
         axes.axvline(float(values.mean()), color=color, linewidth=1.4, linestyle="--")
     axes.set_xlim(low, high)
-    axes.set_xlabel("revenue per unit (dashed: arm mean)", fontsize=9, color="#4A5160")
+    axes.set_xlabel(xlabel, fontsize=9, color="#4A5160")
     axes.set_ylabel("units", fontsize=9, color="#4A5160")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     return _png(figure)
@@ -524,7 +617,7 @@ def verdict_summary(experiment: ExperimentSummary, result: Result | None) -> dic
         return {"label": "no verdict", "css": "neutral", "sentence": result.verdict}
     target = fmt_signed(experiment.effect)
     effect = fmt_signed(result.effect)
-    unit = "in conversion rate" if experiment.metric == "binary" else "per unit"
+    unit = {"binary": "in conversion rate", "ratio": "in the ratio"}.get(experiment.metric, "per unit")
     if result.improves_by_target:
         return {"label": "beats the target", "css": "good",
                 "sentence": f"The new system improves on the original by at least the target effect of {target} "
@@ -566,12 +659,17 @@ def new_experiment_page(request: Request) -> HTMLResponse:
     return render(request, "new.html", form=form, errors=[], follow=True, **state)
 
 
+class FormError(ValueError):
+    """A form field that cannot become the API's design (e.g. a text area that is not a JSON list)."""
+
+
 def _form_values(raw: Any) -> dict[str, str]:
-    """The form's text fields (files or absent fields become empty strings)."""
+    """The form's text fields (files or absent fields become empty strings; an absent metric is "continuous")."""
     values = {}
     for name in FORM_FIELDS:
         value = raw.get(name) if raw is not None else None
         values[name] = value if isinstance(value, str) else ""
+    values["metric"] = values["metric"] or "continuous"
     return values
 
 
@@ -586,10 +684,43 @@ def _form_number(text: str) -> int | float | str:
     return text
 
 
+def _form_list(form: dict[str, str], key: str) -> list[Any] | None:
+    """The JSON list of text area ``key`` (None when empty); FormError when it is not JSON."""
+    text = form[key].strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise FormError(f"{key}: not valid JSON ({error}); write a list such as "
+                        '[{"name": "bounced", "kind": "binary"}]') from None  # fmt: skip
+
+
 def _form_design(form: dict[str, str]) -> dict[str, Any]:
-    """The filled-in fields of the form as the API's JSON design: numbers where the API wants numbers."""
-    filled = {key: value for key, value in form.items() if value != ""}
-    return {key: _form_number(value) if key in FORM_NUMBERS else value for key, value in filled.items()}
+    """The filled-in fields of the form as the API's JSON design: numbers where the API wants numbers, ticked boxes
+    as true, text areas as JSON lists; ``sd`` only for a metric that has one and ``baseline`` only for a binary
+    metric (the form keeps both fields). FormError when a text area is not JSON."""
+    metric = form["metric"]
+    skipped = {"baseline" if metric != "binary" else "sd", *FORM_FLAGS, *FORM_LISTS}
+    filled = {key: value for key, value in form.items() if value != "" and key not in skipped}
+    design: dict[str, Any] = {key: _form_number(value) if key in FORM_NUMBERS else value
+                              for key, value in filled.items()}  # fmt: skip
+    design.update({flag: True for flag in FORM_FLAGS if form[flag]})
+    design.update({key: listed for key in FORM_LISTS if (listed := _form_list(form, key)) is not None})
+    return design
+
+
+def _form_spec(form: dict[str, str]) -> tuple[Any, list[str]]:
+    """The design model of the form (the one of its metric) and no errors, or None and the messages."""
+    model = DESIGNS.get(form["metric"])
+    if model is None:
+        return None, [f"metric: must be one of {', '.join(METRICS)}"]
+    try:
+        return model.model_validate(_form_design(form)), []
+    except FormError as error:
+        return None, [str(error)]
+    except ValidationError as error:
+        return None, _validation_messages(error)
 
 
 def _validation_messages(error: ValidationError) -> list[str]:
@@ -612,18 +743,16 @@ async def create_experiment_page(request: Request) -> HTMLResponse:
     if raw is None:
         errors.append("the form could not be read; send it again from this page")
     else:
-        try:
-            spec = ExperimentIn.model_validate(_form_design(form))
-        except ValidationError as error:
-            errors.extend(_validation_messages(error))
-        else:
+        spec, errors = _form_spec(form)
+        if spec is not None:
             try:
                 created = await run_in_threadpool(_store(request).create_experiment, spec)
             except DesignRejected as error:
                 errors.append(f"design refused: {error}")
             else:
                 base = str(request.base_url).rstrip("/")
-                return render(request, "created.html", 201, no_store=True, created=created, spec=spec, base=base)
+                return render(request, "created.html", 201, no_store=True, created=created, spec=spec, base=base,
+                              example=outcome_example(spec))  # fmt: skip
     follow = form["sample_size"] == ""
     return render(request, "new.html", 422, form=form, errors=errors, follow=follow, **_live_state(form))
 
@@ -641,28 +770,55 @@ def _not_found(request: Request, raw_id: str) -> HTMLResponse:
 
 def experiment_figures(store: Store, experiment: ExperimentOut) -> dict[str, Any]:
     """The figures of an experiment page as data URIs (None when no outcome has arrived yet): the cumulative effect
-    and, for revenue, its distribution per arm; for a conversion, ``rates`` holds each arm's conversions and units
-    instead of a histogram of zeros and ones."""
-    revenues = store.revenues(experiment.id, limit_per_arm=MAX_PLOT_PER_ARM)
+    (of ratios for a ratio metric; unadjusted for CUPED) and, for revenue, its distribution per arm (the numerator's
+    for a ratio); for a conversion, ``rates`` holds each arm's conversions and units instead of a histogram of
+    zeros and ones."""
+    arms = store.arm_data(experiment.id, limit_per_arm=MAX_PLOT_PER_ARM)
+    revenues = {arm: data.revenue for arm, data in arms.items()}
     plotted = {arm: int(values.size) for arm, values in revenues.items()}
-    binary = experiment.metric == "binary"
+    binary, ratio = experiment.metric == "binary", experiment.metric == "ratio"
     figures: dict[str, Any] = {"cumulative": None, "distribution": None, "plotted": plotted, "curve_points": 0,
                                "truncated": any(size >= MAX_PLOT_PER_ARM for size in plotted.values()),
                                "rates": None}  # fmt: skip
     if not any(plotted.values()):
         return figures
-    curve = cumulative_effect(revenues["original"], revenues["new"], level=1.0 - experiment.alpha,
-                              sample_size=experiment.sample_size)  # fmt: skip
+    options = {"level": 1.0 - experiment.alpha, "sample_size": experiment.sample_size}
+    if ratio:
+        curve = cumulative_ratio_effect(*((data.revenue, data.denominator) for data in arms.values()), **options)
+    else:
+        curve = cumulative_effect(revenues["original"], revenues["new"], **options)
     if curve["n"]:
-        ylabel = "difference in conversion rate" if binary else "difference in mean revenue"
+        ylabel = {"binary": "difference in conversion rate", "ratio": "difference of ratios"}.get(
+            experiment.metric, "difference in mean revenue")  # fmt: skip
         figures.update(cumulative=data_uri(cumulative_effect_png(curve, experiment.effect, ylabel)),
                        curve_points=len(curve["n"]), per_arm=curve["per_arm"])  # fmt: skip
     if binary:
         figures["rates"] = {arm: {"conversions": int(values.sum()), "units": int(values.size)}
                             for arm, values in revenues.items()}  # fmt: skip
     else:
-        figures["distribution"] = data_uri(revenue_distribution_png(revenues))
+        xlabel = "revenue per unit: the ratio's numerator" if ratio else "revenue per unit"
+        figures["distribution"] = data_uri(revenue_distribution_png(revenues, f"{xlabel} (dashed: arm mean)"))
     return figures
+
+
+def outcome_example(design: Any) -> dict[str, Any]:
+    """Where an experiment's outcomes go (``path``: "outcomes" or "conversions") and two example rows (``rows``,
+    JSON) carrying exactly what ``design`` (a design or an ExperimentSummary) requires: revenue or converted, the
+    covariate with CUPED, the denominator of a ratio, and ``values`` for its secondary metrics and guardrails."""
+    binary = design.metric == "binary"
+    specs = [spec.model_dump() for spec in (*design.secondary, *design.guardrails)]
+    rows = []
+    for uuid, arm, decision, spent in (("customer-1", "new", 1, 57.3), ("customer-2", "original", 0, 49.9)):
+        row: dict[str, Any] = {"uuid": uuid, "arm": arm, "decision": decision}
+        row.update({"converted": decision} if binary else {"revenue": spent})
+        row.update({"covariate": 41.0} if getattr(design, "cuped", False) else {})
+        row.update({"denominator": 3} if design.metric == "ratio" else {})
+        values = {spec["name"]: 1 if spec["kind"] == "binary" else 2.5 for spec in specs}
+        values.update({spec["denominator"]: 3 for spec in specs if spec["denominator"] not in (None, *values)})
+        row.update({"values": values} if values else {})
+        rows.append(row)
+    text = html.escape(json.dumps(rows), quote=False)  # quotes kept: shown in a shell command; names are identifiers
+    return {"path": "conversions" if binary else "outcomes", "rows": Markup(text)}
 
 
 @pages_router.get("/experiments/{experiment_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -691,4 +847,4 @@ def experiment_page(request: Request, experiment_id: str) -> HTMLResponse:
     base = str(request.base_url).rstrip("/")
     return render(request, "experiment.html", experiment=experiment, result=experiment.result,
                   verdict=verdict_summary(experiment, experiment.result), figures=figures,
-                  check=design["check"], base=base)  # fmt: skip
+                  check=design["check"], base=base, example=outcome_example(experiment))  # fmt: skip

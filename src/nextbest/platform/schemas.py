@@ -8,16 +8,37 @@ integral decimals such as ``2.0`` (JSON Schema's ``integer``). A unit's ``uuid``
 and ``"404180"`` are the same unit.
 
 A design is coherent when ``sample_size`` per arm reaches ``power`` for ``effect`` / ``sd`` at ``alpha``; that is
-the one rule the schema cannot state (``GET /api/design`` computes the size needed). Everything else the server
-checks is in the schema: ranges, a non-zero effect in the direction of a one-sided alternative, and ``power``
-above 0.5 >= ``alpha`` (so that the power always exceeds the significance level).
+the first rule the schema cannot state (``GET /api/design`` computes the size needed). Everything else the server
+checks on a design's numbers is in the schema: ranges, a non-zero effect in the direction of a one-sided
+alternative, and ``power`` above 0.5 >= ``alpha`` (so that the power always exceeds the significance level).
 
-Two metrics: ``continuous`` (the default: revenue per unit, ``effect`` and ``sd`` in money, Welch's t-test; outcomes
+The metrics: ``continuous`` (the default: revenue per unit, ``effect`` and ``sd`` in money, Welch's t-test; outcomes
 carry ``revenue``) and ``binary`` (a conversion: ``baseline`` is the control's rate, ``effect`` the difference of
 rates to detect, the two-proportion z-test; outcomes carry ``converted``, 0 or 1, at ``.../conversions``). A binary
 design is coherent when ``sample_size`` reaches ``power`` for the change of the rate from ``baseline`` to
 ``baseline + effect`` (``GET /api/design/binary``); that rate must lie inside (0, 1), the second rule the schema
 cannot state (a sum of two fields).
+
+A third metric, ``ratio`` (e.g. revenue per session, the customer randomized): ``effect`` is the difference of the
+arms' ratios of means and ``sd`` the standard deviation per unit of the linearized metric (see
+:class:`RatioExperimentIn`); it is designed like a continuous metric (``GET /api/design``), analyzed by the delta
+method, and its outcomes carry ``revenue`` (the numerator) and ``denominator`` at ``.../outcomes``.
+
+Every design may also ask for (all optional; defaults keep the single-metric experiment of before):
+
+- ``bayesian``: the posterior of the primary metric's effect beside the frequentist test (chance to beat control,
+  expected losses, credible interval), and of every other metric;
+- ``secondary``: up to 20 :class:`MetricSpec` (name, kind, the denominator of a ratio), tested two-sided, their
+  p-values adjusted by ``correction`` ("holm", the default; "bh" Benjamini-Hochberg; "none");
+- ``guardrails``: up to 20 :class:`GuardrailSpec` (a MetricSpec with the harmful direction ``harm`` and the largest
+  harm allowed ``max_harm``): a guardrail that fails makes the recommendation "do not ship";
+- ``cuped`` (continuous metric only): variance reduction with each unit's pre-period value of the metric, which
+  every outcome then carries as ``covariate``.
+
+Metric names are unique across ``secondary`` and ``guardrails`` and a ratio's ``denominator`` is not its own name:
+two rules the schema cannot state (422 from the server). Outcomes (and conversions) carry the value of every
+secondary and guardrail metric (and of every ratio's denominator) in ``values``, by name; what an experiment
+expects but a row lacks, or what it does not expect but a row carries, is refused with 409 (nothing recorded).
 """
 
 from __future__ import annotations
@@ -25,13 +46,26 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
 from nextbest.platform.db import NAME_MAX, OWNER_MAX, UUID_MAX
 
 Alternative = Literal["two-sided", "larger", "smaller"]
-Metric = Literal["continuous", "binary"]
-METRICS: tuple[str, str] = ("continuous", "binary")
+Metric = Literal["continuous", "binary", "ratio"]
+METRICS: tuple[str, ...] = ("continuous", "binary", "ratio")
+Kind = Literal["continuous", "binary", "ratio"]
+Correction = Literal["holm", "bh", "none"]
+Recommendation = Literal["ship", "do not ship", "no decision"]
 Arm = Literal["original", "new"]
 ARMS: tuple[Arm, Arm] = ("original", "new")
 
@@ -47,6 +81,17 @@ ALPHA_MIN, ALPHA_MAX = 1e-10, 0.5
 POWER_MIN = ALPHA_MAX
 SAMPLE_SIZE_MIN, SAMPLE_SIZE_MAX = 2, 10**9
 REVENUE_LIMIT = 1e12
+#: Name of a secondary or guardrail metric, and the keys of an outcome's ``values``: an identifier.
+METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+METRIC_NAME_MAX = 64
+#: At most this many secondary metrics, and as many guardrails, per experiment; at most MAX_VALUES values per row.
+MAX_SPECS, MAX_VALUES = 20, 40
+#: A ratio metric names its denominator, and only a ratio does (JSON Schema conditions on MetricSpec).
+RATIO_DENOMINATOR_SCHEMA: dict[str, Any] = {
+    "if": {"properties": {"kind": {"const": "ratio"}}, "required": ["kind"]},
+    "then": {"required": ["denominator"], "properties": {"denominator": {"type": "string"}}},
+    "else": {"properties": {"denominator": {"type": "null"}}},
+}
 #: Direction of the effect a one-sided alternative requires, as JSON Schema conditions on ExperimentIn.
 DIRECTION_SCHEMA: list[dict[str, Any]] = [
     {"if": {"properties": {"alternative": {"const": side}}, "required": ["alternative"]},
@@ -142,6 +187,40 @@ RateEffect = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=-1, lt=
                        AfterValidator(non_zero)]  # fmt: skip
 SampleSize = _whole_number(ge=SAMPLE_SIZE_MIN, le=SAMPLE_SIZE_MAX, description="units per arm")
 Revenue = _number(ge=-REVENUE_LIMIT, le=REVENUE_LIMIT, description="what the unit spent in the session")
+RatioEffect = Annotated[Effect, Field(description="target difference of the arms' ratios, new − original (non-zero)")]
+RatioSd = _number(gt=0, description="standard deviation per unit of the linearized ratio (RatioExperimentIn)")
+Covariate = _number(ge=-REVENUE_LIMIT, le=REVENUE_LIMIT,
+                    description="the unit's value of the metric before assignment (CUPED experiments only)")
+Denominator = _number(ge=0, le=REVENUE_LIMIT,
+                      description="the unit's denominator, e.g. its sessions (ratio experiments only)")
+MetricValue = _number(ge=-REVENUE_LIMIT, le=REVENUE_LIMIT)
+MetricName = Annotated[str, Field(min_length=1, max_length=METRIC_NAME_MAX, pattern=METRIC_NAME_PATTERN)]
+#: The values of an outcome's secondary and guardrail metrics (and ratio denominators), by name. The schema is
+#: written out: pydantic's would leave keys off the pattern unconstrained.
+Values = Annotated[
+    dict[MetricName, MetricValue],
+    Field(max_length=MAX_VALUES),
+    WithJsonSchema({
+        "type": "object", "maxProperties": MAX_VALUES, "default": {},
+        "propertyNames": {"minLength": 1, "maxLength": METRIC_NAME_MAX, "pattern": METRIC_NAME_PATTERN},
+        "additionalProperties": {"type": "number", "minimum": -REVENUE_LIMIT, "maximum": REVENUE_LIMIT},
+        "description": "the unit's value of each secondary and guardrail metric (and ratio denominator), by name",
+    }),
+]  # fmt: skip
+Flag = Annotated[bool, Field(strict=True)]
+
+
+def _no_cuped(value: bool) -> bool:
+    """``value`` unless it asks for CUPED (ValueError: only a continuous metric has a pre-period covariate here)."""
+    if value:
+        raise ValueError("CUPED applies to the continuous metric only: remove cuped or use metric 'continuous'")
+    return value
+
+
+#: ``cuped`` on a binary or ratio design: only false (the schema's const) is accepted.
+NoCuped = Annotated[bool, Field(strict=True, json_schema_extra={"const": False},
+                                description="CUPED applies to the continuous metric only"),
+                    AfterValidator(_no_cuped)]  # fmt: skip
 
 
 def check_direction(effect: float, alternative: str) -> None:
@@ -154,9 +233,60 @@ def check_direction(effect: float, alternative: str) -> None:
                          "or use 'larger'")  # fmt: skip
 
 
+class MetricSpec(BaseModel):
+    """A secondary metric: its ``name`` (an identifier, the key of its value in each outcome's ``values``), its
+    ``kind`` and, for a ratio only, the name of the value that divides it. ``continuous``: Welch's t-test;
+    ``binary``: values 0 or 1, the two-proportion z-test; ``ratio``: numerator ``values[name]`` over denominator
+    ``values[denominator]`` per unit, the delta method (``{"name": "revenue", "kind": "ratio", "denominator":
+    "sessions"}`` is revenue per session). A ratio's denominator is not its own name (422)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "allOf": [RATIO_DENOMINATOR_SCHEMA],
+        "examples": [{"name": "revenue", "kind": "ratio", "denominator": "sessions"}],
+    })  # fmt: skip
+
+    name: MetricName
+    kind: Kind = "continuous"
+    denominator: MetricName | None = Field(None, description="the name of the value dividing a ratio (ratio only)")
+
+    @model_validator(mode="after")
+    def _denominator(self) -> MetricSpec:
+        if self.kind == "ratio" and self.denominator is None:
+            raise ValueError(f"metric {self.name!r} is a ratio: name its denominator (the value that divides it)")
+        if self.kind != "ratio" and self.denominator is not None:
+            raise ValueError(f"metric {self.name!r}: only a ratio has a denominator (kind is {self.kind!r})")
+        if self.denominator == self.name:
+            raise ValueError(f"metric {self.name!r}: a ratio's denominator must be another value than its numerator")
+        return self
+
+
+class GuardrailSpec(MetricSpec):
+    """A guardrail: a metric (as :class:`MetricSpec`) the new system must not harm. ``harm`` is the harmful
+    direction ("increase": e.g. bounce rate, latency; "decrease": e.g. revenue) and ``max_harm`` >= 0 the largest
+    harm allowed, in the metric's units. It **fails** when the two-sided (1 − alpha) interval of new − original lies
+    wholly beyond the allowed harm, **passes** when it lies wholly on the allowed side, and is **inconclusive**
+    otherwise; guardrails are not corrected for multiplicity (each one is a veto)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "allOf": [RATIO_DENOMINATOR_SCHEMA],
+        "examples": [{"name": "bounced", "kind": "binary", "harm": "increase", "max_harm": 0.01}],
+    })  # fmt: skip
+
+    harm: Literal["increase", "decrease"] = Field(description="the harmful direction of the metric")
+    max_harm: float = Field(0.0, strict=True, allow_inf_nan=False, ge=0,
+                            description="the largest harm allowed, in the metric's units (default 0)")
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """The names that occur more than once in ``names``, sorted."""
+    return sorted({name for name in names if names.count(name) > 1})
+
+
 class _DesignIn(BaseModel):
     """What every experiment design names besides its metric: owner, name, alpha, power, size per arm and the
-    alternative; the metric's ``effect`` must point the way a one-sided alternative does."""
+    alternative; the metric's ``effect`` must point the way a one-sided alternative does. Optional: the Bayesian
+    posterior, secondary metrics with their multiplicity ``correction``, and guardrails (module docstring); their
+    names are unique across both lists."""
 
     owner: Owner
     name: Name
@@ -164,17 +294,35 @@ class _DesignIn(BaseModel):
     power: Power = 0.8
     sample_size: SampleSize
     alternative: Alternative = "two-sided"
+    bayesian: Flag = Field(False, description="also report the posterior of each metric's effect")
+    secondary: list[MetricSpec] = Field([], max_length=MAX_SPECS,
+                                        description="secondary metrics: tested two-sided, corrected for multiplicity")
+    guardrails: list[GuardrailSpec] = Field([], max_length=MAX_SPECS,
+                                            description="metrics the new system must not harm (a failed one vetoes)")
+    correction: Correction = Field("holm", description="multiplicity correction of the secondary metrics: Holm, "
+                                                       "Benjamini-Hochberg or none")
 
     @model_validator(mode="after")
     def _direction(self) -> _DesignIn:
         check_direction(self.effect, self.alternative)
         return self
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> _DesignIn:
+        repeated = _repeated([spec.name for spec in (*self.secondary, *self.guardrails)])
+        if repeated:
+            raise ValueError(f"each secondary metric and guardrail is named once; repeated: {', '.join(repeated)}")
+        return self
+
 
 class ExperimentIn(_DesignIn):
     """Design of a new experiment; ``sample_size`` is per arm (50/50 split). The effect must point the way a
     one-sided ``alternative`` does, and ``sample_size`` must reach ``power`` for ``effect`` / ``sd`` at ``alpha``
-    (the size ``GET /api/design`` reports); a design that does not is refused with 422 and the explanation."""
+    (the size ``GET /api/design`` reports); a design that does not is refused with 422 and the explanation.
+
+    ``cuped``: the analysis adjusts revenue by each unit's pre-period value of the same metric (CUPED; measured
+    before assignment, so unaffected by the treatment), which every outcome must then carry as ``covariate``. The
+    design's size stays the plain t-test's: CUPED's variance reduction is extra power."""
 
     model_config = ConfigDict(json_schema_extra={
         "allOf": DIRECTION_SCHEMA,
@@ -185,6 +333,7 @@ class ExperimentIn(_DesignIn):
     metric: Literal["continuous"] = Field("continuous", description="revenue per unit (the default)")
     effect: Effect
     sd: Sd
+    cuped: Flag = Field(False, description="CUPED: every outcome carries its unit's pre-period value as covariate")
 
 
 class BinaryExperimentIn(_DesignIn):
@@ -205,6 +354,30 @@ class BinaryExperimentIn(_DesignIn):
     metric: Literal["binary"] = Field(description="a conversion (0 or 1 per unit)")
     baseline: Rate
     effect: RateEffect
+    cuped: NoCuped = False
+
+
+class RatioExperimentIn(_DesignIn):
+    """Design of an experiment on a ratio metric (``metric`` "ratio"), e.g. revenue per session where the customer,
+    not the session, is randomized: per unit a numerator ``Y`` (posted as ``revenue``) and a denominator ``X``
+    (``denominator``, e.g. sessions), per arm the ratio of means ``R = mean(Y) / mean(X)``, analyzed by the delta
+    method. ``effect`` is the difference of ratios to detect (new − original); ``sd`` is the standard deviation per
+    unit of the linearized metric ``L = (Y − R X) / mean(X)``, whose mean has the delta method's variance (from a
+    pre-period: ``sd ≈ sqrt(s_Y² − 2 R s_XY + R² s_X²) / mean(X)``). With them the design is checked as a
+    continuous one (``GET /api/design``): ``sample_size`` per arm must reach ``power`` for ``effect`` / ``sd`` at
+    ``alpha``, and a one-sided ``alternative`` fixes the sign of ``effect``. Outcomes go to ``.../outcomes`` with
+    ``revenue`` and ``denominator``."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "allOf": DIRECTION_SCHEMA,
+        "examples": [{"owner": "ana", "name": "revenue per session", "metric": "ratio", "effect": 0.5, "sd": 8,
+                      "alpha": 0.05, "power": 0.8, "sample_size": 4020, "alternative": "two-sided"}],
+    })  # fmt: skip
+
+    metric: Literal["ratio"] = Field(description="a ratio of means per unit, e.g. revenue per session")
+    effect: RatioEffect
+    sd: RatioSd
+    cuped: NoCuped = False
 
 
 def _metric_of(body: Any) -> str | None:
@@ -216,12 +389,17 @@ def _metric_of(body: Any) -> str | None:
     return getattr(body, "metric", "continuous")
 
 
-#: The body of ``POST /api/experiments``: a continuous design (``metric`` absent or "continuous") or a binary one.
+#: The body of ``POST /api/experiments``: a continuous design (``metric`` absent or "continuous"), a binary one or a
+#: ratio one.
 ExperimentDesign = Annotated[
-    Annotated[ExperimentIn, Tag("continuous")] | Annotated[BinaryExperimentIn, Tag("binary")],
+    Annotated[ExperimentIn, Tag("continuous")] | Annotated[BinaryExperimentIn, Tag("binary")]
+    | Annotated[RatioExperimentIn, Tag("ratio")],
     Discriminator(_metric_of, custom_error_type="metric",
-                  custom_error_message="metric must be 'continuous' (the default) or 'binary'"),
+                  custom_error_message="metric must be 'continuous' (the default), 'binary' or 'ratio'"),
 ]  # fmt: skip
+#: The design model of each metric.
+DESIGNS: dict[str, type[_DesignIn]] = {"continuous": ExperimentIn, "binary": BinaryExperimentIn,
+                                       "ratio": RatioExperimentIn}  # fmt: skip
 
 
 class CreatedOut(BaseModel):
@@ -243,20 +421,30 @@ class DecisionIn(BaseModel):
 
 
 class OutcomeIn(BaseModel):
-    """What one unit spent in the session, the arm it was served and the decision applied."""
+    """What one unit spent in the session (for a ratio experiment: the numerator), the arm it was served and the
+    decision applied. ``covariate``: the unit's pre-period value, required by a CUPED experiment and refused by the
+    others; ``denominator``: required by a ratio experiment and refused by the others; ``values``: exactly the
+    experiment's secondary and guardrail metrics (and ratio denominators), by name. A row off these rules gets 409
+    and nothing of the request is recorded."""
 
     model_config = ConfigDict(json_schema_extra={
-        "examples": [{"uuid": 404180, "arm": "new", "decision": 1, "revenue": 57.3}]})  # fmt: skip
+        "examples": [{"uuid": 404180, "arm": "new", "decision": 1, "revenue": 57.3},
+                     {"uuid": "customer-1", "arm": "new", "decision": 1, "revenue": 57.3, "covariate": 41.0,
+                      "values": {"sessions": 3, "bounced": 0}}],
+    })  # fmt: skip
 
     uuid: UnitId
     arm: Arm
     decision: ZeroOne
     revenue: Revenue
+    covariate: Covariate | None = None
+    denominator: Denominator | None = None
+    values: Values = {}
 
 
 class ConversionIn(BaseModel):
     """Whether one unit of a binary experiment converted (1) or not (0), the arm it was served and the decision
-    applied (``uuid`` text or integer, see UnitId)."""
+    applied (``uuid`` text or integer, see UnitId); ``values`` as in :class:`OutcomeIn`."""
 
     model_config = ConfigDict(json_schema_extra={
         "examples": [{"uuid": "lead-1", "arm": "new", "decision": 1, "converted": 0}]})  # fmt: skip
@@ -265,6 +453,7 @@ class ConversionIn(BaseModel):
     arm: Arm
     decision: ZeroOne
     converted: ZeroOne
+    values: Values = {}
 
 
 class IngestOut(BaseModel):
@@ -296,7 +485,17 @@ class Result(BaseModel):
     alpha); ``target_p_value`` (one-sided test against the target effect) with ``target_threshold``, which is
     alpha / 2 for a two-sided design and alpha for a one-sided one, so that the target is shown exactly when the
     reported interval lies beyond it; ``srm_p_value`` with ``srm_threshold`` (0.001: below it the split is broken).
-    Target fields are null when the data could not be analyzed."""
+    Target fields are null when the data could not be analyzed.
+
+    Every field above describes the primary metric. ``recommendation`` ("ship", "do not ship", "no decision") and
+    its one-paragraph ``summary`` take every metric into account: ship when the primary improves and no guardrail
+    fails (a guardrail that cannot be analyzed withholds "ship"). ``correction`` is the secondary metrics'
+    multiplicity correction; ``bayesian`` the primary's posterior (model, effect, credible_interval,
+    chance_to_beat_control, expected_loss of shipping new, expected_loss_control of keeping original, ...) when the
+    experiment asked for it, else null; ``metrics`` the secondary metrics then the guardrails, in the design's
+    order, each with name, role, kind, analysis, p_value_adjusted, significant, bayesian, and for a guardrail harm,
+    max_harm and its status in ``guardrail`` ("fails", "passes", "inconclusive"); a metric that cannot be analyzed
+    has ``analysis`` null and the reason in ``error``."""
 
     verdict: str
     effect: float | None
@@ -314,12 +513,18 @@ class Result(BaseModel):
     n_original: int
     n_new: int
     analysis: dict[str, Any]
+    recommendation: Recommendation
+    summary: str
+    correction: Correction
+    bayesian: dict[str, Any] | None = None
+    metrics: list[dict[str, Any]] = []
 
 
 class ExperimentSummary(BaseModel):
     """Configuration of an experiment as listed (never its token nor its salt). A binary experiment has its
     ``baseline`` rate, its ``effect`` is a difference of rates and its ``sd`` the standard deviation of one
-    conversion at the baseline, √(baseline (1 − baseline)); a continuous one has no baseline (null)."""
+    conversion at the baseline, √(baseline (1 − baseline)); a continuous or ratio one has no baseline (null). The
+    analysis options follow: ``bayesian``, ``cuped``, ``correction``, ``secondary`` and ``guardrails``."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -336,6 +541,11 @@ class ExperimentSummary(BaseModel):
     alternative: str
     status: str
     created_at: UtcDatetime
+    bayesian: bool = False
+    cuped: bool = False
+    correction: Correction = "holm"
+    secondary: list[MetricSpec] = []
+    guardrails: list[GuardrailSpec] = []
 
 
 class ExperimentOut(ExperimentSummary):
@@ -355,6 +565,9 @@ class OutcomeRecord(BaseModel):
     decision: int
     revenue: float
     received_at: UtcDatetime
+    covariate: float | None = None
+    denominator: float | None = None
+    values: dict[str, float] | None = None
 
 
 class AssignmentOut(BaseModel):

@@ -3,13 +3,21 @@
 The API (`nextbest.platform.app`) and the web pages call these methods; none of them knows SQL. Methods
 raise :class:`UnknownExperiment` for an id that does not exist, :class:`DesignRejected` for an incoherent or
 invalid design, :class:`TokenRejected` for a token that does not open the experiment, :class:`MetricMismatch` for
-outcomes of the other metric (revenue for a binary experiment, a conversion for a continuous one).
+outcomes of the other metric (revenue for a binary experiment, a conversion for a continuous or ratio one) and for
+rows that lack what the experiment measures or carry what it does not (:class:`RowRules`); nothing of a refused
+request is recorded.
+
+The result of a complete experiment is :func:`nextbest.experiments.analyze_experiment` of the first
+``sample_size`` outcomes per arm (arrival order): the primary metric (revenue, with its covariate when the
+experiment uses CUPED; the conversions; or revenue over denominator for a ratio), the secondary metrics and the
+guardrails (from each outcome's ``values``), see :func:`_analysis_result`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +27,10 @@ from sqlalchemy.orm import sessionmaker
 
 from nextbest.errors import NextbestError
 from nextbest.experiments import (
-    analyze,
-    analyze_proportions,
+    ExperimentAnalysis,
+    Guardrail,
+    MetricSamples,
+    analyze_experiment,
     assign,
     assign_many,
     srm_test,
@@ -43,11 +53,18 @@ from nextbest.platform.schemas import (
     OutcomeIn,
     OutcomeRecord,
     Progress,
+    RatioExperimentIn,
     Result,
 )
 from nextbest.platform.tokens import hash_token, new_salt, new_token, verify_token
 
 SRM_RATIOS = (0.5, 0.5)
+LABELS = ("original", "new")
+#: The primary metric's name in the analysis: with a space, so that no secondary metric or guardrail (identifiers)
+#: can take it.
+PRIMARY_NAMES = {"continuous": "revenue (primary)", "binary": "conversion (primary)",
+                 "ratio": "revenue per denominator (primary)"}  # fmt: skip
+Design = ExperimentIn | BinaryExperimentIn | RatioExperimentIn
 
 
 class PlatformError(NextbestError):
@@ -63,7 +80,8 @@ class TokenRejected(PlatformError):
 
 
 class MetricMismatch(PlatformError):
-    """Outcomes of the other metric than the experiment's; nothing of the request was recorded."""
+    """Outcomes of the other metric than the experiment's, or a row that lacks what the experiment measures or
+    carries what it does not; nothing of the request was recorded."""
 
 
 class DesignRejected(PlatformError):
@@ -115,13 +133,14 @@ class Store:
 
     # ------------------------------------------------------------------ experiments
 
-    def create_experiment(self, spec: ExperimentIn | BinaryExperimentIn) -> CreatedOut:
+    def create_experiment(self, spec: Design) -> CreatedOut:
         """Record a coherent design and return its id and token (the only time the token is available). A binary
-        design is stored with the sd of one conversion at its baseline (``BinaryDesignCheck.sd``)."""
+        design is stored with the sd of one conversion at its baseline (``BinaryDesignCheck.sd``); the secondary
+        metrics and guardrails in ``metrics``, in order, each with its role."""
         check = _check_design(spec)
         token = new_token()
         row = Experiment(
-            **spec.model_dump(),
+            **_design_columns(spec),
             **({"sd": check.sd} if isinstance(spec, BinaryExperimentIn) else {}),
             salt=new_salt(),
             token_hash=hash_token(token),
@@ -197,30 +216,30 @@ class Store:
 
     def add_outcomes(self, experiment_id: int, rows: Sequence[OutcomeIn]) -> IngestOut:
         """Record outcomes (first per uuid wins, duplicates counted); mark the experiment complete when due.
-        MetricMismatch (nothing recorded) when the experiment's metric is binary."""
-        return self._add_outcomes(experiment_id, rows, "continuous", lambda row: row.revenue)
+        MetricMismatch (nothing recorded) when the experiment's metric is binary, or when a row breaks the
+        experiment's :class:`RowRules` (a missing or unexpected covariate, denominator or value)."""
+        return self._add_outcomes(experiment_id, rows, ("continuous", "ratio"), lambda row: row.revenue)
 
     def add_conversions(self, experiment_id: int, rows: Sequence[ConversionIn]) -> IngestOut:
         """Record the conversions of a binary experiment as ``add_outcomes`` records revenue (stored as 1.0 / 0.0);
-        MetricMismatch (nothing recorded) when the experiment's metric is continuous."""
-        return self._add_outcomes(experiment_id, rows, "binary", lambda row: float(row.converted))
+        MetricMismatch (nothing recorded) when the experiment's metric is not binary or a row breaks its rules."""
+        return self._add_outcomes(experiment_id, rows, ("binary",), lambda row: float(row.converted))
 
-    def _add_outcomes(self, experiment_id: int, rows: Sequence[Any], metric: str,
+    def _add_outcomes(self, experiment_id: int, rows: Sequence[Any], metrics: tuple[str, ...],
                       value_of: Callable[[Any], float]) -> IngestOut:  # fmt: skip
         """Insert the first row per uuid, its metric ``value_of(row)`` in the revenue column, once the experiment
-        measures ``metric`` (MetricMismatch otherwise); count duplicates; mark the experiment complete when due."""
+        measures one of ``metrics`` and every row of the request follows its :class:`RowRules` (MetricMismatch
+        otherwise); count duplicates; mark the experiment complete when due."""
         now = utcnow()
-        values = [
-            {"experiment_id": experiment_id, "uuid": row.uuid, "arm": row.arm, "decision": row.decision,
-             "revenue": value_of(row)}
-            for row in _first_per_uuid(rows)
-        ]
         with self.engine.begin() as connection:
-            measured = connection.scalar(select(Experiment.metric).where(Experiment.id == experiment_id))
-            if measured is None:
+            found = connection.execute(select(Experiment.metric, Experiment.cuped, Experiment.metrics)
+                                       .where(Experiment.id == experiment_id)).first()  # fmt: skip
+            if found is None:
                 raise UnknownExperiment(f"experiment {experiment_id} does not exist")
-            if measured != metric:
-                raise MetricMismatch(_mismatch(experiment_id, measured))
+            if found.metric not in metrics:
+                raise MetricMismatch(_mismatch(experiment_id, found.metric))
+            RowRules.of(experiment_id, found.metric, found.cuped, found.metrics).check(rows)
+            values = [_outcome_columns(experiment_id, row, value_of) for row in _first_per_uuid(rows)]
             accepted = self._insert_new(connection, Outcome.__table__, values, now)
             duplicates = len(rows) - accepted
             if duplicates:
@@ -253,6 +272,14 @@ class Store:
         self._experiment(experiment_id)
         with self.engine.connect() as connection:
             return {arm: self._arm_revenues(connection, experiment_id, arm, limit_per_arm) for arm in ARMS}
+
+    def arm_data(self, experiment_id: int, limit_per_arm: int | None = None,
+                 with_values: bool = False) -> dict[str, ArmData]:  # fmt: skip
+        """Each arm's outcomes as :class:`ArmData` (revenue, covariate, denominator; ``values`` when asked), in
+        arrival order, at most ``limit_per_arm`` each."""
+        self._experiment(experiment_id)
+        with self.engine.connect() as connection:
+            return {arm: _arm_data(connection, experiment_id, arm, limit_per_arm, with_values) for arm in ARMS}
 
     # ------------------------------------------------------------------ internals
 
@@ -324,9 +351,124 @@ class Store:
 
     def _result(self, row: Experiment, progress: Progress) -> Result:
         with self.engine.connect() as connection:
-            control = self._arm_revenues(connection, row.id, "original", row.sample_size)
-            treatment = self._arm_revenues(connection, row.id, "new", row.sample_size)
-        return _analysis_result(row, control, treatment, (progress.original, progress.new))
+            arms = {arm: _arm_data(connection, row.id, arm, row.sample_size, bool(row.metrics)) for arm in ARMS}
+        return _analysis_result(row, arms, (progress.original, progress.new))
+
+
+@dataclass(frozen=True)
+class ArmData:
+    """One arm's outcomes in arrival order: ``revenue`` (the metric: revenue, 1.0 / 0.0 for a conversion, the
+    numerator of a ratio), ``covariate`` and ``denominator`` (NaN where absent) and ``values`` (one dict per row;
+    empty when not read)."""
+
+    revenue: np.ndarray
+    covariate: np.ndarray
+    denominator: np.ndarray
+    values: list[dict[str, float]]
+
+    def value(self, name: str) -> np.ndarray:
+        """The values of ``name`` in every row (NaN where a row has none)."""
+        return np.asarray([row.get(name, math.nan) for row in self.values], dtype=float)
+
+
+def _arm_data(connection, experiment_id: int, arm: str, limit: int | None, with_values: bool) -> ArmData:
+    """The first ``limit`` outcomes of ``arm`` (arrival order) as ArmData; ``values`` read when ``with_values``."""
+    columns = [Outcome.revenue, Outcome.covariate, Outcome.denominator] + ([Outcome.values] if with_values else [])
+    query = (select(*columns).where(Outcome.experiment_id == experiment_id, Outcome.arm == arm)
+             .order_by(Outcome.id).limit(limit))  # fmt: skip
+    rows = connection.execute(query).all()
+    floats = [np.asarray([row[i] for row in rows], dtype=float).reshape(-1) for i in range(3)]
+    values = [row[3] or {} for row in rows] if with_values else []
+    return ArmData(*floats, values=values)
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """What every outcome (or conversion) row of one experiment must carry, and nothing more: a ``covariate``
+    exactly when the experiment uses CUPED, a ``denominator`` exactly when its metric is a ratio, and in ``values``
+    exactly the names of ``expected`` (each secondary metric and guardrail, and each ratio's denominator), 0 or 1
+    for a binary-kind metric and >= 0 for a denominator. :meth:`check` raises MetricMismatch naming the first row
+    (its index in the request) and the field that breaks them."""
+
+    experiment_id: int
+    metric: str
+    cuped: bool
+    expected: dict[str, str]
+    binary: frozenset[str]
+    denominators: frozenset[str]
+
+    @classmethod
+    def of(cls, experiment_id: int, metric: str, cuped: bool, specs: list[dict[str, Any]] | None) -> RowRules:
+        """The rules of an experiment measuring ``metric`` (with CUPED when ``cuped``) with these metric specs."""
+        expected: dict[str, str] = {}
+        for spec in specs or []:
+            expected.setdefault(spec["name"], f"{spec['role']} metric {spec['name']!r}")
+        denominators = {spec["denominator"]: spec["name"] for spec in specs or [] if spec.get("denominator")}
+        for denominator, name in denominators.items():
+            expected.setdefault(denominator, f"the denominator of ratio metric {name!r}")
+        binary = frozenset(spec["name"] for spec in specs or [] if spec.get("kind") == "binary")
+        return cls(experiment_id, metric, bool(cuped), expected, binary, frozenset(denominators))
+
+    def check(self, rows: Sequence[Any]) -> None:
+        """MetricMismatch for the first row that breaks the rules (nothing of the request is recorded)."""
+        for index, row in enumerate(rows):
+            problem = self.problem(row)
+            if problem:
+                raise MetricMismatch(f"row {index}: {problem}; nothing of this request was recorded")
+
+    def problem(self, row: Any) -> str | None:
+        """What is wrong with ``row`` in one phrase, or None."""
+        return self._covariate(getattr(row, "covariate", None)) or self._denominator(
+            getattr(row, "denominator", None)) or self._values(row.values)  # fmt: skip
+
+    def _covariate(self, covariate: float | None) -> str | None:
+        if self.cuped and covariate is None:
+            return (f"covariate is missing: experiment {self.experiment_id} uses CUPED, every outcome carries its "
+                    "unit's pre-period value of the metric")  # fmt: skip
+        if not self.cuped and covariate is not None:
+            return f"covariate is not expected: experiment {self.experiment_id} does not use CUPED"
+        return None
+
+    def _denominator(self, denominator: float | None) -> str | None:
+        if self.metric == "ratio" and denominator is None:
+            return (f"denominator is missing: experiment {self.experiment_id} measures a ratio, every outcome "
+                    "carries revenue (the numerator) and denominator")  # fmt: skip
+        if self.metric != "ratio" and denominator is not None:
+            return (f"denominator is not expected: experiment {self.experiment_id} measures {self.metric} "
+                    "revenue, not a ratio")  # fmt: skip
+        return None
+
+    def _values(self, values: dict[str, float]) -> str | None:
+        for name, what in self.expected.items():
+            if name not in values:
+                return f"values.{name} is missing ({what} of experiment {self.experiment_id})"
+        for name, value in values.items():
+            if name not in self.expected:
+                declared = ", ".join(self.expected) or "none"
+                return (f"values.{name} is not expected: experiment {self.experiment_id} has no metric of that name "
+                        f"(its values: {declared})")  # fmt: skip
+            if name in self.binary and value not in (0, 1):
+                return f"values.{name} must be 0 or 1 ({self.expected[name]} is binary), got {value:g}"
+            if name in self.denominators and value < 0:
+                return f"values.{name} must be >= 0 (a ratio's denominator), got {value:g}"
+        return None
+
+
+def _outcome_columns(experiment_id: int, row: Any, value_of: Callable[[Any], float]) -> dict[str, Any]:
+    """The columns of one outcome row: ``value_of(row)`` as revenue, covariate, denominator, values (null when
+    empty)."""
+    return {"experiment_id": experiment_id, "uuid": row.uuid, "arm": row.arm, "decision": row.decision,
+            "revenue": value_of(row), "covariate": getattr(row, "covariate", None),
+            "denominator": getattr(row, "denominator", None), "values": dict(row.values) or None}  # fmt: skip
+
+
+def _design_columns(spec: Design) -> dict[str, Any]:
+    """The experiments-table columns of ``spec``: its fields, with the secondary metrics and guardrails as one
+    ``metrics`` list (each spec with its role)."""
+    columns = spec.model_dump(exclude={"secondary", "guardrails"})
+    columns["metrics"] = ([{"role": "secondary", **metric.model_dump()} for metric in spec.secondary]
+                          + [{"role": "guardrail", **guard.model_dump()} for guard in spec.guardrails])  # fmt: skip
+    return columns
 
 
 def _first_per_uuid(rows: Sequence[Any]) -> list[Any]:
@@ -357,9 +499,9 @@ def _mismatch(experiment_id: int, metric: str) -> str:
             f"/api/experiments/{experiment_id}/outcomes")  # fmt: skip
 
 
-def _check_design(spec: ExperimentIn | BinaryExperimentIn):
-    """validate_design (validate_design_binary for a binary metric) of ``spec``; DesignRejected with the
-    explanation when invalid or incoherent."""
+def _check_design(spec: Design):
+    """validate_design (validate_design_binary for a binary metric; a ratio is checked as a continuous metric on its
+    linearized sd) of ``spec``; DesignRejected with the explanation when invalid or incoherent."""
 
     try:
         if isinstance(spec, BinaryExperimentIn):
@@ -374,41 +516,72 @@ def _check_design(spec: ExperimentIn | BinaryExperimentIn):
     return check
 
 
-def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray, counts: tuple[int, int]) -> Result:
-    """Welch analysis (a binary metric: the two-proportion z-test of the conversions, 1.0 / 0.0) against the
-    design's target effect, plus the sample-ratio-mismatch test on ``counts``."""
+Guarded = tuple[MetricSamples, Guardrail]
+
+
+def experiment_samples(row: Experiment, arms: dict[str, ArmData]) -> tuple[MetricSamples, list[MetricSamples],
+                                                                             list[Guarded]]:  # fmt: skip
+    """The primary metric's samples (continuous: revenue, with the covariate when the experiment uses CUPED;
+    binary: the conversions; ratio: revenue over denominator), the secondary metrics' and the guardrails' (each
+    read from ``values`` by name, a ratio's denominator by its ``denominator``), of the arms' outcomes."""
+    control, treatment = arms["original"], arms["new"]
+    primary: dict[str, Any] = {}
+    if row.metric == "ratio":
+        primary = {"denominator_control": control.denominator, "denominator_treatment": treatment.denominator}
+    elif row.cuped:
+        primary = {"covariate_control": control.covariate, "covariate_treatment": treatment.covariate}
+    main = MetricSamples(PRIMARY_NAMES[row.metric], control.revenue, treatment.revenue, kind=row.metric, **primary)
+    secondary = [_spec_samples(spec, control, treatment) for spec in row.secondary]
+    guardrails = [(_spec_samples(spec, control, treatment), Guardrail(spec["harm"], float(spec["max_harm"])))
+                  for spec in row.guardrails]  # fmt: skip
+    return main, secondary, guardrails
+
+
+def _spec_samples(spec: dict[str, Any], control: ArmData, treatment: ArmData) -> MetricSamples:
+    """The samples of one secondary or guardrail metric: ``values[name]`` (over ``values[denominator]`` for a
+    ratio) in each arm, of the kind the spec names."""
+    name, denominator = spec["name"], spec.get("denominator")
+    ratio = {"denominator_control": control.value(denominator),
+             "denominator_treatment": treatment.value(denominator)} if denominator else {}  # fmt: skip
+    return MetricSamples(name, control.value(name), treatment.value(name), kind=spec["kind"], **ratio)
+
+
+def analyze_all(row: Experiment, arms: dict[str, ArmData]) -> ExperimentAnalysis:
+    """:func:`~nextbest.experiments.analyze_experiment` of every metric of the experiment (its alpha, alternative,
+    target effect, correction and Bayesian choice); a secondary metric or guardrail that cannot be analyzed is
+    reported with its reason there. NextbestError / ValueError when the primary metric cannot be analyzed."""
+    primary, secondary, guardrails = experiment_samples(row, arms)
+    return analyze_experiment(primary, secondary, guardrails, alpha=row.alpha, alternative=row.alternative,
+                              target_effect=row.effect, correction=row.correction, labels=LABELS,
+                              bayesian=row.bayesian)  # fmt: skip
+
+
+def _analysis_result(row: Experiment, arms: dict[str, ArmData], counts: tuple[int, int]) -> Result:
+    """The result of a complete experiment: :func:`analyze_all` of the arms' outcomes (the Result's test fields are
+    the primary metric's, against the design's target effect; the recommendation weighs the guardrails), plus the
+    sample-ratio-mismatch test on ``counts``. When the primary metric cannot be analyzed, the verdict says why."""
 
     srm = srm_test(list(counts), list(SRM_RATIOS))
-    srm_fields = {
+    common = {
         "srm_p_value": finite_or_none(float(srm.p_value)),
         "srm_threshold": float(srm.threshold),
         "srm_flagged": bool(srm.flagged),
         "srm_message": str(srm.message),
-        "n_original": int(control.size),
-        "n_new": int(treatment.size),
+        "n_original": int(arms["original"].revenue.size),
+        "n_new": int(arms["new"].revenue.size),
+        "correction": row.correction,
     }
     try:
-        if row.metric == "binary":
-            analysis = analyze_proportions(
-                int(control.sum()), control.size, int(treatment.sum()), treatment.size,
-                alpha=row.alpha, alternative=row.alternative, target_effect=row.effect, labels=("original", "new"),
-            )  # fmt: skip
-        else:
-            analysis = analyze(
-                control,
-                treatment,
-                alpha=row.alpha,
-                alternative=row.alternative,
-                target_effect=row.effect,
-                labels=("original", "new"),
-            )
+        experiment = analyze_all(row, arms)
     except (NextbestError, ValueError) as error:
         return Result(
             verdict=f"cannot analyze: {error}", effect=None, ci=(None, None), p_value=None,
             alpha_threshold=row.alpha, target_p_value=None, target_threshold=None,
-            improves=False, improves_by_target=False, analysis={}, **srm_fields,
-        )
-    details = finite_or_none(analysis.to_dict())
+            improves=False, improves_by_target=False, analysis={}, recommendation="no decision",
+            summary=f"cannot analyze: {error}", **common,
+        )  # fmt: skip
+    analysis = experiment.primary.analysis
+    posterior = experiment.primary.bayesian
     return Result(
         verdict=str(analysis.verdict),
         effect=finite_or_none(float(analysis.effect)),
@@ -419,7 +592,11 @@ def _analysis_result(row: Experiment, control: np.ndarray, treatment: np.ndarray
         target_threshold=float(analysis.target_alpha),
         improves=bool(analysis.improves),
         improves_by_target=bool(analysis.improves_by_target),
-        analysis=details,
-        **srm_fields,
+        analysis=finite_or_none(analysis.to_dict()),
+        recommendation=experiment.recommendation,
+        summary=experiment.summary,
+        bayesian=finite_or_none(posterior.to_dict()) if posterior is not None else None,
+        metrics=finite_or_none([m.to_dict() for m in (*experiment.secondary, *experiment.guardrails)]),
+        **common,
     )
 
