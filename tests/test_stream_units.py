@@ -20,7 +20,7 @@ from nextbest.data.feed import (
 )
 from nextbest.models.targeting import FEATURES, assemble_rows, features_from_frame
 from nextbest.sim.shop import REALISTIC_FEED, World
-from nextbest.stream import topics
+from nextbest.stream import changelog, topics
 from nextbest.stream.faults import FAULT_KINDS, REASON_PREFIX, corrupt
 from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket
 
@@ -145,6 +145,150 @@ def test_offsets_commit_only_what_is_done() -> None:
     tracker.forget({("d", 0)})
     tracker.done(Ticket("d", 0, 9))
     assert tracker.committable() == {}
+
+
+def test_offsets_done_twice_or_never_consumed_change_nothing() -> None:
+    """A ticket done by its changelog entry and again by its pair's decision, or restored from a run before."""
+    tracker = OffsetTracker()
+    for offset in (5, 6, 7):
+        tracker.consumed(Ticket("d", 0, offset))
+    for offset in (5, 5, 2, 6):
+        tracker.done(Ticket("d", 0, offset))
+    assert tracker.committable() == {("d", 0): 7} and tracker.pending() == 1 and tracker.positions() == {("d", 0): 8}
+    tracker.done(Ticket("d", 0, 6))
+    tracker.done(Ticket("h", 3, 1))
+    assert tracker.committable() == {("d", 0): 7}
+    tracker.done(Ticket("d", 0, 7))
+    assert tracker.committable() == {("d", 0): 8} and tracker.pending() == 0
+
+
+def test_a_pairs_two_offsets_are_committed_together() -> None:
+    """A decided pair whose demographic offset is done while an older historic message is not: the demographic
+    partition's offset stays below the pair until the historic one passes it (no half replayed alone)."""
+    d, h = "topic_demographic", "topic_historic"
+    tracker = OffsetTracker()
+    for offset in range(3):
+        tracker.consumed(Ticket(d, 0, offset))
+        tracker.consumed(Ticket(h, 0, offset))
+    pair = (Ticket(d, 0, 1), Ticket(h, 0, 2))
+    tracker.bind(pair)
+    for ticket in (Ticket(d, 0, 0), Ticket(d, 0, 2), Ticket(h, 0, 0), *pair):
+        tracker.done(ticket)
+    assert tracker.committable() == {(d, 0): 1, (h, 0): 1}  # h 1 is pending: the pair is held on both sides
+    tracker.done(Ticket(h, 0, 1))
+    assert tracker.committable() == {(d, 0): 3, (h, 0): 3} and tracker._bound == []
+
+
+# ------------------------------------------------------------------------------------------ the join changelog
+class _Message:
+    """What the changelog reader needs of a confluent-kafka message."""
+
+    def __init__(self, record: changelog.Record | None, key: bytes = b"", partition: int = 0) -> None:
+        self._record = record
+        self._key = record.key if record else key
+        self._partition = record.partition if record else partition
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._record.value if self._record else None
+
+    def partition(self) -> int:
+        return self._partition
+
+    def headers(self) -> list | None:
+        return self._record.headers if self._record else None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._record.timestamp if self._record else 0)
+
+
+def _halves(n: int) -> tuple[list[bytes], list[bytes]]:
+    world = World(8)
+    demographic, historic = world.messages(world.sample(n))
+    return [json.dumps(r).encode() for r in demographic], [json.dumps(r).encode() for r in historic]
+
+
+def _logged(buffer: JoinBuffer) -> list[_Message]:
+    return [_Message(changelog.record(waiting)) for waiting in buffer.take_fresh()]
+
+
+def test_waiting_halves_are_handed_out_once_for_the_changelog() -> None:
+    """``take_fresh`` gives the halves still waiting, once, but not while their twin may still be in the unread
+    input; a pair names its logged twin."""
+    decoder = MessageDecoder(FLAGS)
+    dem, his = _halves(3)
+    buffer = JoinBuffer()
+    halves = [decoder.demographic(raw) for raw in dem]
+    for i, (half, raw) in enumerate(zip(halves, dem)):
+        buffer.add("demographic", half.uuid, half, Ticket(topics.DEMOGRAPHIC, 1, i), 10.0 + i, 0.0, raw)
+    twin = decoder.historic(his[0])
+    first = buffer.add("historic", twin.uuid, twin, Ticket(topics.HISTORIC, 1, 0), 11.0, 0.0, his[0])
+    assert isinstance(first, Pair) and first.logged == ()  # paired before a commit: never written
+    # the twin stream (unread input left) has passed the second half's time (11.0), not the third's (12.0): only
+    # the second one's twin is late; the third one's may still be on its way
+    buffer.observe("historic", 1, 11.5, now=0.0)
+    taken = buffer.take_fresh(caught_up=lambda kind, partition: False)
+    assert [w.uuid for w in taken] == [halves[1].uuid] and all(w.logged for w in taken)
+    assert [w.uuid for w in buffer.take_fresh(lambda kind, partition: True)] == [halves[2].uuid]  # read to its end
+    assert buffer.take_fresh(force=True) == []
+    twin = decoder.historic(his[1])
+    second = buffer.add("historic", twin.uuid, twin, Ticket(topics.HISTORIC, 1, 1), 12.0, 0.0, his[1])
+    assert isinstance(second, Pair) and second.logged == ("demographic",)
+    record = changelog.record(taken[0])
+    assert record.key == f"d:{halves[1].uuid}".encode() and record.value == dem[1]
+    assert (record.partition, record.timestamp, record.headers) == (1, 11_000, [("offset", b"1")])
+
+
+def test_changelog_restore_rebuilds_the_buffer_and_tombstones_delete() -> None:
+    """The last record per key wins, a tombstone deletes: what the restored buffer holds is what was waiting."""
+    decoder = MessageDecoder(FLAGS)
+    dem, his = _halves(4)
+    before = JoinBuffer()
+    for i in range(4):
+        half = decoder.demographic(dem[i]) if i % 2 else decoder.historic(his[i])
+        kind, topic = ("demographic", topics.DEMOGRAPHIC) if i % 2 else ("historic", topics.HISTORIC)
+        before.add(kind, half.uuid, half, Ticket(topic, i % 2, 100 + i), 50.0 + i, 0.0, dem[i] if i % 2 else his[i])
+    messages = sorted(_logged(before), key=lambda message: int(dict(message.headers())["offset"]))
+    gone = messages[0]
+    messages += [_Message(None, gone.key(), gone.partition()), messages[1]]  # deleted; written twice
+    entries = changelog.live(messages)
+    assert [(e.kind, e.partition, e.offset) for e in entries] == [("historic", 0, 102), ("demographic", 1, 103),
+                                                                   ("demographic", 1, 101)]  # fmt: skip
+    after = JoinBuffer()
+    decode = {"demographic": decoder.demographic, "historic": decoder.historic}
+    for e in entries:
+        ticket = Ticket(changelog.INPUT[e.kind], e.partition, e.offset)
+        assert after.restore(e.kind, e.uuid, decode[e.kind](e.raw), ticket, e.event_time, 5.0, e.raw) is None
+    kept = {uuid: w for uuid, w in before.waiting.items() if uuid != int(gone.key()[2:])}
+    assert {u: (w.kind, w.half, w.ticket, w.event_time, w.raw) for u, w in after.waiting.items()} == {
+        u: (w.kind, w.half, w.ticket, w.event_time, w.raw) for u, w in kept.items()}
+    assert all(w.logged for w in after.waiting.values()) and after.take_fresh() == []
+
+
+def test_pairing_after_restore() -> None:
+    """A restored half pairs with its twin read after the restart (its logged entry to delete), answers its own
+    replayed input as a repeat, and expires on the twin stream's event time like any other half."""
+    decoder = MessageDecoder(FLAGS)
+    dem, his = _halves(2)
+    d0, d1 = decoder.demographic(dem[0]), decoder.demographic(dem[1])
+    buffer = JoinBuffer(ttl=5.0)
+    buffer.restore("demographic", d0.uuid, d0, Ticket(topics.DEMOGRAPHIC, 0, 7), 100.0, 0.0, dem[0])
+    buffer.restore("demographic", d1.uuid, d1, Ticket(topics.DEMOGRAPHIC, 0, 8), 101.0, 0.0, dem[1])
+    assert buffer.add("demographic", d0.uuid, d0, Ticket(topics.DEMOGRAPHIC, 0, 7), 100.0, 1.0, dem[0]) == "repeat"
+    h0 = decoder.historic(his[0])
+    pair = buffer.add("historic", h0.uuid, h0, Ticket(topics.HISTORIC, 0, 3), 100.5, 1.0, his[0])
+    assert isinstance(pair, Pair) and (pair.demographic, pair.historic) == (d0, h0)
+    assert pair.tickets == (Ticket(topics.DEMOGRAPHIC, 0, 7), Ticket(topics.HISTORIC, 0, 3))
+    assert pair.logged == ("demographic",)
+    buffer.observe("historic", 0, 107.0, now=2.0)
+    expired = buffer.expire(2.0)
+    assert [(w.uuid, w.logged) for w in expired] == [(d1.uuid, True)] and not buffer.waiting
+    both = JoinBuffer()
+    both.restore("historic", h0.uuid, h0, Ticket(topics.HISTORIC, 0, 3), 100.5, 0.0, his[0])
+    pair = both.restore("demographic", d0.uuid, d0, Ticket(topics.DEMOGRAPHIC, 0, 7), 100.0, 0.0, dem[0])
+    assert isinstance(pair, Pair) and set(pair.logged) == {"demographic", "historic"}
 
 
 # ------------------------------------------------------------------------------------------ the real feed's quirks
@@ -326,3 +470,22 @@ def test_the_example_rows_equal_on_the_message_and_the_table_paths() -> None:
         from_table = features_from_frame(table, FEATURES(), imputation)
         pd.testing.assert_frame_equal(from_messages, from_table)
     assert from_messages.loc[0, "cat5"] == imputation.values[FLAGS.index("cat5")]
+
+
+def test_a_decided_marker_replaces_the_logged_half() -> None:
+    """Once its pair is decided, a logged half's key holds a marker naming the twin's input position: restored, the
+    uuid is decided (a replayed twin is a repeat) and the marker waits for that position to be committed."""
+    decoder = MessageDecoder(FLAGS)
+    dem, his = _halves(1)
+    d0, h0 = decoder.demographic(dem[0]), decoder.historic(his[0])
+    buffer = JoinBuffer()
+    buffer.add("demographic", d0.uuid, d0, Ticket(topics.DEMOGRAPHIC, 2, 40), 100.0, 0.0, dem[0])
+    messages = _logged(buffer)
+    pair = buffer.add("historic", h0.uuid, h0, Ticket(topics.HISTORIC, 2, 9), 100.5, 0.0, his[0])
+    assert isinstance(pair, Pair) and pair.logged == ("demographic",)
+    (entry,) = changelog.live([*messages, _Message(changelog.marker("demographic", pair))])
+    assert (entry.kind, entry.uuid, entry.raw) == ("demographic", d0.uuid, b"")
+    assert entry.ticket == Ticket(topics.DEMOGRAPHIC, 2, 40) and entry.twin == Ticket(topics.HISTORIC, 2, 9)
+    restored = JoinBuffer()
+    restored.remember(entry.uuid)
+    assert restored.add("historic", h0.uuid, h0, entry.twin, 100.5, 1.0, his[0]) == "repeat"

@@ -35,7 +35,10 @@ def run(
     group_id: str = typer.Option("nextbest-decisions", "--group-id", help="Consumer group: workers share it."),
     join_ttl: str = typer.Option("60s", "--join-ttl", help="How long a half waits for its twin (60s, 500ms, 2m)."),
     batch_size: int = typer.Option(2000, "--batch-size", min=1, help="Messages per micro-batch at most."),
-    metrics_file: Path | None = typer.Option(None, "--metrics-file", help="JSON counters, rewritten every second."),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", help="JSON counters, rewritten every second "
+                                             "(--metrics-interval)."),
+    metrics_interval: float = typer.Option(1.0, "--metrics-interval", min=0.01, help="Seconds between rewrites of "
+                                           "the metrics file."),
     max_seconds: float | None = typer.Option(None, "--max-seconds", help="Stop after this long (default: never)."),
     max_missing_share: float = typer.Option(
         0.5, "--max-missing-share", min=0.0, max=1.0,
@@ -55,7 +58,9 @@ def run(
     """Decide for every customer whose two halves arrive; invalid input goes to topic_dead_letter with its reason.
 
     Input offsets are committed only after the decisions they produced are acknowledged, so a crash loses
-    nothing (a replay can repeat a decision; keep the first per uuid). Stop with Ctrl-C or SIGTERM.
+    nothing (a replay can repeat a decision; keep the first per uuid). Halves waiting for their twin are kept in
+    the compacted topic GROUP-join-changelog and restored at start, so a restart reads again about a commit
+    interval of input, not the join TTL. Stop with Ctrl-C or SIGTERM.
     """
     from nextbest.policies.explore import Exploration
     from nextbest.stream.worker import DecisionWorker, WorkerConfig
@@ -63,6 +68,7 @@ def run(
     config = WorkerConfig(
         bootstrap_servers=bootstrap_servers, model=model, token=token, group_id=group_id,
         join_ttl=parse_duration(join_ttl), batch_size=batch_size, metrics_file=metrics_file,
+        metrics_interval=metrics_interval,
         max_missing_share=max_missing_share, explore=Exploration.parse(explore, explore_seed),
         log_decisions=log_decisions,
     )  # fmt: skip
@@ -103,7 +109,8 @@ def print_stats(metrics: dict, top: int = 10, stream: TextIO = sys.stderr) -> No
     console = Console(file=stream, width=120)
     counters = Table("counter", "value", title="decision worker")
     for key in ("consumed", "decided", "dead_lettered", "expired", "repeats", "waiting", "pending_offsets",
-                "join_to_decision_p50_ms", "join_to_decision_p99_ms"):  # fmt: skip
+                "restored", "changelog_written", "join_to_decision_p50_ms", "join_to_decision_p99_ms",
+                "processing_p50_ms", "processing_p99_ms"):  # fmt: skip
         if key in metrics:
             counters.add_row(key, f"{metrics[key]:,}" if isinstance(metrics[key], int) else str(metrics[key]))
     console.print(counters)

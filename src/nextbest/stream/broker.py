@@ -168,8 +168,13 @@ class Broker(_process.Service):
         self.process = None
 
     def restart(self) -> Broker:
-        """Stop and start the broker on the same port and storage; the object store keeps running."""
-        self._stop_broker()
+        """Stop the broker gracefully and start it on the same port and storage; the object store keeps running.
+
+        Graceful: SIGTERM, Tansu drains its connections (~5 s). Stopped at once (SIGINT, as ``stop`` does), the
+        durable store of Tansu 0.6 can lose acknowledged messages: a partition's next offset starts again below its
+        end, and what is then written at offsets already taken is never read (seen in 2 of 3 restarts under load).
+        """
+        self._stop_broker(signal.SIGTERM, timeout=30.0)
         return self.start()
 
     def create_topics(
@@ -187,9 +192,9 @@ class Broker(_process.Service):
         self.process = _process.spawn(self.command(), self.log_path, env=env, unset=TANSU_ENV)
         _process.wait_until(self._answers, self.process, self.start_timeout, "Tansu broker", self.log_path)
 
-    def _stop_broker(self) -> None:
+    def _stop_broker(self, signum: int = signal.SIGINT, timeout: float = 10.0) -> None:
         # Tansu drains client connections for ~5 s on SIGTERM; SIGINT (Ctrl-C) stops it at once.
-        _process.stop(self.process, timeout=10.0, signum=signal.SIGINT)
+        _process.stop(self.process, timeout=timeout, signum=signum)
         self.process = None
 
     def _answers(self) -> bool:

@@ -6,10 +6,23 @@
                             └────────┴──────────────> partition/offset (invalid input; a half whose twin never came)
 
 Guarantees:
-* **Nothing is lost.** An input offset is committed only after everything it produced (the decision, or its
-  dead-letter entry) is acknowledged by the broker (``OffsetTracker``). A crash replays the rest; every joined
-  customer still gets a decision. Replays can repeat a decision: the value is a deterministic function of the
-  two halves (and, when exploring, of the uuid's own draw), and consumers keep the first decision per uuid.
+* **Nothing is lost.** An input offset is committed only after everything it produced (the decision, its
+  dead-letter entry, or the changelog entry of a half still waiting) is acknowledged by the broker
+  (``OffsetTracker``). A crash replays the rest; every joined customer still gets a decision. Replays can repeat a
+  decision: the value is a deterministic function of the two halves (and, when exploring, of the uuid's own draw),
+  and consumers keep the first decision per uuid.
+* **A restart replays about one commit interval, not the join TTL.** The halves waiting for their twin live in the
+  group's compacted join changelog (``nextbest.stream.changelog``), restored when partitions are assigned, before
+  their input is read. Like Kafka Streams' record cache, a half is written there only if it still waits at a commit
+  (every ``commit_interval``) and its twin is not possibly still in the unread input (``JoinBuffer.take_fresh``):
+  most halves pair before and cost nothing, and a backlog read with one topic ahead of the other writes almost
+  nothing (a crash then replays that read-ahead). Its input offset is done once that write is acknowledged, so
+  waiting halves no longer hold the commit back. When a logged half is paired, the decision is
+  written first; then a decided marker replaces the half in the changelog; the pair's input is done once the marker
+  is acknowledged, and the marker is deleted once that input is committed. So a crash before the marker replays
+  the twin, which finds the logged half (a repeated decision, not a lost one), and a crash after it replays a twin
+  that the restored marker answers as a repeat (no decision lost, none repeated, no twin dead-lettered in vain). A
+  logged half that expires is deleted once its dead-letter entry is acknowledged.
 * **Every decision says how it was made**: ``propensity``, the exact probability with which the served value was
   chosen (1 without exploration; ``--explore epsilon:E`` or ``softmax:T``, ``nextbest.policies.explore``), and
   ``policy``, the model file, its hash and the exploration: what off-policy evaluation needs.
@@ -49,9 +62,9 @@ from nextbest.data.feed import DEFAULT_MAX_MISSING_SHARE, FeedTally, MessageDeco
 from nextbest.models.serving import ExportedModel
 from nextbest.models.targeting import assemble_rows
 from nextbest.policies.explore import Exploration
-from nextbest.stream import topics
+from nextbest.stream import changelog, topics
 from nextbest.stream.broker import consumer_config, producer_config
-from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket
+from nextbest.stream.join import JoinBuffer, OffsetTracker, Pair, Ticket, Waiting
 
 
 @dataclass
@@ -77,8 +90,8 @@ class WorkerConfig:
     producer_overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def _consumer_settings(config: WorkerConfig) -> dict[str, Any]:
-
+def consumer_settings(config: WorkerConfig) -> dict[str, Any]:
+    """The worker's confluent-kafka consumer settings (also those of the benchmark's forwarder)."""
     return consumer_config(
         config.bootstrap_servers,
         config.group_id,
@@ -91,8 +104,8 @@ def _consumer_settings(config: WorkerConfig) -> dict[str, Any]:
     )
 
 
-def _producer_settings(config: WorkerConfig) -> dict[str, Any]:
-
+def producer_settings(config: WorkerConfig) -> dict[str, Any]:
+    """The worker's confluent-kafka producer settings (also those of the benchmark's forwarder)."""
     return producer_config(
         config.bootstrap_servers,
         **{"linger.ms": 2, "batch.num.messages": 10_000, "queue.buffering.max.messages": 1_000_000,
@@ -135,20 +148,25 @@ class DecisionWorker:
         self.counts: Counter[str] = Counter()
         self.dead_letter_reasons: Counter[str] = Counter()
         self.latencies: deque[float] = deque(maxlen=20_000)
+        self.processing: deque[float] = deque(maxlen=20_000)
         self._token_json = json.dumps(config.token)
         self.policy_id = policy_id(config.model, config.explore)
         self._policy_json = json.dumps(self.policy_id)
         self._running = False
-        self._retry: list[tuple[str, bytes, bytes | None, list | None, tuple[Ticket, ...], str, Any]] = []
-        self.consumer = Consumer({**_consumer_settings(config), "on_commit": self._committed})
-        self.producer = Producer(_producer_settings(config))
+        self._retry: list[tuple[Any, ...]] = []
+        self.changelog = topics.join_changelog(config.group_id)
+        self._committed_offsets: dict[tuple[str, int], int] = {}
+        self._tombstones: list[tuple[tuple[Ticket, ...], tuple[tuple[int, bytes], ...]]] = []
+        self.consumer = Consumer({**consumer_settings(config), "on_commit": self._committed})
+        self.producer = Producer(producer_settings(config))
 
     # ------------------------------------------------------------------ the loop
     def run(self, max_seconds: float | None = None) -> Counter[str]:
         """Consume, join, decide, commit until stopped; returns the counters."""
         self._install_signals()
         _quiet_garbage_collector()
-        self.consumer.subscribe([topics.DEMOGRAPHIC, topics.HISTORIC], on_revoke=self._on_revoke)
+        self.consumer.subscribe([topics.DEMOGRAPHIC, topics.HISTORIC], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke)  # fmt: skip
         self._running = True
         started = last_commit = last_metrics = time.monotonic()
         try:
@@ -156,7 +174,9 @@ class DecisionWorker:
                 self._step()
                 now = time.monotonic()
                 if now - last_commit >= self.config.commit_interval:
+                    self._log_waiting()
                     self._commit()
+                    self._release_tombstones()
                     last_commit = now
                 if now - last_metrics >= self.config.metrics_interval:
                     self._write_metrics()
@@ -184,10 +204,12 @@ class DecisionWorker:
         for waiting in self.buffer.expire(now, self._caught_up):
             self.counts["expired"] += 1
             reason = f"no twin within the join TTL ({self.config.join_ttl:g} s)"
-            self._dead_letter(waiting.raw, None, waiting.ticket, reason)
+            then = self._forget_logged(waiting) if waiting.logged else None
+            self._dead_letter(waiting.raw, None, waiting.ticket, reason, then)
         if pairs:
             self._decide(pairs)
             self.latencies.extend(time.time() - np.array(second_in))
+            self.processing.extend([time.monotonic() - now] * len(pairs))
         self._flush_retries()
         self.producer.poll(0)
 
@@ -199,6 +221,7 @@ class DecisionWorker:
         pairs: list[Pair] = []
         second_in: list[float] = []
         consumed, done, observe, add = self.tracker.consumed, self.tracker.done, self.buffer.observe, self.buffer.add
+        bind = self.tracker.bind
         decode = {topics.DEMOGRAPHIC: self.decoder.demographic, topics.HISTORIC: self.decoder.historic}
         kinds = {topics.DEMOGRAPHIC: "demographic", topics.HISTORIC: "historic"}
         wall = time.time()
@@ -229,6 +252,8 @@ class DecisionWorker:
             if joined.__class__ is Pair:
                 pairs.append(joined)
                 second_in.append(event_time)
+                if not joined.logged:  # a logged twin's marker answers a replayed half; else commit both at once
+                    bind(joined.tickets)
             else:
                 repeats += 1
                 done(ticket)
@@ -262,11 +287,14 @@ class DecisionWorker:
                       f'"policy": {policy}')  # fmt: skip
             key = str(pair.uuid).encode()
             waits = None
+            tickets, then = pair.tickets, None
+            if pair.logged:  # the input is done once the decided markers written after the decision are acknowledged
+                tickets, then = (), self._mark_decided(pair)
             if contexts is not None:
                 waits = [2]  # the input is done once the decision and its log entry are both acknowledged
                 entry = f'{{{fields}, "decided_at": {decided_at}, "context": {contexts[i]}}}'.encode()
-                self._produce(topics.DECISION_LOG, entry, key, None, pair.tickets, "logged", waits)
-            self._produce(topics.PREDICTION, f"{{{fields}}}".encode(), key, None, pair.tickets, "decided", waits)
+                self._produce(topics.DECISION_LOG, entry, key, None, tickets, "logged", waits, then)
+            self._produce(topics.PREDICTION, f"{{{fields}}}".encode(), key, None, tickets, "decided", waits, then)
 
     def _contexts(self, X: np.ndarray) -> list[str]:
         """Each row's features as served, a JSON object of the non-zero ones (a feature left out is 0)."""
@@ -277,16 +305,20 @@ class DecisionWorker:
             objects[row].append(f'"{names[col]}": {float(X[row, col])!r}')
         return ["{" + ", ".join(items) + "}" for items in objects]
 
-    def _dead_letter(self, raw: bytes | None, key: bytes | None, ticket: Ticket, reason: str) -> None:
+    def _dead_letter(self, raw: bytes | None, key: bytes | None, ticket: Ticket, reason: str,
+                     then: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.dead_letter_reasons[reason.split(":")[0]] += 1
         headers = [("reason", reason.encode()), ("topic", ticket.topic.encode()),
                    ("partition", str(ticket.partition).encode()), ("offset", str(ticket.offset).encode())]  # fmt: skip
-        self._produce(topics.DEAD_LETTER, raw or b"", key, headers, (ticket,), "dead_lettered")
+        self._produce(topics.DEAD_LETTER, raw or b"", key, headers, (ticket,), "dead_lettered", None, then)
 
-    def _produce(self, topic: str, value: bytes, key: bytes | None, headers: list | None,
-                 tickets: tuple[Ticket, ...], outcome: str, waits: list[int] | None = None) -> None:  # fmt: skip
-        """Produce; once the broker acknowledges, ``tickets`` are done (with ``waits``, a counter shared by several
-        messages of the same input: once the last of them is acknowledged). Failures are produced again."""
+    def _produce(self, topic: str, value: bytes | None, key: bytes | None, headers: list | None,
+                 tickets: tuple[Ticket, ...], outcome: str, waits: list[int] | None = None,
+                 then: Callable[[], None] | None = None, partition: int = -1, timestamp: int = 0) -> None:  # fmt: skip
+        """Produce (to ``partition`` when given, else by key; ``timestamp`` in ms, 0: now); once the broker
+        acknowledges, ``tickets`` are done and ``then()`` runs (with ``waits``, a counter shared by several messages
+        of the same input: once the last of them is acknowledged). Failures are produced again."""
+        retry = (topic, value, key, headers, tickets, outcome, waits, then, partition, timestamp)
 
         def acked(error: Any, _message: Any) -> None:
             if error is None:
@@ -297,25 +329,105 @@ class DecisionWorker:
                         return
                 for ticket in tickets:
                     self.tracker.done(ticket)
+                if then is not None:
+                    then()
                 return
             self.counts["delivery_errors"] += 1
             self.log(f"delivery failed ({error}); producing again")
-            self._retry.append((topic, value, key, headers, tickets, outcome, waits))
+            self._retry.append(retry)
 
         try:
-            self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=acked)
+            self.producer.produce(topic, value=value, key=key, headers=headers, on_delivery=acked,
+                                  partition=partition, timestamp=timestamp)  # fmt: skip
         except BufferError:
             self.producer.poll(0.05)
-            self._retry.append((topic, value, key, headers, tickets, outcome, waits))
+            self._retry.append(retry)
         except Exception as error:  # noqa: BLE001 - e.g. KafkaException while the broker restarts
             self.counts["produce_errors"] += 1
             self.log(f"produce failed ({error}); retrying")
-            self._retry.append((topic, value, key, headers, tickets, outcome, waits))
+            self._retry.append(retry)
 
     def _flush_retries(self) -> None:
         retries, self._retry = self._retry, []
         for retry in retries:
             self._produce(*retry)
+
+    # ------------------------------------------------------------------ the join changelog
+    def _log_waiting(self, force: bool = False) -> None:
+        """Write the halves that started waiting and still wait to the changelog (unless ``force``, not those whose
+        twin may still be in the unread input: ``JoinBuffer.take_fresh``); each one's input offset is done once the
+        broker acknowledges."""
+        for waiting in self.buffer.take_fresh(self._caught_up, force):
+            key, value, headers, partition, timestamp = changelog.record(waiting)
+            self._produce(self.changelog, value, key, headers, (waiting.ticket,), "changelog_written", None, None,
+                          partition, timestamp)  # fmt: skip
+
+    def _mark_decided(self, pair: Pair) -> Callable[[], None]:
+        """What to do once the decision of a pair with logged halves is acknowledged: replace them by decided markers;
+        once those are acknowledged, the pair's input is done; once it is committed, delete the markers."""
+
+        def write() -> None:
+            records = [changelog.marker(kind, pair) for kind in pair.logged]
+            entries = tuple((record.partition, record.key) for record in records)
+            waits = [len(records)]
+            for key, value, headers, partition, _ in records:
+                self._produce(self.changelog, value, key, headers, pair.tickets, "changelog_decided", waits,
+                              lambda: self._tombstones.append((pair.tickets, entries)), partition)  # fmt: skip
+
+        return write
+
+    def _forget_logged(self, waiting: Waiting) -> Callable[[], None]:
+        """What to do once a logged half's dead-letter entry is acknowledged: delete it from the changelog."""
+        return lambda: self._tombstone(((waiting.ticket.partition, changelog.key(waiting.kind, waiting.uuid)),))
+
+    def _release_tombstones(self) -> None:
+        """Delete the decided markers whose pair's input offsets are committed now."""
+        committed, waiting = self._committed_offsets, []
+        for tickets, entries in self._tombstones:
+            if all(committed.get((t.topic, t.partition), -1) > t.offset for t in tickets):
+                self._tombstone(entries)
+            else:
+                waiting.append((tickets, entries))
+        self._tombstones = waiting
+
+    def _tombstone(self, entries: tuple[tuple[int, bytes], ...]) -> None:
+        """Delete changelog ``entries`` (partition, key)."""
+        for partition, key in entries:
+            self._produce(self.changelog, None, key, None, (), "changelog_deleted", None, None, partition)
+
+    def _restore(self, partitions: set[int]) -> None:
+        """Read the changelog's ``partitions``: decided markers make their uuid a repeat (and are deleted once their
+        pair's input is committed); waiting halves go back in the join buffer (pairs that two of them complete are
+        decided). Logs how many entries and how long it took."""
+        started = time.monotonic()
+        changelog.ensure_topic(self.config.bootstrap_servers, self.changelog)
+        entries = changelog.read(self.config.bootstrap_servers, self.changelog, partitions,
+                                 f"{self.config.group_id}-restore")  # fmt: skip
+        markers = [entry for entry in entries if entry.twin is not None]
+        for entry in markers:
+            self.buffer.remember(entry.uuid)
+            where = ((entry.partition, changelog.key(entry.kind, entry.uuid)),)
+            self._tombstones.append(((entry.ticket, entry.twin), where))
+        pairs = [self._restore_half(entry, time.monotonic()) for entry in entries if entry.twin is None]
+        if any(pairs):
+            self._decide([pair for pair in pairs if pair is not None])
+        seconds = time.monotonic() - started
+        self.counts["restored"] += len(entries) - len(markers)
+        self.log(json.dumps({"restored": len(entries) - len(markers), "decided_markers": len(markers),
+                             "partitions": sorted(partitions), "seconds": round(seconds, 3)}))  # fmt: skip
+
+    def _restore_half(self, entry: changelog.Entry, now: float) -> Pair | None:
+        """Put a logged half back in the join buffer; the pair it completes, if any. A half that is no longer valid
+        input (the model's flags changed) is dead-lettered, one of a decided uuid deleted."""
+        forget = ((entry.partition, changelog.key(entry.kind, entry.uuid)),)
+        half = (self.decoder.demographic if entry.kind == "demographic" else self.decoder.historic)(entry.raw)
+        if half.__class__ is Rejected:
+            self._dead_letter(entry.raw, None, entry.ticket, half.reason, lambda: self._tombstone(forget))
+            return None
+        joined = self.buffer.restore(entry.kind, entry.uuid, half, entry.ticket, entry.event_time, now, entry.raw)
+        if joined == "repeat":
+            self._tombstone(forget)
+        return joined if joined.__class__ is Pair else None
 
     # ------------------------------------------------------------------ offsets, rebalances, metrics
     def _commit(self, wait: bool = False) -> None:
@@ -325,10 +437,13 @@ class DecisionWorker:
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=not wait)
+            committed = self.consumer.commit(offsets=offsets, asynchronous=not wait)
             self.counts["commits"] += 1
         except KafkaException as error:
             self.log(f"commit failed ({error}); will retry")
+            return
+        if wait:
+            self._record_commits(committed)
 
     def _caught_up(self, kind: str, partition: int) -> bool | None:
         """Whether this worker has read ``kind``'s ``partition`` to its end (None: not known yet)."""
@@ -349,30 +464,63 @@ class DecisionWorker:
         if error is not None or failed:
             self.counts["commit_errors"] += 1
             self.log(f"commit failed: {error or failed[0].error}")
+        if error is None:
+            self._record_commits(partitions)
+
+    def _record_commits(self, partitions: list) -> None:
+        for p in partitions:
+            if p.error is None and p.offset >= 0:
+                self._committed_offsets[(p.topic, p.partition)] = p.offset
+
+    def _on_assign(self, consumer: Any, partitions: list) -> None:
+        """Restore the changelog of the assigned partitions before their input is read."""
+        from confluent_kafka import KafkaException
+
+        try:
+            self._record_commits(consumer.committed(partitions, timeout=30))
+        except KafkaException as error:
+            self.log(f"committed offsets not read ({error}); decided markers are deleted after the next commit")
+        self._restore({p.partition for p in partitions})
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        """Write and commit what is done, delete what the commit allows from the changelog; forget the rest (the
+        partitions' next owner restores their changelog and replays their uncommitted input)."""
+        self._log_waiting(force=True)
         self.producer.flush(10)
         self._commit(wait=True)
+        self._release_tombstones()
+        self.producer.flush(10)
         revoked = {(p.topic, p.partition) for p in partitions}
         self.counts["dropped_on_revoke"] += self.buffer.drop_partitions(revoked)
         self.tracker.forget(revoked)
+        self._tombstones = [entry for entry in self._tombstones
+                            if not any((t.topic, t.partition) in revoked for t in entry[0])]  # fmt: skip
 
     def metrics(self) -> dict[str, Any]:
         return {
             **dict(self.counts),
             "waiting": len(self.buffer.waiting),
             "pending_offsets": self.tracker.pending(),
+            "positions": {f"{topic}/{partition}": offset for (topic, partition), offset in self._positions()},
             "dead_letter_reasons": dict(self.dead_letter_reasons),
             **self._latency_percentiles(),
             "feed": self.tally.as_json(),
         }
 
+    def _positions(self) -> list[tuple[tuple[str, int], int]]:
+        """One past the last input offset read, per partition (what a restart reads again starts below it)."""
+        return sorted(self.tracker.positions().items())
+
     def _latency_percentiles(self) -> dict[str, float]:
-        """Second half produced (its timestamp) -> decision handed to the producer, last 20,000 decisions."""
+        """Over the last 20,000 decisions: second half produced (its timestamp) -> decision handed to the producer
+        (``join_to_decision``, the broker's delivery included), and its batch read -> decision handed to the producer
+        (``processing``: what the worker itself adds)."""
         if not self.latencies:
             return {}
         p50, p99 = np.percentile(np.fromiter(self.latencies, dtype=float), [50, 99]) * 1000
-        return {"join_to_decision_p50_ms": round(float(p50), 2), "join_to_decision_p99_ms": round(float(p99), 2)}
+        q50, q99 = np.percentile(np.fromiter(self.processing, dtype=float), [50, 99]) * 1000
+        return {"join_to_decision_p50_ms": round(float(p50), 2), "join_to_decision_p99_ms": round(float(p99), 2),
+                "processing_p50_ms": round(float(q50), 2), "processing_p99_ms": round(float(q99), 2)}  # fmt: skip
 
     def _write_metrics(self) -> None:
         if self.config.metrics_file is not None:
@@ -382,10 +530,13 @@ class DecisionWorker:
             tmp.replace(path)
 
     def _shutdown(self) -> None:
+        self._log_waiting(force=True)
         self.producer.flush(10)
         self._flush_retries()
         self.producer.flush(10)
         self._commit(wait=True)
+        self._release_tombstones()
+        self.producer.flush(10)
         try:
             self.consumer.close()
         finally:
