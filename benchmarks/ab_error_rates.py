@@ -27,10 +27,11 @@ import json
 import time
 
 from nextbest.experiments import minimum_detectable_effect, sample_size, sample_size_binary, srm_test
-from nextbest.experiments.bayes import credible_coverage_binary, credible_coverage_means
 from nextbest.experiments.simulation import (
     aa_false_positive_rate,
     binary_power,
+    credible_coverage_binary,
+    credible_coverage_means,
     family_false_positive_rate,
     power_at,
     ratio_coverage,

@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 from scipy.special import betaln
 
-from nextbest.experiments.bayes import (
-    bayes_means,
-    bayes_proportions,
-    credible_coverage_binary,
-    credible_coverage_means,
-)
+from nextbest.experiments.bayes import bayes_means, bayes_proportions
 from nextbest.experiments.design import InvalidParameter
+from nextbest.experiments.simulation import credible_coverage_binary, credible_coverage_means
 
 
 def exact_chance_to_beat(a_c: int, b_c: int, a_t: int, b_t: int) -> float:

@@ -103,35 +103,4 @@ def bayes_normal(effect: float, standard_error: float, alpha: float = 0.05) -> B
     )  # fmt: skip
 
 
-def credible_coverage_binary(experiments: int, n: int, alpha: float = 0.05, draws: int = 4000,
-                             seed: int = 0) -> float:  # fmt: skip
-    """Share of beta-binomial credible intervals of δ that hold the true δ when the truth is drawn from the prior
-    (uniform rates per arm) and each arm has `n` units: about 1 − α if the computation is right."""
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for _ in range(experiments):
-        p_c, p_t = rng.random(2)
-        k_c, k_t = rng.binomial(n, p_c), rng.binomial(n, p_t)
-        result = bayes_proportions(k_c, n, k_t, n, alpha, draws=draws, seed=int(rng.integers(2**31)))
-        low, high = result.credible_interval
-        hits += low <= p_t - p_c <= high
-    return hits / experiments
-
-
-def credible_coverage_means(experiments: int, n: int, sd: float = 15.0, alpha: float = 0.05, seed: int = 0) -> float:
-    """Share of normal-model credible intervals of δ that hold the true δ (drawn N(0, sd² · 4 / n) per experiment,
-    arms of `n` normal units with sd `sd`; sample means and variances drawn from their exact distributions)."""
-    rng = np.random.default_rng(seed)
-    truth = rng.normal(0.0, 2 * sd / np.sqrt(n), experiments)
-    means_c = rng.normal(0.0, sd / np.sqrt(n), experiments)
-    means_t = rng.normal(truth, sd / np.sqrt(n))
-    var_c, var_t = (sd**2 * rng.chisquare(n - 1, (2, experiments)) / (n - 1))
-    hits = 0
-    for j in range(experiments):
-        low, high = bayes_means(means_c[j], var_c[j], n, means_t[j], var_t[j], n, alpha).credible_interval
-        hits += low <= truth[j] <= high
-    return hits / experiments
-
-
-__all__ = ["BayesResult", "bayes_means", "bayes_normal", "bayes_proportions", "credible_coverage_binary",
-           "credible_coverage_means"]
+__all__ = ["BayesResult", "bayes_means", "bayes_normal", "bayes_proportions"]

@@ -167,12 +167,12 @@ def analyze_metric(samples: MetricSamples, alpha: float = 0.05, alternative: str
 
 
 def bayes_of(samples: MetricSamples, analysis: AnalysisResult, alpha: float = 0.05, seed: int = 0) -> BayesResult:
-    """The Bayesian companion of ``analysis``: beta-binomial for a binary metric without covariate (counts from the
-    analysis), else the normal posterior N(effect, se²) of :func:`~nextbest.experiments.bayes.bayes_normal`."""
+    """The Bayesian companion of ``analysis``: beta-binomial on the conversions of a binary metric without
+    covariate, else the normal posterior N(effect, se²) of :func:`~nextbest.experiments.bayes.bayes_normal`."""
     if samples.resolved_kind() == "binary" and analysis.method == "two-proportion z-test":
-        k_c = round(analysis.mean_control * analysis.n_control)
-        k_t = round(analysis.mean_treatment * analysis.n_treatment)
-        return bayes_proportions(k_c, analysis.n_control, k_t, analysis.n_treatment, alpha, seed=seed)
+        control, treatment = (np.asarray(v, dtype=np.float64) for v in (samples.control, samples.treatment))
+        return bayes_proportions(int(control.sum()), control.size, int(treatment.sum()), treatment.size, alpha,
+                                 seed=seed)  # fmt: skip
     return bayes_normal(analysis.effect, analysis.standard_error, alpha)
 
 

@@ -1,6 +1,7 @@
-"""Vectorized simulation of many experiments, to verify error rates instead of assuming them.
+"""Simulation of many experiments, to verify error rates instead of assuming them.
 
-No Python loop runs over experiments. Two ways to draw normal outcomes (mean ``baseline``, plus ``effect`` in
+The Welch checks (A/A, power, sequential, several metrics) run no Python loop over experiments. Two ways to draw
+normal outcomes (mean ``baseline``, plus ``effect`` in
 treatment, standard deviation ``sd``):
 
 * ``method="sufficient"`` (default): draw each arm's sufficient statistics directly, which is exactly
@@ -10,6 +11,9 @@ treatment, standard deviation ``sd``):
   ``chunk_values`` numbers), then reduce to means and variances per row.
 
 Welch's t-test is then applied to all rows at once. Same seed (and chunk size), same numbers.
+
+The checks of the other analyses (binary power, delta-method and credible-interval coverage) call the analysis a
+user runs once per experiment, so that they test that very code.
 
 Rates come with their binomial standard error ``sqrt(r (1 - r) / n_experiments)`` and a 95 % Wilson interval.
 """
@@ -25,6 +29,7 @@ import numpy as np
 from scipy import special
 
 from nextbest.experiments.analysis import _plain, welch_from_moments
+from nextbest.experiments.bayes import bayes_means, bayes_proportions
 from nextbest.experiments.design import (
     InvalidParameter,
     _check_ratio,
@@ -413,3 +418,33 @@ def ratio_coverage(
         hits[j] = low <= 0.0 <= high
     return _rate(hits, 1 - alpha, f"delta-method {1 - alpha:.0%} interval coverage, ratio of means, n = {n:,} "
                  "customers per arm", n=n, seed=seed)  # fmt: skip
+
+
+def credible_coverage_binary(experiments: int, n: int, alpha: float = 0.05, draws: int = 4000,
+                             seed: int = 0) -> float:  # fmt: skip
+    """Share of beta-binomial credible intervals of δ that hold the true δ when the truth is drawn from the prior
+    (uniform rates per arm) and each arm has `n` units: about 1 − α if the computation is right."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(experiments):
+        p_c, p_t = rng.random(2)
+        k_c, k_t = rng.binomial(n, p_c), rng.binomial(n, p_t)
+        result = bayes_proportions(k_c, n, k_t, n, alpha, draws=draws, seed=int(rng.integers(2**31)))
+        low, high = result.credible_interval
+        hits += low <= p_t - p_c <= high
+    return hits / experiments
+
+
+def credible_coverage_means(experiments: int, n: int, sd: float = 15.0, alpha: float = 0.05, seed: int = 0) -> float:
+    """Share of normal-model credible intervals of δ that hold the true δ (drawn N(0, sd² · 4 / n) per experiment,
+    arms of `n` normal units with sd `sd`; sample means and variances drawn from their exact distributions)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0.0, 2 * sd / np.sqrt(n), experiments)
+    means_c = rng.normal(0.0, sd / np.sqrt(n), experiments)
+    means_t = rng.normal(truth, sd / np.sqrt(n))
+    var_c, var_t = (sd**2 * rng.chisquare(n - 1, (2, experiments)) / (n - 1))
+    hits = 0
+    for j in range(experiments):
+        low, high = bayes_means(means_c[j], var_c[j], n, means_t[j], var_t[j], n, alpha).credible_interval
+        hits += low <= truth[j] <= high
+    return hits / experiments

@@ -73,6 +73,7 @@ from nextbest.platform.schemas import (
     non_zero,
 )
 from nextbest.platform.store import DesignRejected, Store, UnknownExperiment, finite_or_none
+from nextbest.stats import z_value
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 #: Points of the cumulative-effect curve.
@@ -492,7 +493,7 @@ def cumulative_ratio_effect(
     curve = _empty_curve(level, sample_size, per_arm)
     if per_arm < 2:
         return curve
-    z = stats.norm.ppf(0.5 + level / 2.0)
+    z = z_value(level)
     for size in _checkpoints(per_arm, checkpoints, sample_size).tolist():
         try:
             arm_c, arm_t = ratio_arm(num_c[:size], den_c[:size]), ratio_arm(num_t[:size], den_t[:size])

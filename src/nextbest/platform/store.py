@@ -267,12 +267,6 @@ class Store:
         with self._sessions() as session:
             return [OutcomeRecord.model_validate(row) for row in session.scalars(query)]
 
-    def revenues(self, experiment_id: int, limit_per_arm: int | None = None) -> dict[str, np.ndarray]:
-        """Revenue per arm ({"original": array, "new": array}) in arrival order, at most ``limit_per_arm`` each."""
-        self._experiment(experiment_id)
-        with self.engine.connect() as connection:
-            return {arm: self._arm_revenues(connection, experiment_id, arm, limit_per_arm) for arm in ARMS}
-
     def arm_data(self, experiment_id: int, limit_per_arm: int | None = None,
                  with_values: bool = False) -> dict[str, ArmData]:  # fmt: skip
         """Each arm's outcomes as :class:`ArmData` (revenue, covariate, denominator; ``values`` when asked), in
@@ -338,16 +332,6 @@ class Store:
             duplicate_outcomes=row.duplicate_outcomes,
             complete=min(counts.values()) >= row.sample_size,
         )
-
-    @staticmethod
-    def _arm_revenues(connection, experiment_id: int, arm: str, limit: int | None) -> np.ndarray:
-        query = (
-            select(Outcome.revenue)
-            .where(Outcome.experiment_id == experiment_id, Outcome.arm == arm)
-            .order_by(Outcome.id)
-            .limit(limit)
-        )
-        return np.asarray(connection.scalars(query).all(), dtype=float)
 
     def _result(self, row: Experiment, progress: Progress) -> Result:
         with self.engine.connect() as connection:
