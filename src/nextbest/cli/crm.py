@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from nextbest.cli import compute
+
 if TYPE_CHECKING:
     from nextbest.evaluation.crm_results import CRMEvaluation
 
@@ -388,6 +390,8 @@ def evaluate(
         True, "--readings/--no-readings", help="Also evaluate under each reading of the data (conservative, "
         "middle, optimistic: retrains Q-learning in each, and at other conversion values)."
     ),
+    workers: int = compute.WORKERS,
+    ray_address: str | None = compute.RAY_ADDRESS,
 ) -> None:
     """Score the learned policy and the baselines on held-out test leads, with 95% bootstrap intervals
     that refit the simulator; check the simulator's calibration; name the top segments and the leads to contact;
@@ -395,10 +399,26 @@ def evaluate(
 
     Writes EVAL/evaluation.json: policies.<name>.<metric> and <metric>_ci, improvement_vs_random,
     improvement_vs_logged, top_segments, calibration.{in_period, across_time}, targets, who, pilot,
-    readings.<name>.{policies, targets, break_even, value_sensitivity, ...}, settings."""
-    from dataclasses import replace
+    readings.<name>.{policies, targets, break_even, value_sensitivity, ...}, settings.
 
+    The bootstrap refits and the sensitivity retrains run on --workers local processes or on the Ray cluster at
+    --ray-address; the numbers are the same whichever runs them."""
     from rich.console import Console
+
+    console = Console()
+    with compute.executor_for(workers, ray_address) as executor:
+        if executor.workers > 1:
+            console.print(f"parallel part on {executor.describe()}")
+        result = _evaluate_run(console, run, bootstrap, replications, seed, fit_window, readings, executor)
+    result.write(out / "evaluation.json")
+    _print_evaluation(console, result)
+    console.print(f"written to {out / 'evaluation.json'}")
+
+
+def _evaluate_run(console, run: Path, bootstrap: int, replications: int, seed: int, fit_window: int,
+                  readings: bool, executor) -> CRMEvaluation:  # fmt: skip
+    """`crm evaluate`'s evaluation of the run folder `run` (see its help)."""
+    from dataclasses import replace
 
     from nextbest.agents.baselines import BASELINES, make_baseline
     from nextbest.agents.convergence import compare_step_sizes
@@ -410,7 +430,6 @@ def evaluate(
     from nextbest.evaluation.crm_readings import READINGS
     from nextbest.sim.journeys import journeys_from_frame
 
-    console = Console()
     loaded = load_run(run)
     spec = loaded.prepared.spec
     train_journeys = journeys_from_frame(training_leads(loaded.prepared, loaded.settings), spec)
@@ -452,15 +471,14 @@ def evaluate(
             test_frame=loaded.prepared.test,
             leads_per_week=leads_per_week(loaded.prepared.split.rows, loaded.prepared.split.periods),
             recent=recent,
+            executor=executor,
         )
     if settings.agent == "qlearning":
         with console.status("training Q-learning with both step sizes (constant α, visit-count)..."):
             result.convergence = compare_step_sizes(loaded.simulator, train_journeys, settings,
                                                     min(settings.episodes, 100_000))  # fmt: skip
     result.run = str(run)
-    result.write(out / "evaluation.json")
-    _print_evaluation(console, result)
-    console.print(f"written to {out / 'evaluation.json'}")
+    return result
 
 
 def _print_evaluation(console, result: CRMEvaluation) -> None:
@@ -554,6 +572,6 @@ def demo(
         established_visits=1000,
     )
     evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, fit_window=90,
-             readings=True)  # fmt: skip
+             readings=True, workers=1, ray_address=None)  # fmt: skip
     report(run=out / "run", eval_dir=out / "eval", out=out / "report.html")
     typer.echo(f"open {(out / 'report.html').resolve()} in a browser")

@@ -29,6 +29,7 @@ from nextbest.evaluation.crm_readings import READINGS, evaluate_readings, readin
 from nextbest.evaluation.crm_results import CRMEvaluation
 from nextbest.evaluation.crm_who import who_quality
 from nextbest.evaluation.metrics import json_number
+from nextbest.parallel import SERIAL, Executor
 from nextbest.sim.funnel import FunnelSimulator, refit_like
 from nextbest.sim.journeys import Journeys
 from nextbest.sim.rollout import PolicyFn, Rollout
@@ -48,6 +49,7 @@ def evaluate_crm(
     test_frame: pd.DataFrame | None = None,
     leads_per_week: float | None = None,
     recent: tuple[Journeys, str] | None = None,
+    executor: Executor = SERIAL,
 ) -> CRMEvaluation:
     """The evaluation of the CRM use case (`CRMEvaluation`, written as evaluation.json).
 
@@ -57,7 +59,8 @@ def evaluate_crm(
     leads with their dates, adds the lead score as of a cutoff date (``who.as_of_cutoff``); `leads_per_week`, the
     team's lead volume, gives the pilot its duration. `recent` (the most recent train leads and how to name them)
     adds the calibrations of a simulator fitted on them only: ``calibration.{in_period_recent,
-    across_time_recent}``. With `validation`,
+    across_time_recent}``. `executor` runs the bootstrap replicates and the sensitivity retrains (the numbers do
+    not depend on it; see ``nextbest.parallel``). With `validation`,
     the calibration is also measured for a simulator fitted on train + validation leads: a
     diagnostic of drift between the periods, never used for the policy metrics.
     """
@@ -66,7 +69,7 @@ def evaluate_crm(
     point = {
         name: simulate_policy(sim, leads.tile(cfg.replications), policy, cfg.seed) for name, policy in policies.items()
     }
-    samples, calibration_samples = bootstrap_policies(sim, train, leads, policies, cfg, progress)
+    samples, calibration_samples = bootstrap_policies(sim, train, leads, policies, cfg, progress, executor)
     out: dict = {"policies": policy_entries(point, samples, cfg.level)}
     for baseline in ("random", "logged"):
         out[f"improvement_vs_{baseline}"] = improvement(point, samples, baseline, cfg.level)
@@ -75,23 +78,25 @@ def evaluate_crm(
         point["learned"].rollout, leads, cfg.replications, cfg.segment_min_support, sim.spec.action_names
     )
     out["simulator_calibration"] = _calibration(point["logged"].rollout, test, calibration_samples, cfg.level)
-    out["calibration"] = {"in_period": _in_period(sim, train, policies, cfg),
+    out["calibration"] = {"in_period": _in_period(sim, train, policies, cfg, executor=executor),
                           "across_time": out["simulator_calibration"]}  # fmt: skip
     if recent is not None:
         recent_leads, label = recent
-        out["calibration"]["in_period_recent"] = _in_period(sim, recent_leads, policies, cfg, label)
+        out["calibration"]["in_period_recent"] = _in_period(sim, recent_leads, policies, cfg, label, executor)
         out["calibration"]["across_time_recent"] = _across_time(sim, recent_leads, test, leads, policies, cfg,
-                                                                f"{label} (a fit window)")  # fmt: skip
+                                                                f"{label} (a fit window)", executor)  # fmt: skip
     if validation is not None:
         out["simulator_calibration_train_val"] = _across_time(
             sim, train.concat(validation), test, leads, policies, cfg,
-            "train + validation leads (diagnostic of drift; the run's simulator uses train only)")  # fmt: skip
+            "train + validation leads (diagnostic of drift; the run's simulator uses train only)",
+            executor)  # fmt: skip
     out["targets"] = business_targets(out, sim.spec.targets)
     who = who_quality(sim.model, train, test, cfg.bootstrap, cfg.seed, cfg.level, test_frame, sim.config.horizon)
     out["who"] = who.to_dict()
     out["pilot"] = _pilot(sim.spec, out["policies"]["logged"]["subscription_rate"], len(test), leads_per_week)
     if with_readings:
-        out["readings"] = evaluate_readings(sim, train, leads, policies["learned"], retrain, cfg, progress)
+        out["readings"] = evaluate_readings(sim, train, leads, policies["learned"], retrain, cfg, progress,
+                                            executor=executor)
     out["settings"] = {
         "subscription_value": sim.reward.subscription_value,
         "action_costs": dict(zip(sim.spec.action_names, sim.reward.action_costs)),
@@ -124,20 +129,21 @@ def _across_time(
     policies: dict[str, PolicyFn],
     cfg: EvaluationConfig,
     fitted_on: str,
+    executor: Executor = SERIAL,
 ) -> dict:
     """Calibration on test of the same simulator refitted on the leads `fit` (e.g. train + validation, or the most
     recent train leads)."""
     refitted = refit_like(sim, fit)
     logged = {"logged": policies["logged"]}
     point = simulate_policy(refitted, leads.tile(cfg.replications), policies["logged"], cfg.seed)
-    _, samples = bootstrap_policies(refitted, fit, leads, logged, cfg, None)
+    _, samples = bootstrap_policies(refitted, fit, leads, logged, cfg, None, executor)
     result = _calibration(point.rollout, test, samples, cfg.level)
     result["fitted_on"] = fitted_on
     return result
 
 
 def _in_period(sim: FunnelSimulator, train: Journeys, policies: dict[str, PolicyFn], cfg: EvaluationConfig,
-               label: str = "the train leads") -> dict:  # fmt: skip
+               label: str = "the train leads", executor: Executor = SERIAL) -> dict:  # fmt: skip
     """Calibration within the training period: the simulator refitted on a random 80% of the train leads, the
     logged process replayed on the other 20% (their covariates only) and compared with what they did — is the
     model right where the process was stable? (The test calibration asks the same across time.)"""
@@ -146,7 +152,7 @@ def _in_period(sim: FunnelSimulator, train: Journeys, policies: dict[str, Policy
     refitted = refit_like(sim, fit)
     leads = Leads(refitted.model.encode_leads(check), check.covariates, check.spec.covariates)
     point = simulate_policy(refitted, leads.tile(cfg.replications), policies["logged"], cfg.seed)
-    _, samples = bootstrap_policies(refitted, fit, leads, {"logged": policies["logged"]}, cfg, None)
+    _, samples = bootstrap_policies(refitted, fit, leads, {"logged": policies["logged"]}, cfg, None, executor)
     result = _calibration(point.rollout, check, samples, cfg.level)
     result["fitted_on"] = (f"a random {1 - IN_PERIOD_SHARE:.0%} of {label}, checked on the other "
                            f"{IN_PERIOD_SHARE:.0%} ({len(check)} leads, within the training period)")  # fmt: skip

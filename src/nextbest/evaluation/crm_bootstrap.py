@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nextbest.evaluation.metrics import METRICS, business_metrics, json_number, ratio
+from nextbest.parallel import SERIAL, Executor
 from nextbest.sim.funnel import STAGES, FunnelSimulator, refit_like
 from nextbest.sim.journeys import Journeys
 from nextbest.sim.rollout import PolicyFn, Rollout, run_episodes
@@ -85,34 +86,44 @@ def bootstrap_policies(
     policies: dict[str, PolicyFn],
     cfg: EvaluationConfig,
     progress: Callable[[int], None] | None,
+    executor: Executor = SERIAL,
 ) -> tuple[dict[str, dict[str, list[float]]], list[np.ndarray]]:
     """Per policy and metric, its values over ``cfg.bootstrap`` replicates (see the module's recipe), with the
     conversion-rate ratios to "random" and "logged" when those run; and per replicate the logged process's
-    reach rate of every step (for the calibration)."""
+    reach rate of every step (for the calibration).
+
+    Every replicate's resampling indices are drawn here, in replicate order from one generator, so `executor`
+    (serial, local processes or a Ray cluster) changes where the replicates run, never their numbers."""
     rng = np.random.default_rng(cfg.seed + 1)
+    n_train, n_test = len(train), len(leads)
+    draws = [(b, rng.integers(0, n_train, size=n_train), rng.integers(0, n_test, size=n_test))
+             for b in range(cfg.bootstrap)]  # fmt: skip
+    replicates = executor.map(_replicate, draws, (sim, train, leads, policies, cfg), progress)
     samples = {name: {m: [] for m in (*METRICS, "ratio_to_random", "ratio_to_logged")} for name in policies}
     calibration: list[np.ndarray] = []
-    n_test = len(leads)
-    for b in range(cfg.bootstrap):
-        twin = refit_like(sim, train.subset(rng.integers(0, len(train), size=len(train))))
-        resampled = leads.take(rng.integers(0, n_test, size=n_test))
-        runs = {
-            name: simulate_policy(twin, resampled.tile(cfg.bootstrap_replications), policy, cfg.seed + 1000 + b)
-            for name, policy in policies.items()
-        }
-        for name, run in runs.items():
+    for metrics, reach in replicates:
+        for name, values in metrics.items():
             for metric in METRICS:
-                samples[name][metric].append(run.metrics[metric])
+                samples[name][metric].append(values[metric])
             for baseline in ("random", "logged"):
-                if baseline in runs:
-                    value = ratio(run.metrics["subscription_rate"], runs[baseline].metrics["subscription_rate"])
+                if baseline in metrics:
+                    value = ratio(values["subscription_rate"], metrics[baseline]["subscription_rate"])
                     samples[name][f"ratio_to_{baseline}"].append(value)
-        if "logged" in runs:
-            first = runs["logged"].rollout.state
-            calibration.append(reach_rates(first, slice(0, n_test)))
-        if progress is not None:
-            progress(1)
+        if reach is not None:
+            calibration.append(reach)
     return samples, calibration
+
+
+def _replicate(context: tuple, draw: tuple[int, np.ndarray, np.ndarray]) -> tuple[dict, np.ndarray | None]:
+    """One bootstrap replicate: refit on the resampled train leads, simulate every policy on the resampled test
+    leads; each policy's metrics, and the logged process's reach rates (None without "logged")."""
+    sim, train, leads, policies, cfg = context
+    b, train_rows, test_rows = draw
+    twin = refit_like(sim, train.subset(train_rows))
+    codes = leads.take(test_rows).tile(cfg.bootstrap_replications)
+    runs = {name: simulate_policy(twin, codes, policy, cfg.seed + 1000 + b) for name, policy in policies.items()}
+    reach = reach_rates(runs["logged"].rollout.state, slice(0, len(leads))) if "logged" in runs else None
+    return {name: run.metrics for name, run in runs.items()}, reach
 
 
 def reach_rates(state, rows: slice) -> np.ndarray:

@@ -51,6 +51,7 @@ from nextbest.evaluation.crm_bootstrap import (
     top_segments,
 )
 from nextbest.evaluation.metrics import json_number
+from nextbest.parallel import SERIAL, Executor
 from nextbest.sim.funnel import FunnelSimulator, expected_logged_offers, exposed_to, under_reading, variant
 from nextbest.sim.journeys import Journeys
 from nextbest.sim.rollout import PolicyFn
@@ -107,6 +108,7 @@ def evaluate_readings(
     cfg: EvaluationConfig,
     progress: Callable[[int], None] | None = None,
     readings: tuple[Reading, ...] = READINGS,
+    executor: Executor = SERIAL,
 ) -> dict[str, dict]:
     """``readings.<name>`` of evaluation.json for every reading (see the module docstring).
 
@@ -122,10 +124,10 @@ def evaluate_readings(
         else:
             continue
         policy = policy if policy is not None else retrain(twin)
-        out[reading.name] = _one_reading(twin, train, leads, policy, cfg, progress)
+        out[reading.name] = _one_reading(twin, train, leads, policy, cfg, progress, executor)
         out[reading.name].update(dial=reading.dial, offer_rates=mean_offer_rates(twin, train), learned_policy=origin)
         if retrain is not None:
-            out[reading.name]["value_sensitivity"] = value_sensitivity(twin, leads, retrain, cfg, policy)
+            out[reading.name]["value_sensitivity"] = value_sensitivity(twin, leads, retrain, cfg, policy, executor)
     return out
 
 
@@ -136,6 +138,7 @@ def _one_reading(
     learned: PolicyFn,
     cfg: EvaluationConfig,
     progress: Callable[[int], None] | None,
+    executor: Executor = SERIAL,
 ) -> dict:
     layout = twin.layout
     logged = make_baseline("logged", twin.config, layout, twin.logged_offer_probability)
@@ -150,7 +153,7 @@ def _one_reading(
         policies[_with(twin, action)] = made
         policies[_without(twin, action)] = _Without(made, action, layout.wait)
     point = {name: simulate_policy(twin, leads.tile(cfg.replications), p, cfg.seed) for name, p in policies.items()}
-    samples, _ = bootstrap_policies(twin, train, leads, policies, cfg, progress)
+    samples, _ = bootstrap_policies(twin, train, leads, policies, cfg, progress, executor)
     shown = ("learned", "random", "logged")
     out: dict = {"policies": policy_entries({name: point[name] for name in shown}, samples, cfg.level)}
     for baseline in ("random", "logged"):
@@ -216,35 +219,40 @@ def break_even(
 
 
 def value_sensitivity(
-    twin: FunnelSimulator, leads: Leads, retrain: Retrain, cfg: EvaluationConfig, learned: PolicyFn | None = None
+    twin: FunnelSimulator,
+    leads: Leads,
+    retrain: Retrain,
+    cfg: EvaluationConfig,
+    learned: PolicyFn | None = None,
+    executor: Executor = SERIAL,
 ) -> list[dict]:
     """The learned policy retrained at each conversion value V × m (m in ``cfg.value_multiples``) in this reading's
     simulator, on the business reward: its conversion and first-key-step rates, spend and value per lead, and the
     share of its weeks per action (point estimates, common random numbers). `learned`, the reading's policy, is
-    reused at m = 1 when it was trained on the business reward."""
-    rows = []
+    reused at m = 1 when it was trained on the business reward. The retrains run on `executor`."""
+    return executor.map(_valued_row, list(cfg.value_multiples), (twin, leads, retrain, cfg, learned))
+
+
+def _valued_row(context: tuple, multiple: float) -> dict:
+    """One row of the value sensitivity: the policy (re)trained at conversion value V × `multiple`, simulated."""
+    twin, leads, retrain, cfg, learned = context
     base = twin.reward.subscription_value
-    for multiple in cfg.value_multiples:
-        valued = variant(twin, reward=replace(twin.reward, subscription_value=base * multiple, shaped=False))
-        reuse = multiple == 1.0 and learned is not None and not twin.reward.shaped
-        policy = learned if reuse else retrain(valued)
-        run = simulate_policy(valued, leads.tile(cfg.replications), policy, cfg.seed)
-        actions = run.rollout.actions
-        taken = actions[actions >= 0]
-        counts = np.bincount(taken, minlength=twin.n_actions)
-        rows.append(
-            {
-                "subscription_value": base * multiple,
-                "subscription_rate": run.metrics["subscription_rate"],
-                "first_call_rate": run.metrics["first_call_rate"],
-                "spend_per_lead": _cost_per_lead(run.metrics, base * multiple),
-                "value_per_lead": run.metrics["value_per_lead"],
-                "action_shares": {
-                    name: float(c / max(taken.size, 1)) for name, c in zip(twin.spec.action_names, counts.tolist())
-                },
-            }
-        )
-    return rows
+    valued = variant(twin, reward=replace(twin.reward, subscription_value=base * multiple, shaped=False))
+    reuse = multiple == 1.0 and learned is not None and not twin.reward.shaped
+    policy = learned if reuse else retrain(valued)
+    run = simulate_policy(valued, leads.tile(cfg.replications), policy, cfg.seed)
+    taken = run.rollout.actions[run.rollout.actions >= 0]
+    counts = np.bincount(taken, minlength=twin.n_actions)
+    return {
+        "subscription_value": base * multiple,
+        "subscription_rate": run.metrics["subscription_rate"],
+        "first_call_rate": run.metrics["first_call_rate"],
+        "spend_per_lead": _cost_per_lead(run.metrics, base * multiple),
+        "value_per_lead": run.metrics["value_per_lead"],
+        "action_shares": {
+            name: float(c / max(taken.size, 1)) for name, c in zip(twin.spec.action_names, counts.tolist())
+        },
+    }
 
 
 def reading_settings(readings: tuple[Reading, ...] = READINGS) -> list[dict]:

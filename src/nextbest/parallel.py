@@ -1,0 +1,183 @@
+"""One executor for embarrassingly parallel work: bootstrap refits, sensitivity retrains, seeded replications.
+
+Contract: ``executor.map(fn, tasks, context)`` returns ``[fn(context, task) for task in tasks]`` — the same list,
+in the same order, whichever executor runs it. Each task carries everything random about it (its seed or its
+pre-drawn indices), so the same seed gives the same numbers serially, on local processes or on a Ray cluster.
+``context`` is the large read-only input every task shares (a simulator, the train leads); it is shipped once per
+chunk of tasks (local processes) or put once in the object store (Ray), never once per task.
+
+Three executors, chosen with :func:`make_executor`:
+
+- ``SerialExecutor`` — this process (the default);
+- ``LocalExecutor(workers)`` — ``workers`` processes on this machine (joblib's loky backend; closures travel by
+  cloudpickle);
+- ``RayExecutor(address)`` — a running Ray cluster (``ray start --head`` …). Every node needs nextbest installed
+  in the same version; each chunk asks for one CPU.
+
+The Ray executor is, with the lake's S3 backend, the one place below the faces that talks to the network: it
+connects to the cluster the user names and checks first that the address answers.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, TypeVar
+
+from nextbest.errors import NextbestError
+
+C = TypeVar("C")
+T = TypeVar("T")
+R = TypeVar("R")
+
+Progress = Callable[[int], None]
+
+
+class Executor(Protocol):
+    """Runs ``fn(context, task)`` for every task; results in task order (see the module docstring)."""
+
+    workers: int
+
+    def map(self, fn: Callable[[C, T], R], tasks: Sequence[T], context: C, progress: Progress | None = None
+            ) -> list[R]: ...  # fmt: skip
+
+    def describe(self) -> str: ...
+
+
+def chunks(n_tasks: int, n_chunks: int) -> list[range]:
+    """``n_tasks`` split into at most ``n_chunks`` contiguous, non-empty ranges of near-equal length."""
+    n_chunks = max(1, min(n_chunks, n_tasks))
+    bounds = [round(i * n_tasks / n_chunks) for i in range(n_chunks + 1)]
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def run_chunk(fn: Callable[[C, T], R], context: C, tasks: Sequence[T]) -> list[R]:
+    """``[fn(context, task) for task in tasks]``: what one worker runs."""
+    return [fn(context, task) for task in tasks]
+
+
+class SerialExecutor:
+    """Every task in this process, one after another."""
+
+    workers = 1
+
+    def map(self, fn, tasks, context, progress=None):
+        results = []
+        for task in tasks:
+            results.append(fn(context, task))
+            if progress is not None:
+                progress(1)
+        return results
+
+    def describe(self) -> str:
+        return "serial"
+
+    def close(self) -> None:
+        pass
+
+
+class LocalExecutor:
+    """``workers`` processes on this machine (joblib/loky; the pool is reused across calls)."""
+
+    #: Chunks per worker: a few, so one slow chunk does not leave the others idle at the end.
+    CHUNKS_PER_WORKER = 4
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise NextbestError(f"--workers must be at least 1, got {workers}")
+        self.workers = workers
+
+    def map(self, fn, tasks, context, progress=None):
+        from joblib import Parallel, delayed
+
+        parts = chunks(len(tasks), self.workers * self.CHUNKS_PER_WORKER)
+        pool = Parallel(n_jobs=self.workers, backend="loky", return_as="generator")
+        done = pool(delayed(run_chunk)(fn, context, [tasks[i] for i in part]) for part in parts)
+        return _gather(done, parts, progress)
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker processes"
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """The CPUs of a running Ray cluster at ``address`` (``HOST:PORT`` of its head's GCS)."""
+
+    CHUNKS_PER_WORKER = 4
+
+    def __init__(self, address: str, connect_timeout: float = 5.0) -> None:
+        check_reachable(address, connect_timeout, "Ray cluster")
+        try:
+            import ray
+        except ImportError as error:
+            raise NextbestError("--ray-address needs Ray: pip install 'nextbest[scale]'") from error
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+        except Exception as error:  # ray raises ConnectionError, RuntimeError… for a port that is not Ray's
+            raise NextbestError(f"cannot join the Ray cluster at {address}: {_one_line(error)}") from error
+        self._ray = ray
+        self.address = address
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._remote = ray.remote(num_cpus=1)(run_chunk)
+
+    def map(self, fn, tasks, context, progress=None):
+        ray = self._ray
+        shared = ray.put(context)
+        parts = chunks(len(tasks), self.workers * self.CHUNKS_PER_WORKER)
+        refs = [self._remote.remote(fn, shared, [tasks[i] for i in part]) for part in parts]
+        return _gather((ray.get(ref) for ref in refs), parts, progress)
+
+    def describe(self) -> str:
+        nodes = sum(1 for node in self._ray.nodes() if node.get("Alive"))
+        return f"Ray cluster at {self.address} ({nodes} nodes, {self.workers} CPUs)"
+
+    def close(self) -> None:
+        self._ray.shutdown()
+
+
+def _gather(done: Iterator[list[R]], parts: list[range], progress: Progress | None) -> list[R]:
+    """Concatenate the chunks' results in order, ticking ``progress`` as each chunk arrives."""
+    results: list[R] = []
+    for part, chunk_results in zip(parts, done):
+        results.extend(chunk_results)
+        if progress is not None:
+            progress(len(part))
+    return results
+
+
+def check_reachable(address: str, timeout: float, what: str) -> None:
+    """NextbestError (one line) unless a TCP connection to ``HOST:PORT`` opens within ``timeout`` seconds."""
+    host, _, port = address.rpartition(":")
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    if not host or not port.isdigit():
+        raise NextbestError(f"the {what} address must be HOST:PORT, got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise NextbestError(f"cannot reach the {what} at {address}: {reason}") from error
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def make_executor(workers: int = 1, ray_address: str | None = None) -> SerialExecutor | LocalExecutor | RayExecutor:
+    """Serial for ``workers == 1`` and no address; local processes for ``workers > 1``; a Ray cluster when an
+    address is given (``workers`` is then ignored: the cluster's CPUs decide)."""
+    if ray_address:
+        return RayExecutor(ray_address)
+    if workers < 1:
+        raise NextbestError(f"--workers must be at least 1, got {workers}")
+    return SerialExecutor() if workers == 1 else LocalExecutor(workers)
+
+
+SERIAL = SerialExecutor()
+
+__all__ = ["SERIAL", "Executor", "LocalExecutor", "RayExecutor", "SerialExecutor", "chunks", "make_executor"]
+

@@ -1,0 +1,124 @@
+"""One executor for parallel work (``nextbest.parallel``): the same seed gives the same numbers serially, on local
+worker processes and on a real two-node Ray cluster on loopback (started and stopped here); bad addresses and
+worker counts end in one line, exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nextbest.agents.baselines import BASELINES, make_baseline
+from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
+from nextbest.errors import NextbestError
+from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
+from nextbest.parallel import SERIAL, LocalExecutor, chunks, make_executor
+from nextbest.stream._process import free_port
+
+NEXTBEST = str(Path(sys.executable).with_name("nextbest"))
+
+
+def _seeded_draw(offset: int, seed: int) -> float:
+    return float(np.random.default_rng(seed).normal() + offset)
+
+
+def test_chunks_cover_every_task_once_in_order() -> None:
+    for n_tasks, n_chunks in [(10, 3), (3, 8), (1, 1), (200, 8), (7, 7)]:
+        parts = chunks(n_tasks, n_chunks)
+        assert [i for part in parts for i in part] == list(range(n_tasks))
+        assert len(parts) == min(n_tasks, n_chunks) and min(len(p) for p in parts) >= 1
+        assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+
+
+def test_local_workers_return_the_serial_results_in_order() -> None:
+    seeds = list(range(40))
+    ticks: list[int] = []
+    serial = SERIAL.map(_seeded_draw, seeds, 100)
+    local = LocalExecutor(2).map(_seeded_draw, seeds, 100, progress=ticks.append)
+    assert local == serial and sum(ticks) == len(seeds)
+    closure_offset = 5
+    assert LocalExecutor(2).map(lambda c, s: s + c + closure_offset, [1, 2, 3], 10) == [16, 17, 18]
+
+
+def test_bad_executor_settings_are_one_line_errors() -> None:
+    with pytest.raises(NextbestError, match="at least 1"):
+        make_executor(0)
+    with pytest.raises(NextbestError, match="HOST:PORT"):
+        make_executor(ray_address="nowhere")
+    with pytest.raises(NextbestError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:\d+"):
+        make_executor(ray_address=f"127.0.0.1:{free_port()}")
+
+
+@pytest.mark.parametrize("args", [["--ray-address", "127.0.0.1:{port}"], ["--workers", "0"]])
+def test_cli_rejects_an_unreachable_cluster_or_no_workers_with_exit_2(args, tmp_path) -> None:
+    args = [a.format(port=free_port()) for a in args]
+    done = subprocess.run([NEXTBEST, "crm", "evaluate", "--run", str(tmp_path), "--out", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    message = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    assert len(message) <= 4 and ("Ray cluster" in done.stderr + done.stdout or "workers" in done.stderr + done.stdout)
+
+
+@pytest.fixture(scope="module")
+def crm_inputs(prepared_crm):
+    from nextbest.sim import journeys_from_frame, simulator_from_frame
+
+    sim = simulator_from_frame(prepared_crm.train)
+    train = journeys_from_frame(prepared_crm.train)
+    test = journeys_from_frame(prepared_crm.test)
+    agent = QLearningAgent(sim, QLearningConfig(seed=0))
+    agent.train(train, 4000)
+    policies = {"learned": agent, **{name: make_baseline(name, sim.config) for name in BASELINES}}
+
+    def retrain(variant):
+        fresh = QLearningAgent(variant, QLearningConfig(seed=0))
+        fresh.train(train, 1000)
+        return fresh
+
+    return sim, train, test, policies, retrain
+
+
+def _evaluate(crm_inputs, executor) -> dict:
+    sim, train, test, policies, retrain = crm_inputs
+    config = EvaluationConfig(replications=2, bootstrap=8, value_multiples=(1.0, 5.0, 20.0), seed=3)
+    result = evaluate_crm(sim, train, test, policies, config, retrain=retrain, executor=executor).to_dict()
+    return result
+
+
+@pytest.fixture(scope="module")
+def serial_evaluation(crm_inputs) -> dict:
+    return _evaluate(crm_inputs, SERIAL)
+
+
+def test_crm_evaluation_on_local_workers_equals_the_serial_one(crm_inputs, serial_evaluation) -> None:
+    parallel = _evaluate(crm_inputs, LocalExecutor(2))
+    assert parallel == serial_evaluation
+    assert serial_evaluation["readings"]["middle"]["value_sensitivity"][2]["subscription_value"] > 0
+
+
+@pytest.mark.ray
+def test_crm_evaluation_on_a_two_node_ray_cluster_equals_the_serial_one(crm_inputs, serial_evaluation) -> None:
+    from ray_cluster import ray_cluster
+
+    with ray_cluster(nodes=2) as address:
+        executor = make_executor(ray_address=address)
+        try:
+            assert executor.workers == 2 and "2 nodes" in executor.describe()
+            import ray
+
+            @ray.remote(num_cpus=1)
+            def node() -> str:
+                time.sleep(1.0)
+                return ray.get_runtime_context().get_node_id()
+
+            # Two one-CPU tasks at once on two one-CPU nodes: they can only run on different nodes.
+            assert len(set(ray.get([node.remote() for _ in range(2)]))) == 2
+            on_ray = _evaluate(crm_inputs, executor)
+        finally:
+            executor.close()
+    assert on_ray == serial_evaluation
