@@ -16,7 +16,7 @@ from nextbest.agents.baselines import BASELINES, make_baseline
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
 from nextbest.errors import NextbestError
 from nextbest.evaluation.crm import EvaluationConfig, evaluate_crm
-from nextbest.parallel import SERIAL, LocalExecutor, chunks, make_executor
+from nextbest.parallel import SERIAL, LocalExecutor, chunks, local_ray_cluster, make_executor
 from nextbest.stream._process import free_port
 
 NEXTBEST = str(Path(sys.executable).with_name("nextbest"))
@@ -64,6 +64,16 @@ def test_cli_rejects_an_unreachable_cluster_or_no_workers_with_exit_2(args, tmp_
     assert len(message) <= 4 and ("Ray cluster" in done.stderr + done.stdout or "workers" in done.stderr + done.stdout)
 
 
+def test_ope_coverage_study_is_the_same_on_local_workers() -> None:
+    from nextbest.evaluation.ope_coverage import coverage_study
+    from nextbest.sim.shop import World
+
+    serial = coverage_study(World(0), repetitions=4, customers=2_000, n_boot=50, seed=1)
+    parallel = coverage_study(World(0), repetitions=4, customers=2_000, n_boot=50, seed=1, executor=LocalExecutor(2))
+    assert parallel.to_dict() == serial.to_dict()
+    assert serial.estimators["dr"].intervals == 4 * len(serial.truths)
+
+
 @pytest.fixture(scope="module")
 def crm_inputs(prepared_crm):
     from nextbest.sim import journeys_from_frame, simulator_from_frame
@@ -103,9 +113,7 @@ def test_crm_evaluation_on_local_workers_equals_the_serial_one(crm_inputs, seria
 
 @pytest.mark.ray
 def test_crm_evaluation_on_a_two_node_ray_cluster_equals_the_serial_one(crm_inputs, serial_evaluation) -> None:
-    from ray_cluster import ray_cluster
-
-    with ray_cluster(nodes=2) as address:
+    with local_ray_cluster(nodes=2) as address:
         executor = make_executor(ray_address=address)
         try:
             assert executor.workers == 2 and "2 nodes" in executor.describe()

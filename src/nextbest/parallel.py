@@ -20,8 +20,16 @@ connects to the cluster the user names and checks first that the address answers
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from nextbest.errors import NextbestError
@@ -179,5 +187,58 @@ def make_executor(workers: int = 1, ray_address: str | None = None) -> SerialExe
 
 SERIAL = SerialExecutor()
 
-__all__ = ["SERIAL", "Executor", "LocalExecutor", "RayExecutor", "SerialExecutor", "chunks", "make_executor"]
+RAY = str(Path(sys.executable).with_name("ray"))
+#: Small object stores: the machine has other work to do.
+NODE_FLAGS = ["--num-cpus", "1", "--object-store-memory", "100000000", "--disable-usage-stats"]
 
+
+@contextmanager
+def local_ray_cluster(nodes: int = 2) -> Iterator[str]:
+    """A real ``nodes``-node Ray cluster on this machine, for tests, benchmarks and trying ``--ray-address``: a head
+    (``ray start --head --num-cpus 1``) and ``nodes - 1`` nodes joining it, each a raylet with one CPU and a small
+    object store, in a temporary folder. Yields the address (``127.0.0.1:PORT``); ``ray stop --force`` at the end
+    (which stops every Ray process of this user)."""
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    try:
+        _ray_command([RAY, "start", "--head", "--port", str(port), "--include-dashboard=false",
+                      "--temp-dir", str(temp), *NODE_FLAGS], env)  # fmt: skip
+        for _ in range(nodes - 1):
+            _ray_command([RAY, "start", "--address", address, *NODE_FLAGS], env)
+        _wait_for_nodes(address, nodes, env)
+        yield address
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=env, timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _ray_command(command: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(command[:3])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def _wait_for_nodes(address: str, nodes: int, env: dict[str, str], timeout: float = 60.0) -> None:
+    """Poll ``ray status`` until ``nodes`` nodes are active."""
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        done = subprocess.run([RAY, "status", "--address", address], capture_output=True, text=True, env=env)
+        status = done.stdout
+        active = status.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status else ""
+        if active.count("node_") >= nodes:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the Ray cluster at {address} did not reach {nodes} nodes:\n{status[-2000:]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+__all__ = ["SERIAL", "Executor", "LocalExecutor", "RayExecutor", "SerialExecutor", "chunks", "local_ray_cluster",
+           "make_executor"]  # fmt: skip

@@ -16,6 +16,7 @@ import pandas as pd
 
 from nextbest.evaluation.offpolicy import cross_fitted_rewards
 from nextbest.ope import ESTIMATORS, LoggedBandit
+from nextbest.parallel import SERIAL, Executor
 from nextbest.results import Result
 from nextbest.sim.shop import Customers, World
 
@@ -55,34 +56,43 @@ def targets(world: World) -> dict[str, Callable[[Customers], np.ndarray]]:
 
 def coverage_study(world: World, repetitions: int = 500, customers: int = 10_000, epsilon: float = 0.2,
                    estimators: tuple[str, ...] = ("ips", "snips", "dr"), n_boot: int = 200,
-                   seed: int = 0) -> CoverageStudy:  # fmt: skip
-    """Run the study (see the module doc); the same seed gives the same figures."""
+                   seed: int = 0, executor: Executor = SERIAL) -> CoverageStudy:  # fmt: skip
+    """Run the study (see the module doc); the same seed gives the same figures on any `executor` (each repetition
+    is seeded by its number)."""
     policies = targets(world)
     truths = {name: world.expected_revenue(lambda c, f=f: (f(c) >= 0.5).astype(np.int8))
               for name, f in policies.items()}  # fmt: skip
-    errors: dict[str, list[float]] = {name: [] for name in estimators}
-    hits: dict[tuple[str, str], int] = {(name, kind): 0 for name in estimators for kind in ("normal", "bootstrap")}
-    for rep in range(repetitions):
-        log, frame, people = _logged(world, customers, epsilon, stream=1_000 + seed * 100_000 + rep)
-        model = cross_fitted_rewards(frame, list(frame.columns), log, seed + rep, "shop log")
-        for name, policy in policies.items():
-            show = policy(people)
-            target = np.column_stack([1.0 - show, show])
-            for estimator in estimators:
-                for kind in ("normal", "bootstrap"):
-                    result = ESTIMATORS[estimator]().estimate(log, target, model, n_boot=n_boot, seed=rep,
-                                                              interval=kind)  # fmt: skip
-                    hits[(estimator, kind)] += result.ci[0] <= truths[name] <= result.ci[1]
-                errors[estimator].append(result.estimate - truths[name])
+    context = (world, truths, customers, epsilon, estimators, n_boot, seed)
+    repeated = executor.map(_repetition, list(range(repetitions)), context)
     records = {}
     for estimator in estimators:
-        e = np.asarray(errors[estimator])
+        e = np.concatenate([errors[estimator] for errors, _ in repeated])
+        hits = {kind: sum(covered[(estimator, kind)] for _, covered in repeated) for kind in ("normal", "bootstrap")}
         records[estimator] = EstimatorCoverage(bias=float(e.mean()), rmse=float(np.sqrt(np.mean(e**2))),
-                                               coverage=hits[(estimator, "normal")] / e.size,
-                                               coverage_bootstrap=hits[(estimator, "bootstrap")] / e.size,
+                                               coverage=hits["normal"] / e.size,
+                                               coverage_bootstrap=hits["bootstrap"] / e.size,
                                                intervals=int(e.size))  # fmt: skip
     return CoverageStudy(repetitions=repetitions, customers_per_log=customers, epsilon=epsilon, truths=truths,
                          estimators=records)  # fmt: skip
+
+
+def _repetition(context: tuple, rep: int) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], int]]:
+    """One log and every target's estimates from it: per estimator, the errors (estimate − truth, one per target);
+    per (estimator, interval kind), how many of its intervals contain the truth."""
+    world, truths, customers, epsilon, estimators, n_boot, seed = context
+    log, frame, people = _logged(world, customers, epsilon, stream=1_000 + seed * 100_000 + rep)
+    model = cross_fitted_rewards(frame, list(frame.columns), log, seed + rep, "shop log")
+    errors: dict[str, list[float]] = {name: [] for name in estimators}
+    hits = {(name, kind): 0 for name in estimators for kind in ("normal", "bootstrap")}
+    for name, policy in targets(world).items():
+        show = policy(people)
+        target = np.column_stack([1.0 - show, show])
+        for estimator in estimators:
+            for kind in ("normal", "bootstrap"):
+                result = ESTIMATORS[estimator]().estimate(log, target, model, n_boot=n_boot, seed=rep, interval=kind)
+                hits[(estimator, kind)] += result.ci[0] <= truths[name] <= result.ci[1]
+            errors[estimator].append(result.estimate - truths[name])
+    return {name: np.asarray(values) for name, values in errors.items()}, hits
 
 
 def _logged(world: World, n: int, epsilon: float, stream: int) -> tuple[LoggedBandit, pd.DataFrame, Customers]:
