@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from nextbest.cli import compute
+from nextbest.cli import options
 
 if TYPE_CHECKING:
     from nextbest.evaluation.crm_results import CRMEvaluation
@@ -303,8 +303,11 @@ def train(
     reading: str = typer.Option("conservative", "--reading", help="The reading of the data the simulator assumes: "
                                 "conservative (every lead was offered every step), middle, or optimistic (only the "
                                 "leads who took a step were offered it); see docs/crm_funnel.md."),
+    mlflow: str | None = options.MLFLOW,
 ) -> None:
     """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json."""
+    from dataclasses import asdict
+
     from rich.console import Console
 
     from nextbest.agents.runs import AGENTS, RunSettings, train_run
@@ -312,12 +315,14 @@ def train(
     from nextbest.errors import NextbestError
     from nextbest.evaluation.crm_readings import READINGS
     from nextbest.report.figures import training_curves
+    from nextbest.tracking import check_server, record_run
 
     if agent not in AGENTS:
         raise NextbestError(f"--agent {agent!r}: choose one of {', '.join(AGENTS)}")
     dials = {r.name: r.dial for r in READINGS}
     if reading not in dials:
         raise NextbestError(f"--reading {reading!r}: choose one of {', '.join(dials)}")
+    check_server(mlflow)
     console = Console()
     settings = RunSettings(
         agent=agent,
@@ -343,6 +348,9 @@ def train(
     shown = ", ".join(f"{k}={_fmt(v)}" for k, v in final.to_dict().items() if k != "agent")
     console.print(f"[bold]{agent}[/bold]: {shown}")
     console.print(f"run written to {out} (training_metrics_final.json, training_curves.png)")
+    params = {**asdict(settings), "data": str(data) if data else "(shared SalesCRM export)", "out": str(out)}
+    record_run(mlflow, "crm", f"crm train {agent}", params, {"": final.to_dict()},
+               [path for path in sorted(out.iterdir()) if path.is_file()])  # fmt: skip
 
 
 @crm_app.command("example")
@@ -390,8 +398,9 @@ def evaluate(
         True, "--readings/--no-readings", help="Also evaluate under each reading of the data (conservative, "
         "middle, optimistic: retrains Q-learning in each, and at other conversion values)."
     ),
-    workers: int = compute.WORKERS,
-    ray_address: str | None = compute.RAY_ADDRESS,
+    workers: int = options.WORKERS,
+    ray_address: str | None = options.RAY_ADDRESS,
+    mlflow: str | None = options.MLFLOW,
 ) -> None:
     """Score the learned policy and the baselines on held-out test leads, with 95% bootstrap intervals
     that refit the simulator; check the simulator's calibration; name the top segments and the leads to contact;
@@ -405,14 +414,21 @@ def evaluate(
     --ray-address; the numbers are the same whichever runs them."""
     from rich.console import Console
 
+    from nextbest.tracking import check_server, record_run
+
+    check_server(mlflow)
     console = Console()
-    with compute.executor_for(workers, ray_address) as executor:
+    with options.executor_for(workers, ray_address) as executor:
+        described = executor.describe()
         if executor.workers > 1:
-            console.print(f"parallel part on {executor.describe()}")
+            console.print(f"parallel part on {described}")
         result = _evaluate_run(console, run, bootstrap, replications, seed, fit_window, readings, executor)
     result.write(out / "evaluation.json")
     _print_evaluation(console, result)
     console.print(f"written to {out / 'evaluation.json'}")
+    params = {"run": str(run), "bootstrap": bootstrap, "replications": replications, "seed": seed,
+              "fit_window": fit_window, "readings": readings, "executor": described}  # fmt: skip
+    record_run(mlflow, "crm", "crm evaluate", params, {"": result.to_dict()}, [out / "evaluation.json"])
 
 
 def _evaluate_run(console, run: Path, bootstrap: int, replications: int, seed: int, fit_window: int,
@@ -570,8 +586,9 @@ def demo(
         reading="conservative",
         fit_window=None,
         established_visits=1000,
+        mlflow=None,
     )
     evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, fit_window=90,
-             readings=True, workers=1, ray_address=None)  # fmt: skip
+             readings=True, workers=1, ray_address=None, mlflow=None)  # fmt: skip
     report(run=out / "run", eval_dir=out / "eval", out=out / "report.html")
     typer.echo(f"open {(out / 'report.html').resolve()} in a browser")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from nextbest.cli import options
+
 ope_app = typer.Typer(help="Off-policy evaluation: a policy's value estimated from decisions another policy logged.",
                       no_args_is_help=True)  # fmt: skip
 
@@ -32,6 +34,7 @@ def run(
                                  "rows)."),  # fmt: skip
     bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap replicates (with --interval bootstrap)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap and of the reward model's folds."),
+    mlflow: str | None = options.MLFLOW,
 ) -> None:
     """Estimate the target policy's mean reward with DM, IPS, SNIPS, DR, SNDR and switch-DR, each with a 95%
     interval, the effective sample size and the largest importance weight; writes OUT/ope.json and OUT/ope.png."""
@@ -40,7 +43,9 @@ def run(
 
     from nextbest.evaluation.offpolicy import evaluate_logged_table
     from nextbest.report.figures import ope_intervals
+    from nextbest.tracking import check_server, record_run
 
+    check_server(mlflow)
     chosen = [c.strip() for c in features.split(",") if c.strip()] if features else None
     names = [c.strip() for c in estimators.split(",") if c.strip()] if estimators else ()
     report = evaluate_logged_table(logs, action_col, reward_col, pscore_col, policy, chosen, names, bootstrap, seed,
@@ -60,6 +65,11 @@ def run(
     for name, why in report.refused.items():
         console.print(f"[yellow]{name} refused:[/yellow] {why}")
     console.print(f"written to {out / 'ope.json'} and {out / 'ope.png'}")
+    params = {"logs": str(logs), "action_col": action_col, "reward_col": reward_col, "pscore_col": pscore_col,
+              "policy": str(policy), "features": features, "estimators": estimators, "interval": interval,
+              "bootstrap": bootstrap, "seed": seed}  # fmt: skip
+    record_run(mlflow, "ope", f"ope run {policy.name}", params, {"": report.to_dict()},
+               [out / "ope.json", out / "ope.png"])  # fmt: skip
 
 
 @ope_app.command("learn")

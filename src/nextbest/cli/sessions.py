@@ -3,10 +3,12 @@ synthetic world, run the pipeline."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
+from nextbest.cli import options
 from nextbest.cli.report import sessions_report
 from nextbest.results import Result
 
@@ -143,12 +145,14 @@ def pipeline(
     endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
     key: str | None = typer.Option(None, "--key", help="S3 access key (default: AWS_ACCESS_KEY_ID)."),
     secret: str | None = typer.Option(None, "--secret", help="S3 secret key (default: AWS_SECRET_ACCESS_KEY)."),
+    mlflow: str | None = options.MLFLOW,
 ) -> None:
     """ingest -> features -> eda -> models -> agent -> report as named, resumable steps: a step whose settings and
     inputs did not change since the run recorded in <out>/pipeline.json is skipped. Prints pipeline.json's summary."""
     from rich.console import Console
 
     from nextbest.pipelines.sessions import SessionPipelineConfig, run_pipeline
+    from nextbest.tracking import check_server
 
     config = SessionPipelineConfig(source=source, lake=lake, out=out, path=path, sessions=sessions, seed=seed,
                                    simulator_models=simulator_models, q_episodes=q_episodes,
@@ -167,9 +171,27 @@ def pipeline(
         else:
             console.print(f"step {step}: {state}")
 
+    check_server(mlflow)
     with status:
         record = run_pipeline(config, tuple(s.strip() for s in steps.split(",") if s.strip()), force, progress)
     typer.echo(record.summary(out).to_json(), nl=False)
+    if mlflow:
+        _track_pipeline(mlflow, config)
+
+
+def _track_pipeline(uri: str, config) -> None:
+    """The pipeline's MLflow run: its configuration (no secrets), the figures of the models, agent and report
+    JSON, and the run folder's reports and figures (not the lake)."""
+    from nextbest.pipelines.sessions import config_as_json
+    from nextbest.tracking import record_run
+
+    out = config.out
+    figures = {name: json.loads(path.read_text()) for name, path in (
+        ("models", out / "models" / "models.json"), ("agent", out / "agent" / "agent.json"),
+        ("report", out / "report.json")) if path.is_file()}  # fmt: skip
+    artifacts = [out / name for name in ("pipeline.json", "report.html", "report.json", "figures", "eda", "agent")]
+    record_run(uri, "sessions", f"sessions pipeline {config.source}", config_as_json(config), figures,
+               [path for path in artifacts if path.exists()] + sorted((out / "models").glob("*.json")))  # fmt: skip
 
 
 @sessions_app.command("explore")

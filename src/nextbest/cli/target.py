@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from nextbest.cli import options
+
 target_app = typer.Typer(
     help="Targeting of the new category: train a calibrated model, evaluate it against the world's ground truth.",
     no_args_is_help=True,
@@ -29,16 +31,21 @@ def train(
     gain: float | None = typer.Option(None, "--gain", help="Table: value of acting on a customer whose label is 1 "
                                       "(with --cost, the threshold maximizes the value; else it is 0.5)."),
     cost: float | None = typer.Option(None, "--cost", help="Table: cost of acting on any customer."),
+    mlflow: str | None = options.MLFLOW,
 ) -> None:
     """Fit the model on the training split; choose the threshold on a validation share of it (never test).
 
     Shop world: the imputation rule is part of the model and the export sidecar carries it to the stream. A table:
-    numeric columns (gaps filled with the training median, plus an indicator), categories one-hot, the label 0/1."""
+    numeric columns (gaps filled with the training median, plus an indicator), categories one-hot, the label 0/1.
+
+    With --mlflow, the model's ONNX export (logreg, gbm and table models) is registered as nextbest-target-MODEL."""
     from nextbest.errors import NextbestError
     from nextbest.models.targeting import MODELS, train_targeting
+    from nextbest.tracking import check_server
 
     if model not in MODELS:
         raise NextbestError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    check_server(mlflow)
     if data.suffix.lower() in (".csv", ".parquet") or data.is_file():
         trained = _train_table(data, model, label, features, seed, test_fraction, gain, cost)
     else:
@@ -49,6 +56,30 @@ def train(
     threshold = trained.threshold if trained.threshold != float("inf") else None
     typer.echo(json.dumps({"model": model, "out": str(out), "threshold": threshold, "imputation": impute,
                            "validation": trained.validation}))  # fmt: skip
+    if mlflow:
+        params = {"data": str(data), "model": model, "seed": seed, "impute": impute, "label": label,
+                  "features": features, "test_fraction": test_fraction, "gain": gain, "cost": cost}  # fmt: skip
+        _track_trained(mlflow, trained, out, params, {"threshold": threshold, "validation": trained.validation})
+
+
+def _track_trained(uri: str, trained, out: Path, params: dict, figures: dict) -> None:
+    """`target train`'s MLflow run: its settings and figures, the model file, and its ONNX export registered
+    (skipped, with a note, for a model ONNX cannot carry)."""
+    import tempfile
+
+    from nextbest.errors import NextbestError
+    from nextbest.models.export import export_model
+    from nextbest.tracking import record_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_model = None
+        try:
+            exported = export_model(trained, Path(tmp) / "model.onnx", "onnx")
+            onnx_model = (exported.path, f"nextbest-target-{params['model']}")
+        except NextbestError as why:
+            typer.echo(f"not registered in MLflow: {why}", err=True)
+        artifacts = [out, *([exported.sidecar] if onnx_model else [])]
+        record_run(uri, "targeting", f"target train {params['model']}", params, {"": figures}, artifacts, onnx_model)
 
 
 def _train_table(data: Path, model: str, label: str | None, features: str | None, seed: int, test_fraction: float,
@@ -70,6 +101,7 @@ def evaluate(
     model: Path = typer.Option(..., "--model", help="Model file written by `nextbest target train`."),
     out: Path = typer.Option(..., "--out", help="JSON file for the figures."),
     data: Path | None = typer.Option(None, "--data", help="Data folder or table (default: the model's own)."),
+    mlflow: str | None = options.MLFLOW,
 ) -> None:
     """Shop world: value per customer in ground truth vs original, show-none, show-all; AUC and log-loss on test.
     A table model: AUC, log-loss, Brier score and calibration on held-out rows (plus ground truth when the table
@@ -81,7 +113,9 @@ def evaluate(
         evaluate_targeting,
     )
     from nextbest.models.targeting import TargetingModel
+    from nextbest.tracking import check_server, record_run
 
+    check_server(mlflow)
     loaded = TargetingModel.load(model)
     if loaded.encoding is not None:
         figures: TargetingEvaluation | TableEvaluation = evaluate_on_table(loaded, data)
@@ -89,6 +123,8 @@ def evaluate(
         figures = evaluate_targeting(loaded, data)
     figures.write(out)
     typer.echo(figures.to_json(), nl=False)
+    params = {"model": str(model), "data": str(data) if data else "(the model's own)"}
+    record_run(mlflow, "targeting", "target evaluate", params, {"": figures.to_dict()}, [out])
 
 
 @target_app.command("export")
@@ -145,8 +181,8 @@ def demo(
     for kind in ("age-sex", "logreg", "gbm", "scratch-logreg"):
         typer.echo(f"training {kind} ...")
         train(data=data, model=kind, out=out / "models" / f"{kind}.pkl", seed=seed, impute="zero", label=None,
-              features=None, test_fraction=0.2, gain=None, cost=None)  # every option: typer's defaults are objects
-        evaluate(model=out / "models" / f"{kind}.pkl", out=out / "eval" / f"{kind}.json", data=None)
+              features=None, test_fraction=0.2, gain=None, cost=None, mlflow=None)  # typer's defaults are objects
+        evaluate(model=out / "models" / f"{kind}.pkl", out=out / "eval" / f"{kind}.json", data=None, mlflow=None)
         figures[kind] = TargetingEvaluation.load(out / "eval" / f"{kind}.json")
     best = max(("logreg", "gbm"), key=lambda k: figures[k].value_per_customer)  # the exportable models
     for fmt in ("onnx", "pmml"):

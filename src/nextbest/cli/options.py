@@ -1,5 +1,6 @@
-"""Options shared by the commands whose work runs in parallel: ``--workers N`` (processes on this machine) and
-``--ray-address HOST:PORT`` (a running Ray cluster). The numbers never depend on them (``nextbest.parallel``)."""
+"""Options several commands share: where their parallel part runs (``--workers N`` processes on this machine,
+``--ray-address HOST:PORT`` a running Ray cluster; the numbers never depend on them, see ``nextbest.parallel``) and
+where their run is tracked (``--mlflow URI``, see ``nextbest.tracking``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ RAY_ADDRESS = typer.Option(
     None, "--ray-address", help="Run the parallel part on the Ray cluster at HOST:PORT (its head, started with "
     "`ray start --head`; every node needs nextbest installed). Overrides --workers.", metavar="HOST:PORT",
     envvar="NEXTBEST_RAY_ADDRESS",
+)
+
+MLFLOW = typer.Option(
+    None, "--mlflow", help="Track this run on MLflow at URI (http://HOST:PORT of an `mlflow server`, or a local store "
+    "such as sqlite:///mlflow.db): settings as parameters, every figure of the JSON as a metric, the JSON, reports "
+    "and figures as artifacts, exported ONNX models registered. Off when absent.", metavar="URI",
+    envvar="MLFLOW_TRACKING_URI",
 )
 
 
