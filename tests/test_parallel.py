@@ -4,6 +4,7 @@ worker counts end in one line, exit 2."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -130,3 +131,39 @@ def test_crm_evaluation_on_a_two_node_ray_cluster_equals_the_serial_one(crm_inpu
         finally:
             executor.close()
     assert on_ray == serial_evaluation
+
+
+@pytest.mark.parametrize("agent, episodes", [("qlearning", 3000), pytest.param("ppo", 600, marks=pytest.mark.rl)])
+def test_seeds_on_local_workers_are_the_runs_each_seed_gives_alone(prepared_crm, tmp_path, agent, episodes) -> None:
+    from dataclasses import replace
+
+    from nextbest.agents.runs import RunSettings, train_run, train_seeds
+
+    settings = RunSettings(agent=agent, episodes=episodes, seed=0)
+    result = train_seeds(prepared_crm, settings, tmp_path / "seeds", [4, 5], LocalExecutor(2))
+    alone = train_run(prepared_crm, replace(settings, seed=5), tmp_path / "alone")
+    curves = json.loads((tmp_path / "alone" / "training_metrics.json").read_text())
+    assert json.loads((tmp_path / "seeds" / "seed-5" / "training_metrics.json").read_text()) == curves
+    assert result.final_business_value[1] == curves["mean_business_value"][-1]
+    assert result.runs[1].episodes == alone.episodes == episodes
+    assert result.sd_final_business_value is not None and result.sd_final_business_value >= 0
+    saved = json.loads((tmp_path / "seeds" / "seeds.json").read_text())
+    assert saved["seeds"] == [4, 5] and saved["mean_final_business_value"] == pytest.approx(
+        float(np.mean(result.final_business_value)))
+    if agent == "qlearning":
+        seeded, single = tmp_path / "seeds" / "seed-5" / "policy.npz", tmp_path / "alone" / "policy.npz"
+        with np.load(seeded) as a, np.load(single) as b:
+            assert all(np.array_equal(a[key], b[key]) for key in b.files)
+
+
+def test_crm_train_seeds_cli(prepared_crm, tmp_path, capsys, monkeypatch) -> None:
+    from cli_helpers import run
+
+    out = tmp_path / "run"
+    args = ["crm", "train", "--out", str(out), "--data", str(prepared_crm.directory), "--episodes", "1000"]
+    code, stdout, err = run(capsys, monkeypatch, *args, "--seeds", "2", "--workers", "2", "--seed", "7")
+    assert code == 0, err
+    assert json.loads((out / "seeds.json").read_text())["seeds"] == [7, 8] and "over 2 seeds" in stdout
+    assert (out / "seed-8" / "training_curves.png").is_file() and (out / "seed-7" / "policy.npz").is_file()
+    code, _, err = run(capsys, monkeypatch, *args, "--seeds", "2", "--resume")
+    assert code == 2 and "--resume" in err

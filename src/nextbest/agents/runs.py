@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from nextbest.agents.qlearning import QLearningAgent, QLearningConfig, latest_ch
 from nextbest.data.funnel_spec import FunnelSpec
 from nextbest.data.prepared import PreparedCRM, load_prepared
 from nextbest.errors import NextbestError
+from nextbest.parallel import SERIAL, Executor
 from nextbest.results import Result
 from nextbest.sim.funnel import FunnelConfig, FunnelSimulator, RewardConfig, simulator_from_frame, under_reading
 from nextbest.sim.journeys import journeys_from_frame
@@ -150,6 +151,54 @@ def train_run(
     _write_json(out / "training_metrics.json", curves)
     summary.write(out / "training_metrics_final.json")
     return summary
+
+
+class SeedRuns(Result):
+    """seeds.json of ``nextbest crm train --seeds N``: the same settings trained with N seeds, one run folder each
+    (``seed-<s>``, evaluable by ``crm evaluate``); each seed's last training-curve value (mean business value per
+    lead over its last 1,000 episodes) and their mean and sample standard deviation (ddof 1) — how much of a
+    result is the seed."""
+
+    agent: str
+    seeds: list[int]
+    folders: list[str]
+    final_business_value: list[float | None]
+    mean_final_business_value: float | None
+    sd_final_business_value: float | None
+    runs: list[TrainingSummary]
+
+
+def train_seeds(
+    prepared: PreparedCRM,
+    settings: RunSettings,
+    out: Path,
+    seeds: list[int],
+    executor: Executor = SERIAL,
+    progress: Callable[[int], None] | None = None,
+) -> SeedRuns:
+    """``train_run`` once per seed into ``out/seed-<s>`` on `executor` (each seed's run is the one ``--seed s``
+    gives); writes and returns ``out/seeds.json``. With a Ray cluster of several machines, ``out`` must be a
+    folder every node sees."""
+    done = executor.map(_seed_run, list(seeds), (prepared, settings, out), progress)
+    finals = [last for _, last in done]
+    known = np.array([v for v in finals if v is not None], dtype=float)
+    result = SeedRuns(
+        agent=settings.agent, seeds=list(seeds), folders=[str(out / f"seed-{seed}") for seed in seeds],
+        final_business_value=finals,
+        mean_final_business_value=float(known.mean()) if known.size else None,
+        sd_final_business_value=float(known.std(ddof=1)) if known.size > 1 else None,
+        runs=[summary for summary, _ in done],
+    )  # fmt: skip
+    result.write(out / "seeds.json")
+    return result
+
+
+def _seed_run(context: tuple, seed: int) -> tuple[TrainingSummary, float | None]:
+    prepared, settings, out = context
+    folder = out / f"seed-{seed}"
+    summary = train_run(prepared, replace(settings, seed=seed), folder)
+    curve = json.loads((folder / "training_metrics.json").read_text()).get("mean_business_value") or [None]
+    return summary, curve[-1]
 
 
 def _train_qlearning(sim, journeys, settings: RunSettings, out: Path, progress, resume: bool) -> tuple[dict, dict]:

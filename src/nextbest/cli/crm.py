@@ -303,9 +303,16 @@ def train(
     reading: str = typer.Option("conservative", "--reading", help="The reading of the data the simulator assumes: "
                                 "conservative (every lead was offered every step), middle, or optimistic (only the "
                                 "leads who took a step were offered it); see docs/crm_funnel.md."),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Train N runs with seeds SEED, SEED+1, ... into "
+                              "RUN/seed-<s> (each the run --seed s gives) and write RUN/seeds.json: each seed's "
+                              "final training value and their spread. They run on --workers / --ray-address.",
+                              metavar="N"),
+    workers: int = options.WORKERS,
+    ray_address: str | None = options.RAY_ADDRESS,
     mlflow: str | None = options.MLFLOW,
 ) -> None:
-    """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json."""
+    """Train a policy in the simulator learned from the train split; write RUN/training_metrics_final.json
+    (with --seeds N: one run per seed, and RUN/seeds.json)."""
     from dataclasses import asdict
 
     from rich.console import Console
@@ -338,7 +345,12 @@ def train(
         fit_window_days=fit_window,
         established_visits=established_visits,
     )
+    if seeds > 1 and resume:
+        raise NextbestError("--resume continues one run; it cannot be combined with --seeds")
     prepared = load_prepared(data) if data is not None else _prepare_default(out / "prepared", console)
+    if seeds > 1:
+        _train_seeds(console, prepared, settings, out, seeds, workers, ray_address, mlflow)
+        return
     bar, advance = _progress_bar(f"training {agent}", episodes)
     with bar:
         final = train_run(prepared, settings, out, progress=advance, resume=resume)
@@ -351,6 +363,32 @@ def train(
     params = {**asdict(settings), "data": str(data) if data else "(shared SalesCRM export)", "out": str(out)}
     record_run(mlflow, "crm", f"crm train {agent}", params, {"": final.to_dict()},
                [path for path in sorted(out.iterdir()) if path.is_file()])  # fmt: skip
+
+
+def _train_seeds(console, prepared, settings, out: Path, seeds: int, workers: int, ray_address: str | None,
+                 mlflow: str | None) -> None:  # fmt: skip
+    """`crm train --seeds N`: the runs, their curves, seeds.json and its table (and the MLflow run)."""
+    from dataclasses import asdict
+
+    from nextbest.agents.runs import train_seeds
+    from nextbest.report.figures import training_curves
+    from nextbest.tracking import record_run
+
+    chosen = list(range(settings.seed, settings.seed + seeds))
+    with options.executor_for(workers, ray_address) as executor:
+        bar, advance = _progress_bar(f"training {settings.agent}, {seeds} seeds on {executor.describe()}", seeds)
+        with bar:
+            result = train_seeds(prepared, settings, out, chosen, executor, advance)
+    for folder in result.folders:
+        training_curves(json.loads((Path(folder) / "training_metrics.json").read_text()),
+                        Path(folder) / "training_curves.png")  # fmt: skip
+    for seed, value in zip(result.seeds, result.final_business_value):
+        console.print(f"seed {seed}: final mean business value per lead {_fmt(value)}")
+    console.print(f"[bold]{settings.agent}[/bold] over {seeds} seeds: mean {_fmt(result.mean_final_business_value)}, "
+                  f"sd {_fmt(result.sd_final_business_value)}; written to {out / 'seeds.json'} and {out}/seed-*")
+    params = {**asdict(settings), "seeds": seeds, "out": str(out)}
+    record_run(mlflow, "crm", f"crm train {settings.agent} x{seeds} seeds", params, {"": result.to_dict()},
+               [out / "seeds.json"])  # fmt: skip
 
 
 @crm_app.command("example")
@@ -586,6 +624,9 @@ def demo(
         reading="conservative",
         fit_window=None,
         established_visits=1000,
+        seeds=1,
+        workers=1,
+        ray_address=None,
         mlflow=None,
     )
     evaluate(run=out / "run", out=out / "eval", bootstrap=bootstrap, replications=20, seed=seed, fit_window=90,
