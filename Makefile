@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SYSTEM := $(VENV)/.system-packages
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test lint bench clean lock
+.PHONY: install demo test lint bench clean lock lock-airflow airflow-venv
 
 # Installs come from the lock file (the versions CI tested); the package itself (and its compiled decoder) on top.
 $(STAMP): requirements.lock pyproject.toml src/nextbest/data/_historic_scan.c
@@ -29,6 +29,34 @@ lock:
 	  echo "# Refresh on purpose, never by accident: \`make lock\` (a fresh venv from pyproject.toml's ranges, frozen)."; \
 	  $(LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > requirements.lock
 	rm -rf $(LOCK_VENV)
+
+# Apache Airflow in its own virtualenv (it pins much of the web stack), from its own lock file, with nextbest and
+# the extras the session pipeline's steps import (models: scikit-learn, LightGBM; lake: DuckDB, fsspec; rl: PPO).
+# tests/test_pipeline_airflow.py runs the DAG with this venv's `airflow` command.
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+AIRFLOW_EXTRAS := airflow,models,lake,rl
+$(AIRFLOW_STAMP): requirements-airflow.lock pyproject.toml src/nextbest/data/_historic_scan.c
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q -r requirements-airflow.lock
+	$(AIRFLOW_VENV)/bin/pip install -q --no-deps -e .
+	touch $(AIRFLOW_STAMP)
+
+airflow-venv: $(AIRFLOW_STAMP)
+
+# Refresh the Airflow venv's lock the same way: a fresh venv from pyproject.toml's ranges (the newest Airflow they
+# allow), frozen.
+AIRFLOW_LOCK_VENV := .venv-lock-airflow
+lock-airflow:
+	rm -rf $(AIRFLOW_LOCK_VENV)
+	$(PYTHON) -m venv $(AIRFLOW_LOCK_VENV)
+	$(AIRFLOW_LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(AIRFLOW_LOCK_VENV)/bin/pip install -q torch==2.13.0
+	$(AIRFLOW_LOCK_VENV)/bin/pip install -q -e ".[$(AIRFLOW_EXTRAS)]"
+	{ echo "# The exact versions of the Airflow venv ($(AIRFLOW_VENV), made by make test; CPU build of torch from this machine's disk)."; \
+	  echo "# Refresh on purpose, never by accident: \`make lock-airflow\` (a fresh venv from pyproject.toml's ranges, frozen)."; \
+	  $(AIRFLOW_LOCK_VENV)/bin/pip freeze --all --exclude-editable; } > requirements-airflow.lock
+	rm -rf $(AIRFLOW_LOCK_VENV)
 
 # Services the tests use for real: Debian's Chromium (browser tests), PostgreSQL (platform tests) and a Java
 # runtime (the PMML converter and evaluator).
@@ -52,7 +80,7 @@ demo: $(STAMP)
 	$(VENV)/bin/nextbest sessions pipeline --source synthetic --lake $(DEMO_OUT)/sessions/lake --out $(DEMO_OUT)/sessions \
 		--strategy-log $(DEMO_OUT)/sessions/explore.parquet
 
-test: $(STAMP) $(SYSTEM)
+test: $(STAMP) $(SYSTEM) $(AIRFLOW_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
@@ -65,4 +93,4 @@ bench: $(STAMP)
 	@for f in benchmarks/*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) runs .pytest_cache .ruff_cache
