@@ -1,6 +1,10 @@
-"""Shared fixtures: the real SalesCRM data prepared once per test session."""
+"""Shared fixtures: the real SalesCRM data prepared once per test session, the Kafka-compatible brokers and the
+PostgreSQL server of the platform tests."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -100,3 +104,28 @@ def start_durable_broker(tmp_path_factory: pytest.TempPathFactory):
     yield start
     for broker in started:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator:
+    """A real PostgreSQL server for the session (a PostgresServer): initdb in a temp folder (as user postgres when
+    run as root) on a free port. Set NEXTBEST_TEST_POSTGRES_URL=postgresql://USER@HOST:PORT/DB to use an existing
+    server instead (each test then creates its own database there, so the user needs CREATEDB)."""
+    from nextbest.errors import NextbestError
+    from nextbest.platform.pgserver import PostgresServer, temporary_server
+
+    external = os.environ.get("NEXTBEST_TEST_POSTGRES_URL")
+    if external:
+        yield PostgresServer(url=external)
+        return
+    try:
+        with temporary_server() as server:
+            yield server
+    except NextbestError as error:
+        pytest.fail(f"the test PostgreSQL server failed (make test installs postgresql): {error}")
+
+
+@pytest.fixture()
+def pg_url(postgres) -> str:
+    """URL of a fresh, empty database on the session's server."""
+    return postgres.new_database()

@@ -22,12 +22,17 @@ Endpoints (OpenAPI at ``/openapi.json``, docs at ``/docs``):
   other than 0 or 1) -> 409 naming the row and the field, and nothing recorded; malformed body -> 422, body > 8 MB
   or list > 200,000 items -> 413.
 - ``GET /api/experiments/{id}/assignment/{uuid}`` -> arm (deterministic, no token); ``POST .../assignments``
-  {uuids: [...]} -> the arms of many units at once, in order (same hash); ``GET /healthz``.
+  {uuids: [...]} -> the arms of many units at once, in order (same hash); ``GET /healthz`` (its header
+  ``X-Nextbest-Worker`` names the process that answered: with ``--workers N`` the workers answer in turn).
 
 The OpenAPI schema is the contract: every status an operation can answer is declared with the body it carries.
 Request validation and non-JSON bodies give 422 {detail: [{loc, msg, type}, ...]}; every other 4xx is
 {detail: "one line"}. A method a path does not support gets 405 with ``Allow`` listing the methods it does.
 A uuid is a text or an integer from 0 to 2**53 - 1, stored as one canonical string (see ``schemas.UnitId``).
+
+Several processes: :func:`app_from_environment` is the factory the worker processes of
+``nextbest platform serve --workers N`` import (the database URL in ``$NEXTBEST_PLATFORM_DB``); what keeps them
+correct together (idempotency per uuid, counters, completion) is in the database, see ``nextbest.platform.store``.
 
 Extending (web pages): ``app.include_router(router)`` and, inside routes, ``Depends(get_store)`` for the
 :class:`~nextbest.platform.store.Store` (also at ``app.state.store``).
@@ -36,13 +41,14 @@ Extending (web pages): ``app.include_router(router)`` and, inside routes, ``Depe
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -50,6 +56,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from nextbest.errors import NextbestError
 from nextbest.platform.limits import MAX_BODY_BYTES, BodySizeLimit
 from nextbest.platform.pages import pages_router
 from nextbest.platform.schemas import (
@@ -81,6 +88,10 @@ from nextbest.platform.store import (
 MAX_ITEMS = 200_000
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY")
 MAX_ERRORS_SHOWN = 20
+#: The environment variable :func:`app_from_environment` reads the database URL from.
+DB_ENV = "NEXTBEST_PLATFORM_DB"
+#: The response header of GET /healthz naming the answering process (its PID).
+WORKER_HEADER = "X-Nextbest-Worker"
 log = logging.getLogger("nextbest.platform")
 
 ExperimentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="experiment id")]
@@ -222,11 +233,17 @@ def build_health_router() -> APIRouter:
     """GET /healthz: 200 when the database answers, 503 otherwise."""
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", response_model=HealthOut, responses=responses(503))
-    def healthz(store: StoreDep) -> HealthOut:
+    worker = {"description": "the process id (PID) of the server process that answered; with several worker "
+                             "processes (serve --workers N) they answer in turn",
+              "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}  # fmt: skip
+
+    @router.get("/healthz", response_model=HealthOut,
+                responses={200: {"headers": {WORKER_HEADER: worker}}, **responses(503)})  # fmt: skip
+    def healthz(store: StoreDep, response: Response) -> HealthOut:
         """Liveness and database reachability."""
         with store.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+        response.headers[WORKER_HEADER] = str(os.getpid())
         return HealthOut(status="ok", database=store.engine.dialect.name)
 
     return router
@@ -335,3 +352,14 @@ def create_app(db_url: str, *, store: Store | None = None) -> FastAPI:
 
     app.include_router(pages_router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The application on the database named by ``$NEXTBEST_PLATFORM_DB``: the factory every worker process of
+    ``nextbest platform serve --workers N`` builds (``uvicorn.run("nextbest.platform.app:app_from_environment",
+    factory=True, workers=N)``). Each worker migrates too, which finds the schema the parent migrated at the newest
+    revision (under PostgreSQL's advisory lock: see :func:`nextbest.platform.db.migrate`)."""
+    db_url = os.environ.get(DB_ENV)
+    if not db_url:
+        raise NextbestError(f"set {DB_ENV} to the platform's database URL (sqlite:///FILE or postgresql://...)")
+    return create_app(db_url)

@@ -6,7 +6,10 @@ Contract:
   else raises :class:`~nextbest.errors.NextbestError` with a one-line reason.
 - :func:`make_engine` returns an engine; SQLite files run in WAL mode with foreign keys on and a busy timeout.
 - :func:`migrate` brings the schema to the newest revision of the migration scripts shipped in
-  ``nextbest/platform/migrations`` (no ``alembic.ini``: the configuration is built in code).
+  ``nextbest/platform/migrations`` (no ``alembic.ini``: the configuration is built in code). On PostgreSQL it holds
+  an advisory lock while it runs, so that processes starting at once on one database (the workers of
+  ``nextbest platform serve --workers N``, several servers) migrate one after the other: the first upgrades, the
+  others find the schema at the newest revision and change nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -42,6 +46,8 @@ OWNER_MAX = 100
 NAME_MAX = 200
 UUID_MAX = 128
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: The PostgreSQL advisory lock (one 64-bit key: b"nbmigrat") a migration holds until its transaction ends.
+MIGRATION_LOCK = int.from_bytes(b"nbmigrat", "big", signed=True)
 
 #: 64-bit ids on PostgreSQL; plain INTEGER on SQLite so that the column aliases the rowid (autoincrement).
 RowId = BigInteger().with_variant(Integer(), "sqlite")
@@ -199,10 +205,16 @@ def alembic_config(connection=None):
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the schema of ``engine``'s database to ``revision`` (idempotent; creates the tables on first use)."""
+    """Upgrade the schema of ``engine``'s database to ``revision`` (idempotent; creates the tables on first use).
+
+    On PostgreSQL the upgrade runs under the transaction-scoped advisory lock MIGRATION_LOCK: a concurrent migration
+    waits for this one to commit, then reads the new revision and has nothing left to do (DDL is transactional
+    there, so a failed upgrade leaves the schema as it was)."""
     from alembic import command
 
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         command.upgrade(alembic_config(connection), revision)
 
 

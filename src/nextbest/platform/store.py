@@ -11,18 +11,30 @@ The result of a complete experiment is :func:`nextbest.experiments.analyze_exper
 ``sample_size`` outcomes per arm (arrival order): the primary metric (revenue, with its covariate when the
 experiment uses CUPED; the conversions; or revenue over denominator for a ratio), the secondary metrics and the
 guardrails (from each outcome's ``values``), see :func:`_analysis_result`.
+
+Several processes may write to one PostgreSQL database at once (``nextbest platform serve --workers N``), so
+every guarantee lives in the database, never in a read-then-write in Python: a unit is recorded once per experiment
+by the unique constraint on (experiment_id, uuid) and ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (the rows
+it returns are the accepted ones; of two requests racing for one uuid, one inserts and the other waits for its
+commit, then counts a duplicate); the duplicate counters are ``UPDATE ... SET n = n + k``; the completion check
+locks the experiment's row (``FOR NO KEY UPDATE``) before it counts, so that of two requests finishing an
+experiment at once the second sees the first's rows. Rows are inserted in uuid order (their ids, drawn first,
+keep the arrival order), so that two requests sharing uuids cannot deadlock; should PostgreSQL still abort a
+transaction for a deadlock or a serialization failure, :meth:`Store._write` runs it again (a few times at most).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, Insert, Table, func, literal, select, update
+from sqlalchemy import Connection, Engine, Insert, Table, func, literal, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from nextbest.errors import NextbestError
@@ -65,6 +77,11 @@ LABELS = ("original", "new")
 PRIMARY_NAMES = {"continuous": "revenue (primary)", "binary": "conversion (primary)",
                  "ratio": "revenue per denominator (primary)"}  # fmt: skip
 Design = ExperimentIn | BinaryExperimentIn | RatioExperimentIn
+#: SQLSTATEs of a transaction PostgreSQL aborted so that another could go on (deadlock, serialization failure):
+#: running it again is safe and is what the server asks for.
+RETRYABLE = frozenset({"40P01", "40001"})
+WRITE_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 class PlatformError(NextbestError):
@@ -114,7 +131,8 @@ class Store:
 
     @classmethod
     def open(cls, db_url: str) -> Store:
-        """Connect to ``db_url`` and migrate its schema to the newest revision (NextbestError if unusable)."""
+        """Connect to ``db_url`` and migrate its schema to the newest revision (NextbestError if unusable); on
+        PostgreSQL concurrent openers migrate one after the other (see :func:`~nextbest.platform.db.migrate`)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         engine = make_engine(db_url)
@@ -207,12 +225,15 @@ class Store:
         now = utcnow()
         unique = _first_per_uuid(rows)
         values = [{"experiment_id": experiment_id, "uuid": r.uuid, "value": r.value} for r in unique]
-        with self.engine.begin() as connection:
+
+        def write(connection: Connection) -> IngestOut:
             accepted = self._insert_new(connection, Decision.__table__, values, now)
             duplicates = len(rows) - accepted
             if duplicates:
                 self._count_duplicates(connection, experiment_id, Experiment.duplicate_decisions, duplicates)
-        return IngestOut(accepted=accepted, duplicates=duplicates)
+            return IngestOut(accepted=accepted, duplicates=duplicates)
+
+        return self._write(write)
 
     def add_outcomes(self, experiment_id: int, rows: Sequence[OutcomeIn]) -> IngestOut:
         """Record outcomes (first per uuid wins, duplicates counted); mark the experiment complete when due.
@@ -231,7 +252,8 @@ class Store:
         measures one of ``metrics`` and every row of the request follows its :class:`RowRules` (MetricMismatch
         otherwise); count duplicates; mark the experiment complete when due."""
         now = utcnow()
-        with self.engine.begin() as connection:
+
+        def write(connection: Connection) -> IngestOut:
             found = connection.execute(select(Experiment.metric, Experiment.cuped, Experiment.metrics)
                                        .where(Experiment.id == experiment_id)).first()  # fmt: skip
             if found is None:
@@ -246,7 +268,9 @@ class Store:
                 self._count_duplicates(connection, experiment_id, Experiment.duplicate_outcomes, duplicates)
             if accepted:
                 self._mark_complete(connection, experiment_id)
-        return IngestOut(accepted=accepted, duplicates=duplicates)
+            return IngestOut(accepted=accepted, duplicates=duplicates)
+
+        return self._write(write)
 
     # ------------------------------------------------------------------ reads for pages and analysis
 
@@ -277,6 +301,20 @@ class Store:
 
     # ------------------------------------------------------------------ internals
 
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in one transaction, committed; run again from the start (at most WRITE_ATTEMPTS
+        times in all, after a short pause) when the database aborted the transaction for a deadlock or a
+        serialization failure (RETRYABLE), which only concurrent writers of PostgreSQL cause."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as connection:
+                    return work(connection)
+            except DBAPIError as error:
+                if attempt == WRITE_ATTEMPTS or getattr(error.orig, "sqlstate", None) not in RETRYABLE:
+                    raise
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _experiment(self, experiment_id: int) -> Experiment:
         with self._sessions() as session:
             row = session.get(Experiment, experiment_id)
@@ -287,9 +325,13 @@ class Store:
     def _insert_new(self, connection, table: Table, values: list[dict[str, Any]], received_at: datetime) -> int:
         """Insert rows whose (experiment_id, uuid) is new, in batched multi-row statements; number inserted.
 
-        Every row of the batch gets the same ``received_at``; arrival order within a batch is the row id."""
+        Every row of the batch gets the same ``received_at``; arrival order within a batch is the row id. On
+        PostgreSQL the ids are drawn first, in arrival order, and the rows are then inserted in uuid order: two
+        requests racing for the same uuids wait for each other in one order, so they cannot deadlock."""
         if not values:
             return 0
+        if connection.dialect.name == "postgresql":
+            values = _in_uuid_order(connection, table, values)
         statement = _insert_ignoring_conflicts(connection.dialect.name, table)
         statement = statement.values(received_at=literal(received_at, table.c.received_at.type)).returning(table.c.id)
         return len(connection.execute(statement, values).all())
@@ -310,8 +352,12 @@ class Store:
         return counts
 
     def _mark_complete(self, connection, experiment_id: int) -> None:
+        """Set the status "complete" once both arms have ``sample_size`` outcomes. The experiment's row is locked
+        first (FOR NO KEY UPDATE, which inserts' foreign-key checks do not wait for; SQLite has one writer anyway),
+        so that the count runs after any concurrent request's commit: the last of them sees every row."""
         required = connection.scalar(
             select(Experiment.sample_size).where(Experiment.id == experiment_id, Experiment.status == "running")
+            .with_for_update(key_share=True)
         )
         if required is None:
             return
@@ -461,6 +507,16 @@ def _first_per_uuid(rows: Sequence[Any]) -> list[Any]:
     for row in rows:
         first.setdefault(row.uuid, row)
     return list(first.values())
+
+
+def _in_uuid_order(connection, table: Table, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``values`` with their row ids drawn from the table's sequence in the order given (arrival order), sorted by
+    uuid (PostgreSQL): a request that inserts in uuid order takes the unique index's entries in that order, so two
+    requests sharing uuids never each wait for the other (the deadlock of opposite orders)."""
+    drawn = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
+        func.generate_series(1, len(values)))  # fmt: skip
+    ids = sorted(connection.scalars(drawn).all())  # one session's nextval() only grows
+    return sorted(({**row, "id": row_id} for row, row_id in zip(values, ids, strict=True)), key=lambda row: row["uuid"])
 
 
 def _insert_ignoring_conflicts(dialect: str, table: Table) -> Insert:
