@@ -77,6 +77,18 @@ def test_malformed_rows_are_counted_with_line_numbers(tmp_path: Path) -> None:
         sessionize(tmp_path / "missing.csv", tmp_path / "p.parquet")
 
 
+def test_a_line_with_several_problems_counts_once(tmp_path: Path) -> None:
+    """DuckDB reports a problem per column (a long line one per extra column); the line counts once, with the
+    column count when it is wrong, else the first column that did not convert."""
+    source = tmp_path / "bad.csv"
+    source.write_text(f"1,2,3,pv,{T0},9,9\n  \nx,y,3,pv,{T0}\n1,2,3,pv,{T0}\n")
+    result = sessionize(source, tmp_path / "pages.parquet")
+    assert result.rows == 4 and result.events == 1 and result.malformed_rows == 3
+    assert result.malformed == [
+        (1, "Expected Number of Columns: 5 Found: 7"), (2, "Expected Number of Columns: 5 Found: 1"),
+        (3, 'Error when converting column "user_id". Could not convert string "x" to \'BIGINT\''),
+    ]  # fmt: skip
+
 def test_benchmark_runs_at_one_million_rows(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "sessionize.py"
     done = subprocess.run([sys.executable, str(script), "--rows", "1000000", "--cache", str(tmp_path)],

@@ -1,6 +1,7 @@
 """Options several commands share: where their parallel part runs (``--workers N`` processes on this machine,
 ``--ray-address HOST:PORT`` a running Ray cluster; the numbers never depend on them, see ``nextbest.parallel``) and
-where their run is tracked (``--mlflow URI``, see ``nextbest.tracking``)."""
+where their run is tracked (``--mlflow URI``, see ``nextbest.tracking``) and what sessionizes a Taobao file
+(``--engine duckdb|spark``, ``--spark-master URL``, see ``nextbest.data.taobao``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ MLFLOW = typer.Option(
     "such as sqlite:///mlflow.db): settings as parameters, every figure of the JSON as a metric, the JSON, reports "
     "and figures as artifacts, exported ONNX models registered. Off when absent.", metavar="URI",
     envvar="MLFLOW_TRACKING_URI",
+)
+
+ENGINE = typer.Option(
+    "duckdb", "--engine", help="What sessionizes a Taobao UserBehavior file: duckdb (this machine) | spark (a Spark "
+    "master, --spark-master; needs Java 17+). Both write the same page table.", metavar="duckdb|spark",
+)
+SPARK_MASTER = typer.Option(
+    "local[2]", "--spark-master", help="With --engine spark: local[N] (N cores in this process) or spark://HOST:PORT "
+    "(a standalone cluster; the source file and the lake must be reachable from its workers, an s3:// lake needs "
+    "the hadoop-aws jars there).", metavar="URL", envvar="NEXTBEST_SPARK_MASTER",
 )
 
 

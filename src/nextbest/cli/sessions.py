@@ -52,14 +52,17 @@ def ingest(
     layout: str = typer.Option("nextbest", "--layout", help="pagelog: the log's layout, nextbest | "
                                "session-retention (';', no header, first row skipped, lists in columns 9-12, churn "
                                "in 14) | a layout JSON file (separator, header, skip_rows, columns, list_separator)."),
+    engine: str = options.ENGINE,
+    spark_master: str = options.SPARK_MASTER,
 ) -> None:
     """Clean the source into the page table and write it to <lake>/processed/pages.parquet; prints a JSON summary
-    (rows read, pages, sessions, malformed rows with line numbers)."""
+    (rows read, pages, sessions, malformed rows with line numbers). A Taobao file is sessionized by DuckDB, or by
+    Spark with --engine spark: the same table."""
     from nextbest.data.lake import Lake
     from nextbest.pipelines.sessions import ingest_source
 
     summary = ingest_source(source, Lake(lake, endpoint_url=endpoint_url, key=key, secret=secret), path, sessions,
-                            seed, layout)  # fmt: skip
+                            seed, layout, engine, spark_master)  # fmt: skip
     typer.echo(summary.to_json(), nl=False)
 
 
@@ -142,6 +145,8 @@ def pipeline(
     steps: str = typer.Option(",".join(("ingest", "features", "eda", "models", "agent", "report")), "--steps",
                               help="Comma-separated steps to run, in order."),  # fmt: skip
     force: bool = typer.Option(False, "--force", help="Run every step even when its inputs did not change."),
+    engine: str = options.ENGINE,
+    spark_master: str = options.SPARK_MASTER,
     endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL)."),
     key: str | None = typer.Option(None, "--key", help="S3 access key (default: AWS_ACCESS_KEY_ID)."),
     secret: str | None = typer.Option(None, "--secret", help="S3 secret key (default: AWS_SECRET_ACCESS_KEY)."),
@@ -159,6 +164,7 @@ def pipeline(
                                    ppo_timesteps=ppo_timesteps, eval_sessions=eval_sessions,
                                    strategies=str(strategies) if strategies else None,
                                    strategy_log=str(strategy_log) if strategy_log else None, layout=layout,
+                                   engine=engine, spark_master=spark_master,
                                    storage={"endpoint_url": endpoint_url, "key": key, "secret": secret})  # fmt: skip
     console = Console(stderr=True)
     status = console.status("starting")

@@ -53,12 +53,19 @@ class Lake:
             import s3fs
         except ImportError as error:
             raise DataError("an s3:// lake needs s3fs: pip install 'nextbest[lake]'") from error
-        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT")
+        settings = self.s3_settings()
+        endpoint = settings["endpoint_url"]
         return s3fs.S3FileSystem(
-            key=self.key or os.environ.get("AWS_ACCESS_KEY_ID"),
-            secret=self.secret or os.environ.get("AWS_SECRET_ACCESS_KEY"),
-            client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+            key=settings["key"], secret=settings["secret"], client_kwargs={"endpoint_url": endpoint} if endpoint else {}
         )
+
+    def s3_settings(self) -> dict[str, str | None]:
+        """The S3 endpoint and keys in use: the arguments, else the environment (see the module docstring)."""
+        return {
+            "endpoint_url": self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT"),
+            "key": self.key or os.environ.get("AWS_ACCESS_KEY_ID"),
+            "secret": self.secret or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        }
 
     def path(self, name: str, area: str = PROCESSED) -> str:
         """Where table ``name`` lives: ``<root>/<area>/<name>.parquet``."""

@@ -16,21 +16,31 @@ Output (Parquet), one row per page, in the page schema shared with the RL page-l
 
 Sessions break at gaps longer than ``gap_seconds`` (30 min); a page is ``events_per_page`` consecutive events.
 Rows DuckDB cannot parse, and rows with an unknown behavior, are counted and reported with their line numbers
-(``SessionizeResult.malformed``), never silently dropped.
+(``SessionizeResult.malformed``), never silently dropped; a line DuckDB rejects for several reasons counts once.
+
+Two engines build the same table from the same SQL (``pages_sql``): DuckDB on this machine (``sessionize``, the
+default) and Apache Spark on a cluster (``nextbest.data.taobao_spark``). ``sessionize_to_lake`` is the one entry
+that chooses (``engine="duckdb" | "spark"``) and writes the lake's page table.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nextbest.errors import DataError
+
+if TYPE_CHECKING:
+    from nextbest.data.lake import Lake
 
 PAGE_COLUMNS = ["session_id", "page_id", "hour", "purchase_power", "engagement", "page_value", "reward", "done"]
 BEHAVIORS = ("pv", "cart", "fav", "buy")
 MAX_REPORTED = 20
+ENGINES = ("duckdb", "spark")
+DEFAULT_SPARK_MASTER = "local[2]"
 
 
 @dataclass
@@ -84,14 +94,16 @@ FROM read_csv(?, header = false, delim = ',', store_rejects = true, auto_detect 
                          'behavior_type': 'VARCHAR', 'ts': 'BIGINT'})
 """
 
+# The page table from a table ``{events}`` of (user_id, item_id, behavior_type, ts): one SELECT that DuckDB and
+# Spark SQL both run (``{div}`` is integer division truncating toward zero: DuckDB's ``//``, Spark's ``DIV``; NULLs
+# sort last in both, as DuckDB's default does).
 _PAGES = """
-COPY (
   WITH marked AS (
     SELECT user_id, behavior_type, ts,
            ROW_NUMBER() OVER w AS rn,
            CASE WHEN ts - LAG(ts) OVER w <= {gap} THEN 0 ELSE 1 END AS starts
-    FROM events WHERE behavior_type IN ('pv', 'cart', 'fav', 'buy')
-    WINDOW w AS (PARTITION BY user_id ORDER BY ts, item_id, behavior_type)
+    FROM {events} WHERE behavior_type IN ('pv', 'cart', 'fav', 'buy')
+    WINDOW w AS (PARTITION BY user_id ORDER BY ts NULLS LAST, item_id NULLS LAST, behavior_type NULLS LAST)
   ), numbered AS (
     SELECT user_id, behavior_type, ts, rn,
            SUM(starts) OVER w - 1 AS session_no,
@@ -100,7 +112,7 @@ COPY (
     WINDOW w AS (PARTITION BY user_id ORDER BY rn ROWS UNBOUNDED PRECEDING)
   ), pages AS (
     SELECT user_id, session_no,
-           (rn - first_rn) // {per_page} + 1 AS page_id,
+           ((rn - first_rn) {div} {per_page}) + 1 AS page_id,
            MIN(ts) AS first_ts,
            COUNT(*) FILTER (WHERE behavior_type IN ('pv', 'cart')) AS engagement,
            COUNT(*) FILTER (WHERE behavior_type = 'buy') AS page_value
@@ -114,25 +126,41 @@ COPY (
                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS purchase_power
     FROM sessions
   )
-  SELECT (p.user_id * 100000 + p.session_no)::BIGINT AS session_id,
-         p.page_id::INTEGER AS page_id,
-         ((p.first_ts + {offset}) % 86400 // 3600)::TINYINT AS hour,
-         s.purchase_power::TINYINT AS purchase_power,
-         p.engagement::INTEGER AS engagement,
-         p.page_value::DOUBLE AS page_value,
-         p.page_value::DOUBLE AS reward,
-         (p.page_id = s.last_page)::TINYINT AS done
+  SELECT CAST(p.user_id * 100000 + p.session_no AS BIGINT) AS session_id,
+         CAST(p.page_id AS INTEGER) AS page_id,
+         CAST(((p.first_ts + {offset}) % 86400) {div} 3600 AS TINYINT) AS hour,
+         CAST(s.purchase_power AS TINYINT) AS purchase_power,
+         CAST(p.engagement AS INTEGER) AS engagement,
+         CAST(p.page_value AS DOUBLE) AS page_value,
+         CAST(p.page_value AS DOUBLE) AS reward,
+         CAST(p.page_id = s.last_page AS TINYINT) AS done
   FROM pages p JOIN power s USING (user_id, session_no)
-) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+"""
+
+
+def pages_sql(events: str, config: SessionizeConfig, div: str = "//") -> str:
+    """The SELECT of the page table from the events table ``events`` (see ``_PAGES``); ``div``: the dialect's
+    truncating integer division (``//`` in DuckDB, ``DIV`` in Spark SQL)."""
+    return _PAGES.format(events=events, gap=int(config.gap_seconds), per_page=int(config.events_per_page),
+                         offset=int(config.utc_offset_hours) * 3600, div=div)  # fmt: skip
+
+
+# A line DuckDB rejects gets one row in reject_errors per problem (a short line one per missing column, a long one
+# per extra column, a bad number per column): it counts once, with the reason that says most (the column count
+# when it is wrong, else the first column that did not convert).
+_REJECTED_LINES = """
+SELECT line, error_message FROM reject_errors
+QUALIFY ROW_NUMBER() OVER (PARTITION BY line ORDER BY error_type = 'CAST',
+                           CASE WHEN error_type = 'TOO MANY COLUMNS' THEN -CAST(column_idx AS BIGINT)
+                                ELSE column_idx END) = 1
+ORDER BY line LIMIT {limit}
 """
 
 
 def _rejects(connection: Any) -> tuple[int, list[tuple[int, str]]]:
     try:
-        count = connection.execute("SELECT COUNT(*) FROM reject_errors").fetchone()[0]
-        rows = connection.execute(
-            f"SELECT line, error_message FROM reject_errors ORDER BY line LIMIT {MAX_REPORTED}"
-        ).fetchall()
+        count = connection.execute("SELECT COUNT(DISTINCT line) FROM reject_errors").fetchone()[0]
+        rows = connection.execute(_REJECTED_LINES.format(limit=MAX_REPORTED)).fetchall()
     except Exception:  # noqa: BLE001 - no reject table when nothing was rejected in some DuckDB versions
         return 0, []
     return int(count), [(int(line), str(message).splitlines()[0]) for line, message in rows]
@@ -159,9 +187,8 @@ def sessionize(source: str | Path, out: str | Path, config: SessionizeConfig | N
         rejected, examples = _rejects(connection)
         unknown, _ = _unknown_behaviors(connection)
         rows = connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        query = _PAGES.format(gap=int(config.gap_seconds), per_page=int(config.events_per_page),
-                              offset=int(config.utc_offset_hours) * 3600, out=str(out).replace("'", "''"))  # fmt: skip
-        connection.execute(query)
+        target = str(out).replace("'", "''")
+        connection.execute(f"COPY ({pages_sql('events', config)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
         pages, sessions = connection.execute(
             f"SELECT COUNT(*), COUNT(DISTINCT session_id) FROM read_parquet('{str(out).replace(chr(39), chr(39) * 2)}')"
         ).fetchone()
@@ -175,6 +202,33 @@ def sessionize(source: str | Path, out: str | Path, config: SessionizeConfig | N
         str(source), str(out), int(rows + rejected), int(rows - unknown), int(sessions), int(pages),
         int(rejected + unknown), round(time.perf_counter() - started, 3), examples,
     )  # fmt: skip
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if it is one of ``ENGINES``, else a DataError naming the choices."""
+    if engine not in ENGINES:
+        raise DataError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    return engine
+
+
+def sessionize_to_lake(source: str | Path, lake: Lake, config: SessionizeConfig | None = None, *,
+                       engine: str = "duckdb", spark: Any = None,
+                       spark_master: str = DEFAULT_SPARK_MASTER) -> SessionizeResult:  # fmt: skip
+    """Sessionize the UserBehavior CSV ``source`` into ``lake``'s page table (``processed/pages.parquet``) with
+    ``engine``: "duckdb" here (a local Parquet file, then uploaded), or "spark" on ``spark`` (a SparkSession) or,
+    without one, on a session opened on ``spark_master`` for this call (``local[N]``, ``spark://HOST:PORT``; see
+    ``nextbest.data.taobao_spark``), which writes the table into the lake itself. The result's ``out`` is the
+    table's path in the lake; the table is the same whichever engine built it."""
+    check_engine(engine)
+    if engine == "duckdb":
+        with tempfile.TemporaryDirectory() as tmp:
+            done = sessionize(source, Path(tmp) / "pages.parquet", config)
+            done.out = lake.put_table("pages", Path(tmp) / "pages.parquet")
+        return done
+    from nextbest.data.taobao_spark import lake_filesystem, open_spark, sessionize_spark
+
+    with open_spark(spark_master, spark) as session:
+        return sessionize_spark(session, source, lake.path("pages"), config, fs=lake_filesystem(session, lake))
 
 
 _SYNTHETIC = """

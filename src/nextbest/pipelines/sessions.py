@@ -12,7 +12,8 @@ it runs again and so do the steps that read what it wrote. ``force`` runs every 
 version are not detected: use ``force`` after editing the code.
 
 Outputs:
-    ingest    <lake>/processed/pages.parquet      (the page table)
+    ingest    <lake>/processed/pages.parquet      (the page table; a Taobao file sessionized by DuckDB here or, with
+                                                  ``engine="spark"``, by Spark on ``spark_master``: the same table)
     features  <lake>/processed/features.parquet   (``nextbest.models.sessions.feature_table``)
     eda       <out>/eda/                          (eda.json, eda.html, figures/)
     models    <out>/models/                       (models.json: scratch vs scikit-learn vs LightGBM; models.pkl)
@@ -49,6 +50,7 @@ import msgspec
 from nextbest import __version__
 from nextbest.agents.sessions import SessionStudy
 from nextbest.data.lake import Lake
+from nextbest.data.taobao import DEFAULT_SPARK_MASTER, ENGINES
 from nextbest.errors import NextbestError
 from nextbest.results import Result
 from nextbest.sim.sessions import SessionWorldConfig
@@ -75,6 +77,8 @@ class SessionPipelineConfig:
     strategies: str | None = None
     strategy_log: str | None = None
     layout: str = "nextbest"
+    engine: str = "duckdb"
+    spark_master: str = DEFAULT_SPARK_MASTER
     storage: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +89,11 @@ class SessionPipelineConfig:
             raise NextbestError(f"source {self.source!r}: choose one of {', '.join(SOURCES)}")
         if self.source == "pagelog" and not self.path:
             raise NextbestError("source pagelog needs a path to the page log file")
+        if self.engine not in ENGINES:
+            raise NextbestError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.engine != "duckdb" and self.source != "taobao":
+            raise NextbestError(f"engine {self.engine} sessionizes Taobao UserBehavior files: use it with source "
+                                f"taobao, not {self.source}")  # fmt: skip
         if self.simulator_models not in SIMULATOR_MODELS:
             raise NextbestError(f"simulator models {self.simulator_models!r}: choose one of "
                                 f"{', '.join(SIMULATOR_MODELS)}")  # fmt: skip
@@ -131,7 +140,8 @@ class SessionPipelineConfig:
         """The settings that change what ``step`` produces."""
         return {
             "ingest": {"source": self.source, "path": self.path, "sessions": self.sessions, "seed": self.seed,
-                       "lake": self.lake, **({"layout": self.layout} if self.source == "pagelog" else {})},
+                       "lake": self.lake, **({"layout": self.layout} if self.source == "pagelog" else {}),
+                       **({"engine": self.engine} if self.engine != "duckdb" else {})},
             "features": {}, "eda": {}, "models": {"seed": self.seed},
             "agent": {"simulator_models": self.simulator_models, "q_episodes": self.q_episodes,
                       "ppo_timesteps": self.ppo_timesteps, "eval_sessions": self.eval_sessions, "seed": self.seed,
@@ -207,7 +217,8 @@ class SyntheticIngest(Result):
 
 
 class TaobaoIngest(Result):
-    """``ingest.json`` of a Taobao UserBehavior file (``nextbest.data.taobao.sessionize``); ``path`` is the CSV."""
+    """``ingest.json`` of a Taobao UserBehavior file (``nextbest.data.taobao.sessionize_to_lake``); ``path`` is the
+    CSV, ``engine`` what sessionized it (duckdb or spark: the same table and counts)."""
 
     source: str
     out: str
@@ -219,6 +230,7 @@ class TaobaoIngest(Result):
     seconds: float
     malformed: list[MalformedRow]
     path: str
+    engine: str = "duckdb"
 
 
 class PagelogIngest(Result):
@@ -357,21 +369,22 @@ def _sha(data: bytes) -> str:
 # ---------------------------------------------------------------------------------------------- the steps
 def _ingest(config: SessionPipelineConfig) -> dict[str, str]:
     """The source into the lake's page table; ``<out>/ingest/ingest.json`` holds the counts (and malformed rows)."""
-    summary = ingest_source(config.source, config.lake_, config.path, config.sessions, config.seed, config.layout)
+    summary = ingest_source(config.source, config.lake_, config.path, config.sessions, config.seed, config.layout,
+                            config.engine, config.spark_master)  # fmt: skip
     path = summary.write(config.out / "ingest" / "ingest.json")
     return {"table": summary.out, "json": str(path)}
 
 
 def ingest_source(source: str, lake: Lake, path: str | Path | None = None, sessions: int = 20_000,
-                  seed: int = 0, layout: str = "nextbest") -> IngestSummary:  # fmt: skip
-    """Clean ``source`` (taobao: UserBehavior CSV, default the shared sample; pagelog: the page log at ``path``
-    written in ``layout``, a name of ``nextbest.data.pagelog.LAYOUTS`` or a layout JSON file;
-    synthetic: ``sessions`` sessions of the ground-truth world of ``seed``) into ``lake``'s page table. Returns
-    the summary: input ``path``, rows read, pages, sessions, malformed rows with line numbers, the table (``out``)."""
-    import tempfile
-
+                  seed: int = 0, layout: str = "nextbest", engine: str = "duckdb",
+                  spark_master: str = DEFAULT_SPARK_MASTER) -> IngestSummary:  # fmt: skip
+    """Clean ``source`` (taobao: UserBehavior CSV, default the shared sample, sessionized by ``engine``, duckdb on
+    this machine or spark on ``spark_master``; pagelog: the page log at ``path`` written in ``layout``, a name of
+    ``nextbest.data.pagelog.LAYOUTS`` or a layout JSON file; synthetic: ``sessions`` sessions of the ground-truth
+    world of ``seed``) into ``lake``'s page table. Returns the summary: input ``path``, rows read, pages, sessions,
+    malformed rows with line numbers, the table (``out``)."""
     config = SessionPipelineConfig(source=source, path=str(path) if path else None, sessions=sessions, seed=seed,
-                                   layout=layout)  # fmt: skip
+                                   layout=layout, engine=engine, spark_master=spark_master)  # fmt: skip
     config.validate()
     if source == "synthetic":
         from nextbest.sim.sessions import SessionWorld, SessionWorldConfig
@@ -381,14 +394,12 @@ def ingest_source(source: str, lake: Lake, path: str | Path | None = None, sessi
         return SyntheticIngest(source=source, sessions=sessions, pages=len(pages), malformed_rows=0,
                                truth=world.truth(), out=lake.write_table("pages", pages))  # fmt: skip
     if source == "taobao":
-        from nextbest.data.taobao import sessionize
+        from nextbest.data.taobao import sessionize_to_lake
 
-        with tempfile.TemporaryDirectory() as tmp:
-            done = sessionize(_source_path(config), Path(tmp) / "pages.parquet")
-            written = lake.put_table("pages", Path(tmp) / "pages.parquet")
-        return TaobaoIngest(source=source, out=written, rows=done.rows, events=done.events, sessions=done.sessions,
+        done = sessionize_to_lake(_source_path(config), lake, engine=engine, spark_master=spark_master)
+        return TaobaoIngest(source=source, out=done.out, rows=done.rows, events=done.events, sessions=done.sessions,
                             pages=done.pages, malformed_rows=done.malformed_rows, seconds=done.seconds,
-                            malformed=_malformed(done.malformed), path=done.source)  # fmt: skip
+                            malformed=_malformed(done.malformed), path=done.source, engine=engine)  # fmt: skip
     from nextbest.data.pagelog import read_page_log
 
     result = read_page_log(_source_path(config), layout)
