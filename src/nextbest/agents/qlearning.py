@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from numba import njit
 
 from nextbest.errors import NextbestError
 from nextbest.policies import Decision, Policy
@@ -166,6 +167,63 @@ def q_update(q: np.ndarray, rows: np.ndarray, actions: np.ndarray, target: np.nd
     return float(np.abs(delta).max()) if delta.size else 0.0
 
 
+@njit(cache=True)
+def state_keys(obs: np.ndarray, scale: float, multipliers: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """`StateTable.keys`: per row of `obs` (n, d), Σ_j code_j · multipliers_j XOR (code_0 << 32) in uint64
+    arithmetic (wrapping), code_j = int64(rint(float64(obs_j) · scale)) read as uint64."""
+    out = np.empty(obs.shape[0], dtype=np.uint64)
+    for i in range(obs.shape[0]):
+        total = np.uint64(0)
+        first = np.uint64(0)
+        for j in range(obs.shape[1]):
+            code = np.uint64(np.int64(np.rint(np.float64(obs[i, j]) * scale)))
+            total += code * multipliers[j]
+            if j == 0:
+                first = code
+        out[i] = total ^ (first << np.uint64(32))
+    return out
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: bits 32 and up of key · 2^64/φ pick a slot
+
+
+@njit(cache=True)
+def _slot(key, slot_keys, slot_rows):  # pragma: no cover - compiled
+    """The slot of `key` in the open-addressing table (slot_keys, slot_rows), or the empty slot where it goes."""
+    size = slot_rows.size
+    slot = np.int64((key * _GOLDEN) >> np.uint64(32)) & (size - 1)
+    while slot_rows[slot] >= 0 and slot_keys[slot] != key:
+        slot = (slot + 1) & (size - 1)
+    return slot
+
+
+@njit(cache=True)
+def insert_rows(keys, rows, slot_keys, slot_rows):  # pragma: no cover - compiled
+    """Put each key -> row pair into the hash table (sizes a power of two, at most half full)."""
+    for i in range(keys.size):
+        slot = _slot(keys[i], slot_keys, slot_rows)
+        slot_keys[slot], slot_rows[slot] = keys[i], rows[i]
+
+
+@njit(cache=True)
+def lookup_rows(keys, slot_keys, slot_rows, next_row, add):  # pragma: no cover - compiled
+    """The row of each key in the hash table, and the keys not in it, sorted; with `add` those get rows next_row,
+    next_row + 1, ... in that order (else their rows are −1). The table must have room for them."""
+    rows = np.empty(keys.size, dtype=np.int64)
+    missing = np.zeros(keys.size, dtype=np.bool_)
+    for i in range(keys.size):
+        rows[i] = slot_rows[_slot(keys[i], slot_keys, slot_rows)]
+        missing[i] = rows[i] < 0
+    new = np.unique(keys[missing])
+    if not add or new.size == 0:
+        return rows, new[:0]
+    insert_rows(new, np.arange(next_row, next_row + new.size), slot_keys, slot_rows)
+    for i in range(keys.size):
+        if missing[i]:
+            rows[i] = slot_rows[_slot(keys[i], slot_keys, slot_rows)]
+    return rows, new
+
+
 class StateTable:
     """Maps rounded observations to row numbers of a growing Q array."""
 
@@ -174,6 +232,9 @@ class StateTable:
         multipliers = np.random.default_rng(seed).integers(1, 2**62, size=obs_dim, dtype=np.int64)
         self._multipliers = (multipliers | 1).astype(np.uint64)
         self.index: dict[int, int] = {}
+        self._mirror_of: dict[int, int] | None = None  # the dict the compiled hash table mirrors (`rows`)
+        self._mirror_size = 0
+        self._slot_keys, self._slot_rows = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
         self.q = np.zeros((1024, n_actions))
         self.visits = np.zeros((1024, n_actions))  # (weighted) updates of each pair, for the visit-count step
         self.updates = np.zeros((1024, n_actions), dtype=np.int64)  # updates (lead-steps) of each pair, any step size
@@ -182,25 +243,35 @@ class StateTable:
         return len(self.index)
 
     def keys(self, obs: np.ndarray) -> np.ndarray:
-        """64-bit hash of each rounded observation."""
-        codes = np.rint(obs.astype(np.float64) * self.scale).astype(np.int64).astype(np.uint64)
-        return (codes * self._multipliers).sum(axis=1, dtype=np.uint64) ^ (codes[:, 0] << np.uint64(32))
+        """64-bit hash of each rounded observation: Σ_j code_j · m_j XOR (code_0 << 32) in uint64 arithmetic, code_j
+        the observation's column j rounded to `decimals` places (× 10^decimals, half to even) and m_j odd random
+        multipliers (`state_keys`, compiled)."""
+        return state_keys(np.ascontiguousarray(obs), self.scale, self._multipliers)
 
     def rows(self, obs: np.ndarray, add: bool = True) -> np.ndarray:
-        """Row of each observation's state; new states get new zero rows (or -1 when add=False)."""
-        unique, inverse = np.unique(self.keys(obs), return_inverse=True)
-        found = np.empty(unique.size, dtype=np.int64)
-        for i, key in enumerate(unique.tolist()):
-            row = self.index.get(key)
-            if row is None:
-                if not add:
-                    found[i] = -1
-                    continue
-                row = len(self.index)
-                self.index[key] = row
-            found[i] = row
-        self._grow(len(self.index))
-        return found[inverse]
+        """Row of each observation's state; new states get new zero rows (or -1 when add=False), numbered in the
+        order of their keys. `index` (key -> row) is the table; a compiled hash table mirrors it for the lookups,
+        rebuilt when `index` is replaced or changes size outside this method."""
+        keys = self.keys(obs)
+        if self._mirror_of is not self.index or self._mirror_size != len(self.index):
+            self._mirror(len(self.index) + keys.size)
+        elif 2 * (len(self.index) + keys.size) > self._slot_rows.size:
+            self._mirror(2 * (len(self.index) + keys.size))
+        rows, new = lookup_rows(keys, self._slot_keys, self._slot_rows, len(self.index), add)
+        if new.size:
+            self.index.update(zip(new.tolist(), range(len(self.index), len(self.index) + new.size)))
+            self._mirror_size = len(self.index)
+            self._grow(len(self.index))
+        return rows
+
+    def _mirror(self, capacity: int) -> None:
+        """(Re)build the compiled mirror of `index` with room for `capacity` keys at most half full."""
+        size = 1 << max(10, int(2 * capacity - 1).bit_length())
+        self._slot_keys, self._slot_rows = np.zeros(size, dtype=np.uint64), np.full(size, -1, dtype=np.int64)
+        keys = np.fromiter(self.index.keys(), dtype=np.uint64, count=len(self.index))
+        rows = np.fromiter(self.index.values(), dtype=np.int64, count=len(self.index))
+        insert_rows(keys, rows, self._slot_keys, self._slot_rows)
+        self._mirror_of, self._mirror_size = self.index, len(self.index)
 
     def _grow(self, needed: int) -> None:
         if needed > self.q.shape[0]:

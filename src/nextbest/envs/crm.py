@@ -2,8 +2,9 @@
 
 `CRMFunnelEnv` holds no dynamics of its own. It is a batch of one on top of
 `nextbest.sim.funnel.FunnelSimulator`: `reset` samples a lead from a pool of category codes and
-calls `simulator.reset` on that single lead, `step` calls `simulator.step` with a one-element
-action array, and the observation is `simulator.observe(state)[0]`. The same simulator object
+calls `simulator.reset` on that single lead, `step` runs the simulator's compiled kernel on that
+lead (`simulator.step_into`: the kernel of `simulator.step`, without the checks and allocations a
+batch needs), and the observation is `simulator.observe(state)[0]`. The same simulator object
 is the vectorized path: to step thousands of leads at once (training loops, evaluation), call
 `FunnelSimulator.reset/step/observe` on a whole batch, or `nextbest.sim.rollout.run_episodes`
 with a policy. For Stable-Baselines3, `nextbest.envs.vector.FunnelVecEnv` is the same batch as an
@@ -73,6 +74,9 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
         self.action_space = gym.spaces.Discrete(simulator.n_actions)
         self._state: FunnelState | None = None
         self._lead = -1
+        self._n_actions = simulator.n_actions
+        self._action = np.zeros(1, dtype=np.int64)  # the kernel's one-lead buffers
+        self._week = np.zeros((3, 1))  # the week's training reward, business reward, cost
 
     @property
     def state(self) -> FunnelState:
@@ -101,8 +105,7 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
         elif not 0 <= int(lead) < self.pool_size:
             raise NextbestError(f"lead {lead} is outside the pool of {self.pool_size} leads")
         self._lead = int(lead)
-        rows = np.array([self._lead])
-        self._state = self.simulator.reset(self.codes[rows], rng=self.np_random)
+        self._state = self.simulator.reset(self.codes[self._lead : self._lead + 1], rng=self.np_random)
         return self.simulator.observe(self._state)[0], self._info()
 
     def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -110,16 +113,20 @@ class CRMFunnelEnv(gym.Env[np.ndarray, np.int64]):
         state = self.state
         if state.done[0]:
             raise NextbestError("the episode has ended; call reset()")
-        if not self.action_space.contains(action):
+        fast = type(action) is int and 0 <= action < self._n_actions  # a plain int in range needs no more checks
+        if not fast and not self.action_space.contains(action):
             names = self.simulator.spec.action_names
             raise NextbestError(f"action {action!r} is not one of 0..{len(names) - 1} ({', '.join(names)})")
-        result = self.simulator.step(state, np.array([action], dtype=np.int64))
-        terminated = bool(state.subscribed[0] or state.dropped[0])
-        truncated = bool(result.done[0]) and not terminated
-        info = self._info()
-        info["business_reward"] = float(result.business_reward[0])
-        info["cost"] = float(result.cost[0])
-        return self.simulator.observe(state)[0], float(result.reward[0]), terminated, truncated, info
+        self._action[0] = action
+        self.simulator.step_into(state, self._action, self._week)
+        reward, business, cost = self._week[:, 0].tolist()
+        subscribed, dropped = bool(state.reached[0, state.conversion]), bool(state.dropped[0])
+        terminated = subscribed or dropped
+        truncated = bool(state.done[0]) and not terminated
+        week, stage = state.t.item(), state.stage.item()
+        info = {"lead": self._lead, "week": week, "stage": STAGES[stage], "subscribed": subscribed, "dropped": dropped,
+                "business_reward": business, "cost": cost}  # fmt: skip
+        return self.simulator.observe(state)[0], reward, terminated, truncated, info
 
     def _info(self) -> dict[str, Any]:
         state = self.state

@@ -1,5 +1,5 @@
-"""The CRM funnel simulator: vectorized dynamics of many leads at once (the only copy of them), for any
-funnel a spec describes (``nextbest.data.funnel_spec``).
+"""The CRM funnel simulator: the dynamics of a lead, one compiled kernel (the only copy of them), stepping many
+leads at once or one, for any funnel a spec describes (``nextbest.data.funnel_spec``).
 
 Each lead is stepped one week at a time. Sales picks one of the spec's actions per lead and week
 (SalesCRM's: 0 email ($1), 1 call ($5), 2 demo ($10), 3 survey ($2), 4 wait ($0), 5 account manager ($20)).
@@ -16,15 +16,29 @@ willingness. An offer the lead declined succeeds later only if the lead's situat
 key steps reached), never by repetition alone, because the logged data shows one attempt per lead
 and no evidence about retries. Under the logged process the probability of reaching each step is
 then the learned P, which is what the calibration check measures on held-out leads.
+
+The week is one kernel, `step_leads`, compiled with numba (cached on disk, so only the first process after a change
+pays the compilation): `FunnelSimulator.step` runs it on a batch of leads, `FunnelSimulator.step_into` on the one
+lead of the Gymnasium env, without the batch's checks and allocations. The observation is `observe_leads`, compiled
+too. A step draws nothing (the u's are drawn by `reset` with the numpy generator), so a lead's week is the same bit
+for bit alone or in a batch. The chances the u's are compared with depend only on the lead's covariate codes, the
+key steps it reached and (drop-out) its contacts, so the simulator tabulates them once with the numpy formulas
+(`FunnelSimulator._tabulated`): the kernel then reads the very numbers the vectorized numpy code computed, and
+its weeks are those of that code bit for bit. A model with too many covariate combinations to tabulate
+(`TABULATE_LIMIT`) is evaluated in the kernel instead (`lead_probability`: the model's sums in the same order, but
+libm's exp and pow, which may differ from numpy's SIMD ones in the last bit of a probability; a threshold u then
+falls on the other side only if it lies within that bit, about 1e-16 per draw).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from nextbest.data.funnel_spec import FunnelSpec
 from nextbest.errors import NextbestError
@@ -37,8 +51,14 @@ ACTION_COSTS = SPEC.action_costs
 #: Stage of the lead as sales records it: the lead's response so far ("subscribed": converted).
 STAGES: tuple[str, ...] = ("new", "interested", "declined", "subscribed", "not interested")
 NEW, INTERESTED, DECLINED, SUBSCRIBED, NOT_INTERESTED = range(5)
+_STAGE_SCALE = float(len(STAGES) - 1)  # the stage column is stage / 4
 #: SalesCRM's observation size (`FunnelLayout(spec).obs_dim` for any funnel).
 OBS_DIM = 16
+#: Most entries of a simulator's tabulated probabilities and chances (`FunnelSimulator._tabulated`, 8 bytes each);
+#: above it the kernel evaluates the model at each step instead. SalesCRM needs 31 × 567 combinations × 32 = 562,464.
+TABULATE_LIMIT = 1 << 21
+_SCALARS = 9  # scalar parameters at the head of the kernel's params (`FunnelSimulator.kernel_tables`)
+_DERIVED = ("_tabulated", "kernel_tables", "_observation_tables")  # a simulator's tables, rebuilt when needed
 
 
 @dataclass(frozen=True)
@@ -259,8 +279,36 @@ class StepResult:
     cost: np.ndarray
 
 
+def _state_arrays(state: FunnelState) -> tuple[np.ndarray, ...]:
+    """The state fields `step_leads` reads and writes, in its argument order."""
+    return (state.codes, state.u, state.reached, state.key, state.stage, state.contacts, state.t, state.last_contact,
+            state.done, state.dropped, state.cost)  # fmt: skip
+
+
+def pack_model(model: FunnelModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fitted model's tables as `lead_probability` reads them: shifts (targets, cells, width) float64, evidence
+    (targets, K + 1) bool and offsets (C + 1,) int64 (layout in `lead_probability`'s docstring)."""
+    names = targets(model.spec)
+    n_key = len(model.spec.key_steps)
+    offsets = np.cumsum([1] + [len(v) + 1 for v in model.vocabularies_]).astype(np.int64)
+    shifts = np.zeros((len(names), model.n_cells, int(offsets[-1]) + 2 * n_key))
+    evidence = np.zeros((len(names), n_key + 1), dtype=np.bool_)
+    for target, name in enumerate(names):
+        table = model.tables_[name]
+        shifts[target, :, 0] = table.base
+        for c, shift in enumerate(table.covariates):
+            shifts[target, :, offsets[c] : offsets[c] + shift.shape[1]] = shift
+        if np.any(np.diff(table.before) <= 0):
+            raise NextbestError(f"the model's evidence steps of {name} are not in funnel order")
+        for j, k in enumerate(table.before.tolist()):
+            shifts[target, :, offsets[-1] + 2 * k : offsets[-1] + 2 * k + 2] = table.key[:, j, :]
+            evidence[target, k] = True
+        evidence[target, n_key] = table.uses_cells
+    return shifts, evidence, offsets
+
+
 class FunnelSimulator:
-    """Vectorized funnel dynamics driven by a fitted FunnelModel (see module docstring)."""
+    """The funnel dynamics (the compiled kernel, see the module docstring) driven by a fitted FunnelModel."""
 
     def __init__(
         self,
@@ -281,16 +329,17 @@ class FunnelSimulator:
         self._company = np.array([step.taken_by == "company" for step in self.spec.steps])
         self._names = self.spec.step_names
         self._levels = np.array([max(len(v), 1) for v in model.vocabularies_], dtype=float)
-        self._progress = [(slice(group[0], group[-1] + 1) if group == list(range(group[0], group[-1] + 1)) else group,
-                           float(len(group))) for group in self.layout.progress_groups]  # fmt: skip
-        flags = self.layout.flag_steps
-        self._flags_are_key = flags == self.layout.key_index.tolist()
         rates = rates or [{} for _ in model.vocabularies_]
         self._rate_tables = [self._rate_table(v, r) for v, r in zip(model.vocabularies_, rates, strict=True)]
 
     @property
     def n_actions(self) -> int:
         return len(self.spec.actions)
+
+    def __getstate__(self) -> dict:
+        """Pickled without the tables built from the model (`_tabulated`, `kernel_tables`, rebuilt on first use in
+        milliseconds), so a simulator sent to another process stays small."""
+        return {name: value for name, value in self.__dict__.items() if name not in _DERIVED}
 
     @staticmethod
     def _rate_table(vocabulary: list[str], rates: dict[str, float]) -> np.ndarray:
@@ -311,23 +360,26 @@ class FunnelSimulator:
         p evaluated at the lead's logged key steps.
         """
         codes = np.array(codes, dtype=np.int64).reshape(len(codes), -1)
+        if codes.min(initial=0) < 0:
+            raise NextbestError("covariate codes must be non-negative (`FunnelModel.encode_leads`)")
         n = codes.shape[0]
         u = rng.random((n, self.layout.n_steps + 1))
         if logged is not None:
             u = self._posterior_thresholds(u, codes, logged)
-        zeros = np.zeros(n, dtype=np.int64)
-        rates = [table[codes[:, c]] for c, table in enumerate(self._rate_tables)]
+        rates = np.empty((n, len(self._rate_tables)))
+        for c, table in enumerate(self._rate_tables):
+            rates[:, c] = table[codes[:, c]]
         return FunnelState(
             codes=codes,
-            rates=np.column_stack(rates) if rates else np.zeros((n, 0)),
+            rates=rates,
             u=u,
             reached=np.zeros((n, self.layout.n_steps), dtype=bool),
             key=np.zeros((n, len(self.spec.key_steps)), dtype=bool),
             conversion=self.layout.conversion,
-            stage=zeros.copy(),
-            contacts=zeros.copy(),
-            t=zeros.copy(),
-            last_contact=zeros.copy(),
+            stage=np.zeros(n, dtype=np.int64),
+            contacts=np.zeros(n, dtype=np.int64),
+            t=np.zeros(n, dtype=np.int64),
+            last_contact=np.zeros(n, dtype=np.int64),
             done=np.zeros(n, dtype=bool),
             dropped=np.zeros(n, dtype=bool),
             cost=np.zeros(n),
@@ -335,8 +387,14 @@ class FunnelSimulator:
 
     def _posterior_thresholds(self, u: np.ndarray, codes: np.ndarray, logged: np.ndarray) -> np.ndarray:
         key = logged[:, self.layout.key_index]
+        probabilities, _, radix = self._tabulated
+        if probabilities is not None:  # the tabulated model: the same numbers, read instead of computed
+            combo, mask = codes @ radix, key.astype(np.int64) @ (1 << np.arange(key.shape[1], dtype=np.int64))
         for j, target in enumerate(targets(self.spec)):
-            p = self.model.probability(target, codes, key)
+            if probabilities is None:
+                p = self.model.probability(target, codes, key)
+            else:
+                p = probabilities[j, combo, mask]
             hit = logged[:, j]
             required = None if target == "dropped" else self.layout.requires(j)
             observed = logged[:, required] if required is not None else np.ones_like(hit)
@@ -346,48 +404,79 @@ class FunnelSimulator:
 
     # ----------------------------------------------------------------- dynamics
     def step(self, state: FunnelState, actions: np.ndarray) -> StepResult:
-        """Advance every lead that is not done by one week under `actions` (ints in the spec's action order)."""
+        """Advance every lead that is not done by one week under `actions` (ints in the spec's action order): the
+        compiled kernel `step_leads`."""
         actions = np.asarray(actions, dtype=np.int64)
         n_actions = self.n_actions
         if actions.shape != (len(state),) or actions.min(initial=0) < 0 or actions.max(initial=0) >= n_actions:
             raise NextbestError(
                 f"actions must be {len(state)} integers in 0..{n_actions - 1} ({', '.join(self.spec.action_names)})"
             )
-        active = ~state.done
-        cost = np.where(active, self._costs[actions], 0.0)
-        key_before = state.key.copy() if self.reward.shaped else None
+        week = np.empty((3, len(state)))
+        step_leads(np.ascontiguousarray(actions), *_state_arrays(state), *self.kernel_tables, week)
+        return StepResult(reward=week[0], business_reward=week[1], done=state.done.copy(), cost=week[2])
 
-        contact = active & (actions != self.layout.wait)
-        self._record_contact(state, contact)
-        self._drop_out(state, contact)
-        live = active & ~state.dropped
-        chosen = np.bincount(actions[live], minlength=n_actions)
-        for action in np.flatnonzero(chosen).tolist():
-            if self.layout.offered_steps[action]:
-                self._offer(state, np.flatnonzero(live & (actions == action)), action)
-        newly_converted = self._lead_own_steps(state, live)
+    def step_into(self, state: FunnelState, actions: np.ndarray, week: np.ndarray) -> None:
+        """`step` without the batch's checks and allocations (the Gymnasium env's path): the kernel on `state` under
+        `actions` (int64, checked by the caller), writing each lead's training reward, business reward and cost of
+        the week into the rows of `week` (3, len(state)) float64."""
+        step_leads(actions, *_state_arrays(state), *self.kernel_tables, week)
 
-        state.cost += cost
-        state.t += active
-        state.done |= state.dropped | state.subscribed | (state.t >= self.config.horizon)
-        business = np.where(newly_converted, self.reward.subscription_value, 0.0) - cost
-        if self.reward.shaped:
-            gained = (state.key & ~key_before).astype(float) @ self._bonus
-            reward = gained + np.where(newly_converted, self.reward.shaped_subscription, 0.0) - cost
-        else:
-            reward = business
-        return StepResult(reward=reward, business_reward=business, done=state.done.copy(), cost=cost)
+    @cached_property
+    def kernel_tables(self) -> tuple[np.ndarray, ...]:
+        """The simulator's constants in `step_leads`'s argument order (its docstring): the tabulated chances (empty
+        when there would be more than `TABULATE_LIMIT` entries: the kernel then evaluates the model), the packed
+        model, the steps, the offers and the parameters. Built once: a simulator's model, reward and config are fixed
+        after construction."""
+        layout, spec, reward, config = self.layout, self.spec, self.reward, self.config
+        steps = np.zeros((len(spec.steps), 4), dtype=np.int64)
+        for j, step in enumerate(spec.steps):
+            required, position = layout.requires(j), layout.key_position[j]
+            steps[j] = (-1 if required is None else required, -1 if position is None else position,
+                        step.taken_by == "company", step.taken_by == "lead")  # fmt: skip
+        widest = max((len(o) for o in layout.offered_steps), default=0)
+        offers = np.full((self.n_actions, 1 + widest), -1, dtype=np.int64)
+        for a, (action, offered) in enumerate(zip(spec.actions, layout.offered_steps, strict=True)):
+            offers[a, 0] = int(action.signals_interest)
+            offers[a, 1 : 1 + len(offered)] = offered
+        scalars = [config.logged_contacts, self.model.eps, config.offer_dial, reward.subscription_value,
+                   float(reward.shaped), reward.shaped_subscription, config.horizon, layout.wait, layout.conversion]
+        params = np.concatenate([np.array(scalars, dtype=np.float64), self._costs, self._offer_rates,
+                                 np.asarray(self._bonus, dtype=np.float64).reshape(-1)])  # fmt: skip
+        return (*self._tabulated[1:], *pack_model(self.model), steps, offers, params)
 
-    def _p(self, state: FunnelState, target: str, rows: np.ndarray) -> np.ndarray:
-        # np.take gathers rows of a 2-D array several times faster than fancy indexing
-        return self.model.probability(target, np.take(state.codes, rows, axis=0), np.take(state.key, rows, axis=0))
-
-    def _mark(self, state: FunnelState, rows: np.ndarray, step: int) -> None:
-        """The leads at `rows` reached `step`."""
-        state.reached[rows, step] = True
-        position = self.layout.key_position[step]
-        if position is not None:
-            state.key[rows, position] = True
+    @cached_property
+    def _tabulated(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """(probabilities, chances, radix) for every combination of covariate codes (combo = Σ code_c · radix_c) and
+        of key steps reached (mask = Σ 2^k over the key steps k reached): probabilities (steps + 1, combos, 2^K), the
+        model's P(target) (`targets` order); chances (steps + 1 + horizon + 1, combos, 2^K), what u is compared with:
+        first per target P(step) for the lead's steps, P(the lead takes the offer) (`_accept`) for company steps,
+        P(drop-out) (unused), then per number of contacts c = 0..horizon the chance of dropping out after the c-th
+        contact, 1 − (1 − P(drop-out))^(c / C). Computed by `FunnelModel.probability` and the numpy formulas, so a
+        tabulated chance is the numpy value bit for bit. (None, empty (0, 0, 0), radix) when there would be more than
+        `TABULATE_LIMIT` entries."""
+        levels = [len(vocabulary) + 1 for vocabulary in self.model.vocabularies_]
+        radix = np.array([int(np.prod(levels[c + 1 :])) for c in range(len(levels))], dtype=np.int64)
+        n_targets, n_key, horizon = self.layout.n_steps + 1, len(self.spec.key_steps), self.config.horizon
+        combos, masks = int(np.prod(levels)), 2**n_key
+        if (2 * n_targets + horizon + 1) * combos * masks > TABULATE_LIMIT:
+            return None, np.zeros((0, 0, 0)), radix
+        grid = np.indices((combos, masks)).reshape(2, -1)
+        codes = np.empty((grid.shape[1], len(levels)), dtype=np.int64)
+        for c, size in enumerate(levels):
+            codes[:, c] = grid[0] // radix[c] % size
+        key = (grid[1][:, None] >> np.arange(n_key)) & 1 == 1
+        probabilities = np.empty((n_targets, combos, masks))
+        chances = np.zeros((n_targets + horizon + 1, combos, masks))
+        for j, target in enumerate(targets(self.spec)):
+            p = self.model.probability(target, codes, key)
+            probabilities[j] = p.reshape(combos, masks)
+            chances[j] = (self._accept(p, j) if target != "dropped" and self._company[j] else p).reshape(combos, masks)
+        p_logged = probabilities[-1].reshape(-1)
+        for contacts in range(1, horizon + 1):
+            exposure = np.full(p_logged.size, contacts, dtype=np.int64) / self.config.logged_contacts
+            chances[n_targets + contacts] = (1.0 - (1.0 - p_logged) ** exposure).reshape(combos, masks)
+        return probabilities, chances, radix
 
     def _accept(self, p_reached: np.ndarray, step: int) -> np.ndarray:
         """P(lead takes an offered step): P(reached)^(1 − d) for a company step under a reading d > 0, else P(reached)
@@ -399,65 +488,6 @@ class FunnelSimulator:
         if rate >= 1.0:
             return p_reached
         return np.minimum(p_reached / rate, 1.0 - self.model.eps)
-
-    @staticmethod
-    def _record_contact(state: FunnelState, contact: np.ndarray) -> None:
-        state.contacts += contact
-        state.last_contact = np.where(contact, state.t, state.last_contact)
-
-    def _drop_out(self, state: FunnelState, contact: np.ndarray) -> None:
-        rows = np.flatnonzero(contact)
-        if rows.size == 0:
-            return
-        p_logged = self._p(state, "dropped", rows)
-        exposure = state.contacts[rows] / self.config.logged_contacts
-        p_now = 1.0 - (1.0 - p_logged) ** exposure
-        gone = state.u[rows, -1] < p_now
-        state.dropped[rows[gone]] = True
-        state.stage[rows[gone]] = NOT_INTERESTED
-
-    def _reachable(self, state: FunnelState, step: int, rows: np.ndarray) -> np.ndarray:
-        """Which of the leads at `rows` have not reached `step` and meet its requirement."""
-        open_ = ~state.reached[rows, step]
-        required = self.layout.required_steps[step]
-        return open_ if required is None else open_ & state.reached[rows, required]
-
-    def _offer(self, state: FunnelState, rows: np.ndarray, action: int) -> None:
-        """Offer each lead at `rows` the first of the action's steps it can still reach; taken when u < P."""
-        for step in self.layout.offered_steps[action]:
-            if rows.size == 0:
-                return
-            can = self._reachable(state, step, rows)
-            offered, rows = rows[can], rows[~can]
-            if offered.size == 0:
-                continue
-            p = self._accept(self._p(state, self._names[step], offered), step)
-            taken = state.u[offered, step] < p
-            self._mark(state, offered[taken], step)
-            if self.layout.key_position[step] is not None and self.spec.actions[action].signals_interest:
-                stage = state.stage[offered]
-                state.stage[offered] = np.where(
-                    taken & np.isin(stage, (NEW, DECLINED)),
-                    INTERESTED,
-                    np.where(~taken & (stage == NEW), DECLINED, stage),
-                )
-
-    def _lead_own_steps(self, state: FunnelState, live: np.ndarray) -> np.ndarray:
-        """The lead's own steps in funnel order; returns who converted this week."""
-        newly = np.zeros(len(state), dtype=bool)
-        live_rows = np.flatnonzero(live)
-        for step in self.layout.lead_steps:
-            if live_rows.size == 0:
-                break
-            rows = live_rows[self._reachable(state, step, live_rows)]
-            if rows.size == 0:
-                continue
-            taken = state.u[rows, step] < self._p(state, self._names[step], rows)
-            self._mark(state, rows[taken], step)
-            if step == self.layout.conversion:
-                newly[rows[taken]] = True
-                state.stage[newly] = SUBSCRIBED
-        return newly
 
     def logged_offer_probability(self, obs: np.ndarray, step: int) -> np.ndarray:
         """P(the logged process offered `step` to each lead of `obs`). Under a reading d > 0: P(step | state)^d for a
@@ -489,28 +519,23 @@ class FunnelSimulator:
 
     # ----------------------------------------------------------------- observation
     def observe(self, state: FunnelState) -> np.ndarray:
-        """The lead state as `FunnelLayout.columns` lists it, every entry in [0, 1] (float32); 16 for SalesCRM."""
-        horizon = float(self.config.horizon)
-        since_last = state.t - state.last_contact
-        between = state.last_contact / np.maximum(state.contacts, 1)
-        completed = state.reached.sum(axis=1)
-        progress = [state.reached[:, columns].sum(axis=1) / size for columns, size in self._progress]
-        flags = state.key if self._flags_are_key else state.reached[:, self.layout.flag_steps]
-        obs = np.column_stack(
-            [
-                state.codes / self._levels,
-                state.stage / (len(STAGES) - 1),
-                *progress,
-                state.t / horizon,
-                since_last / horizon,
-                between / horizon,
-                state.contacts / np.maximum(state.t, 1),
-                flags,
-                state.rates,
-                completed / float(self.layout.n_steps),
-            ]
-        )
-        return np.clip(obs, 0.0, 1.0).astype(np.float32)
+        """The lead state as `FunnelLayout.columns` lists it, every entry in [0, 1] (float32); 16 for SalesCRM
+        (the compiled `observe_leads`)."""
+        out = np.empty((len(state), self.layout.obs_dim), dtype=np.float32)
+        observe_leads(state.codes, state.rates, state.stage, state.reached, state.key, state.contacts, state.t,
+                      state.last_contact, *self._observation_tables, out)  # fmt: skip
+        return out
+
+    @cached_property
+    def _observation_tables(self) -> tuple:
+        groups = self.layout.progress_groups
+        progress = np.full((len(groups), 1 + max((len(g) for g in groups), default=0)), -1, dtype=np.int64)
+        for g, group in enumerate(groups):
+            progress[g, 0] = len(group)
+            progress[g, 1 : 1 + len(group)] = group
+        flags = self.layout.flag_steps
+        return (np.ascontiguousarray(self._levels, dtype=np.float64), progress, np.array(flags, dtype=np.int64),
+                flags == self.layout.key_index.tolist(), float(self.config.horizon))  # fmt: skip
 
 
 def fit_simulator(
@@ -592,3 +617,214 @@ def refit_like(sim: FunnelSimulator, journeys: Journeys, config: FunnelConfig | 
     twin = FunnelSimulator(model, reward=sim.reward, config=config or sim.config)
     twin._rate_tables = sim._rate_tables
     return twin
+
+
+# ----------------------------------------------------------------- the compiled kernel (the one copy of the dynamics)
+@njit(cache=True)
+def step_leads(actions, codes, u, reached, key, stage, contacts, t, last_contact, done, dropped, cost,
+               chances, radix, shifts, evidence, offsets, steps, offers, params, week):  # pragma: no cover - compiled
+    """One week of every lead (row) under `actions`: THE funnel dynamics (module docstring), compiled. Updates the
+    state arrays in place and writes each row's training reward, business reward and cost of the week to
+    week[0], week[1] and week[2].
+
+    Contract. The state arrays are a `FunnelState`'s fields (`_state_arrays`), n rows: codes (n, C) int64,
+    u (n, steps + 1) float64, reached (n, steps) and key (n, K) bool, stage, contacts, t and last_contact (n,)
+    int64, done and dropped (n,) bool, cost (n,) float64; actions (n,) int64, each in 0..actions − 1 (the caller
+    checks); week (3, n) float64 is written. The simulator's constants (`FunnelSimulator.kernel_tables`): chances
+    and radix, the chances u is compared with, tabulated (`FunnelSimulator._tabulated`; empty: evaluated from
+    the model packed in shifts, evidence and offsets, `lead_chance`); steps (steps, 4) int64: per step its required
+    step (−1: none), its key position (−1: not key), 1 if the company takes it, 1 if the lead does; offers
+    (actions, 1 + most offers) int64: per action 1 if it signals interest, then the steps it offers (−1 pads);
+    params float64: the logged contacts C, eps, the offer dial, the conversion value, shaped (1/0), the shaped
+    conversion bonus, the horizon, the wait action, the conversion step, then the actions' costs, the steps' offer
+    rates and the key steps' shaped bonuses. A done row is left as it is and gets (0, 0, 0). Rows do not interact
+    and nothing is drawn (a lead's uniforms are its row of u, drawn at reset), so a row's week is the same bit for
+    bit whether it is stepped alone (the Gymnasium env: n = 1) or in a batch.
+    """
+    value, shaped, shaped_value = params[3], params[4] > 0.0, params[5]
+    horizon, wait, conversion = int(params[6]), int(params[7]), int(params[8])
+    n_steps, n_key = reached.shape[1], key.shape[1]
+    action_costs = params[_SCALARS : _SCALARS + offers.shape[0]]
+    bonus = params[params.size - n_key :]
+    tabulated, dropouts = chances.shape[0] > 0, n_steps + 1
+    reward, business, week_cost = week[0], week[1], week[2]
+    for i in range(actions.shape[0]):
+        if done[i]:
+            reward[i] = business[i] = week_cost[i] = 0.0
+            continue
+        action = actions[i]
+        paid = action_costs[action]
+        combo = 0
+        for c in range(codes.shape[1]):
+            combo += codes[i, c] * radix[c]
+        mask = 0
+        for k in range(n_key):
+            if key[i, k]:
+                mask |= 1 << k
+        mask_before = mask
+        # 1. the contact, and drop-out
+        if action != wait:
+            contacts[i] += 1
+            last_contact[i] = t[i]
+            if tabulated and dropouts + contacts[i] < chances.shape[0]:
+                chance = chances[dropouts + contacts[i], combo, mask]
+            else:
+                chance = dropout_chance(i, contacts[i], codes, key, shifts, evidence, offsets, params)
+            if u[i, -1] < chance:
+                dropped[i] = True
+                stage[i] = NOT_INTERESTED
+        newly = False
+        if not dropped[i]:
+            # 2. the company's offer: the first of the action's steps the lead can still reach
+            for j in range(1, offers.shape[1]):
+                step = offers[action, j]
+                if step < 0:
+                    break
+                required = steps[step, 0]
+                if reached[i, step] or (required >= 0 and not reached[i, required]):
+                    continue
+                if tabulated:
+                    chance = chances[step, combo, mask]
+                else:
+                    chance = lead_chance(step, i, codes, key, shifts, evidence, offsets, steps, params)
+                taken = u[i, step] < chance
+                position = steps[step, 1]
+                if taken:
+                    reached[i, step] = True
+                    if position >= 0:
+                        key[i, position] = True
+                        mask |= 1 << position
+                if position >= 0 and offers[action, 0] == 1:
+                    if taken and (stage[i] == NEW or stage[i] == DECLINED):
+                        stage[i] = INTERESTED
+                    elif not taken and stage[i] == NEW:
+                        stage[i] = DECLINED
+                break
+            # 3. the lead's own steps, in funnel order
+            for step in range(steps.shape[0]):
+                if steps[step, 3] != 1:
+                    continue
+                required = steps[step, 0]
+                if reached[i, step] or (required >= 0 and not reached[i, required]):
+                    continue
+                if tabulated:
+                    chance = chances[step, combo, mask]
+                else:
+                    chance = lead_chance(step, i, codes, key, shifts, evidence, offsets, steps, params)
+                if u[i, step] < chance:
+                    reached[i, step] = True
+                    position = steps[step, 1]
+                    if position >= 0:
+                        key[i, position] = True
+                        mask |= 1 << position
+                    if step == conversion:
+                        newly = True
+                        stage[i] = SUBSCRIBED
+        cost[i] += paid
+        t[i] += 1
+        if dropped[i] or reached[i, conversion] or t[i] >= horizon:
+            done[i] = True
+        business[i] = (value if newly else 0.0) - paid
+        week_cost[i] = paid
+        if shaped:
+            gained = 0.0
+            for k in range(n_key):
+                if mask & ~mask_before & (1 << k):
+                    gained += bonus[k]
+            reward[i] = gained + (shaped_value if newly else 0.0) - paid
+        else:
+            reward[i] = business[i]
+
+
+@njit(cache=True)
+def lead_chance(step, i, codes, key, shifts, evidence, offsets, steps, params):  # pragma: no cover - compiled
+    """What u[i, step] is compared with when it is not tabulated: P(step) for a lead's own step; for a company step
+    the chance that the lead takes the offer (`FunnelSimulator._accept`)."""
+    eps = params[1]
+    p = lead_probability(step, i, codes, key, shifts, evidence, offsets, eps)
+    if steps[step, 2] == 1:
+        dial, rate = params[2], params[params.size - key.shape[1] - steps.shape[0] + step]  # the step's offer rate
+        if dial > 0.0:
+            return p ** (1.0 - dial)
+        if rate < 1.0:
+            return min(p / rate, 1.0 - eps)
+    return p
+
+
+@njit(cache=True)
+def dropout_chance(i, contacts, codes, key, shifts, evidence, offsets, params):  # pragma: no cover - compiled
+    """P(drop-out this week) after the lead's `contacts`-th contact when it is not tabulated:
+    1 − (1 − P_drop)^(contacts / C)."""
+    p = lead_probability(shifts.shape[0] - 1, i, codes, key, shifts, evidence, offsets, params[1])
+    return 1.0 - (1.0 - p) ** (contacts / params[0])
+
+
+@njit(cache=True, inline="always")
+def lead_probability(target, i, codes, key, shifts, evidence, offsets, eps):  # pragma: no cover - compiled
+    """P(target) of lead `i` evaluated: `FunnelModel.probability` for one lead, from the model's packed tables
+    (`pack_model`), for simulators whose covariate combinations are too many to tabulate.
+
+    shifts[target, cell] holds [logit p_s | each covariate's log-odds shifts (one block per covariate, `offsets[c]`
+    its start) | two shifts per key step (not reached, reached), from `offsets[-1]`]; evidence[target, k] says whether
+    key step k is evidence for the target, evidence[target, K] whether the target uses cells. The sum runs in the
+    model's order (base, covariates, earlier key steps), then σ with libm's exp, clipped to [eps, 1 − eps].
+    """
+    n_key = key.shape[1]
+    cell = 0
+    if evidence[target, n_key]:
+        for k in range(n_key):
+            if evidence[target, k] and key[i, k]:
+                cell = k + 1
+    logit = shifts[target, cell, 0]
+    for c in range(codes.shape[1]):
+        logit = logit + shifts[target, cell, offsets[c] + codes[i, c]]
+    first = offsets[codes.shape[1]]
+    for k in range(n_key):
+        if evidence[target, k]:
+            logit = logit + shifts[target, cell, first + 2 * k + (1 if key[i, k] else 0)]
+    p = 1.0 / (1.0 + math.exp(-logit))
+    return min(max(p, eps), 1.0 - eps)
+
+
+@njit(cache=True)
+def observe_leads(codes, rates, stage, reached, key, contacts, t, last_contact, levels, progress, flag_steps,
+                  flags_from_key, horizon, out):  # pragma: no cover - compiled
+    """Every row's observation (`FunnelLayout.columns`) into out (n, obs_dim) float32: each entry computed in
+    float64 as numpy would, clipped to [0, 1], then rounded to float32. progress (groups, 1 + most steps) int64:
+    per group its size, then its steps (−1 pads); flag_steps: the steps with a 0/1 column (read from key, in key
+    order, when `flags_from_key`)."""
+    n_codes, n_steps, stages = codes.shape[1], reached.shape[1], _STAGE_SCALE
+    for i in range(codes.shape[0]):
+        column = 0
+        for c in range(n_codes):
+            out[i, column] = _unit(codes[i, c] / levels[c])
+            column += 1
+        out[i, column] = _unit(stage[i] / stages)
+        column += 1
+        for g in range(progress.shape[0]):
+            count = 0
+            for j in range(1, progress[g, 0] + 1):
+                count += reached[i, progress[g, j]]
+            out[i, column] = _unit(count / float(progress[g, 0]))
+            column += 1
+        out[i, column] = _unit(t[i] / horizon)
+        out[i, column + 1] = _unit((t[i] - last_contact[i]) / horizon)
+        out[i, column + 2] = _unit(last_contact[i] / max(contacts[i], 1) / horizon)
+        out[i, column + 3] = _unit(contacts[i] / max(t[i], 1))
+        column += 4
+        for j in range(flag_steps.shape[0]):
+            flag = key[i, j] if flags_from_key else reached[i, flag_steps[j]]
+            out[i, column] = 1.0 if flag else 0.0
+            column += 1
+        for c in range(rates.shape[1]):
+            out[i, column] = _unit(rates[i, c])
+            column += 1
+        completed = 0
+        for step in range(n_steps):
+            completed += reached[i, step]
+        out[i, column] = _unit(completed / float(n_steps))
+
+
+@njit(cache=True)
+def _unit(x):  # pragma: no cover - compiled
+    return min(max(x, 0.0), 1.0)
