@@ -110,8 +110,8 @@ def test_target_train_and_evaluate_are_tracked_and_the_onnx_model_registered(
     assert len(versions) == 1 and versions[0].run_id == trained.info.run_id
     import mlflow
 
-    model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri="models:/nextbest-target-logreg/1",
-                                                         dst_path=str(tmp_path / "registered"),
+    source = client.get_model_version_download_uri("nextbest-target-logreg", versions[0].version)
+    model_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp_path / "registered"),
                                                          tracking_uri=mlflow_server))  # fmt: skip
     assert "onnx:" in (model_dir / "MLmodel").read_text() and (model_dir / "model.onnx").stat().st_size > 100
 
@@ -138,6 +138,7 @@ def test_crm_train_and_evaluate_are_tracked(
     _assert_metrics_are_the_json(trained.data.metrics,
                                  json.loads((run_dir / "training_metrics_final.json").read_text()))  # fmt: skip
     assert {"training_metrics_final.json", "training_curves.png"} <= _artifacts(client, trained.info.run_id)
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # the run does not leave MLflow's URI to later commands
     code, _, err = run(capsys, monkeypatch, "crm", "evaluate", "--run", str(run_dir), "--out", str(eval_dir),
                        "--bootstrap", "3", "--replications", "1", "--fit-window", "0", "--no-readings",
                        "--mlflow", mlflow_server)  # fmt: skip

@@ -64,6 +64,14 @@ def run_chunk(fn: Callable[[C, T], R], context: C, tasks: Sequence[T]) -> list[R
     return [fn(context, task) for task in tasks]
 
 
+def run_pickled_chunk(fn: Callable[[C, T], R], context: bytes, tasks: Sequence[T]) -> list[R]:
+    """``run_chunk`` on a context shipped pickled: each chunk unpickles its own, writable copy (Ray's zero-copy
+    arrays are read-only, and a policy may grow its tables while it acts)."""
+    import cloudpickle
+
+    return run_chunk(fn, cloudpickle.loads(context), tasks)
+
+
 class SerialExecutor:
     """Every task in this process, one after another."""
 
@@ -128,11 +136,13 @@ class RayExecutor:
         self._ray = ray
         self.address = address
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._remote = ray.remote(num_cpus=1)(run_chunk)
+        self._remote = ray.remote(num_cpus=1)(run_pickled_chunk)
 
     def map(self, fn, tasks, context, progress=None):
+        import cloudpickle
+
         ray = self._ray
-        shared = ray.put(context)
+        shared = ray.put(cloudpickle.dumps(context))
         parts = chunks(len(tasks), self.workers * self.CHUNKS_PER_WORKER)
         refs = [self._remote.remote(fn, shared, [tasks[i] for i in part]) for part in parts]
         return _gather((ray.get(ref) for ref in refs), parts, progress)

@@ -142,18 +142,24 @@ def tracked_run(uri: str | None, use_case: str, run_name: str) -> Iterator[NoTra
     except ImportError as error:
         raise NextbestError(f"--mlflow needs MLflow: pip install 'nextbest[scale]' ({error})") from error
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(uri)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)  # (MLflow also exports it to MLFLOW_TRACKING_URI: restored below)
     try:
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or f"nextbest-{use_case}")
-        run = mlflow.start_run(run_name=run_name)
-    except Exception as error:  # MlflowException, requests' errors: the server or store refused
-        raise NextbestError(f"MLflow at {uri} refused the run: {str(error).splitlines()[0]}") from error
-    try:
-        yield MLflowTracker(mlflow, run.info.run_id)
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    mlflow.end_run()
+        try:
+            mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or f"nextbest-{use_case}")
+            run = mlflow.start_run(run_name=run_name)
+        except Exception as error:  # MlflowException, requests' errors: the server or store refused
+            raise NextbestError(f"MLflow at {uri} refused the run: {str(error).splitlines()[0]}") from error
+        try:
+            yield MLflowTracker(mlflow, run.info.run_id)
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        mlflow.end_run()
+    finally:
+        mlflow.set_tracking_uri(None)
+        if previous is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 def record_run(
