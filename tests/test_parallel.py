@@ -41,6 +41,8 @@ def test_local_workers_return_the_serial_results_in_order() -> None:
     serial = SERIAL.map(_seeded_draw, seeds, 100)
     local = LocalExecutor(2).map(_seeded_draw, seeds, 100, progress=ticks.append)
     assert local == serial and sum(ticks) == len(seeds)
+    big = np.zeros(400_000)  # 3.2 MB: joblib would hand it to workers as a read-only memory map by default
+    assert LocalExecutor(2).map(lambda c, t: c.__setitem__(t, 1.0) or float(c.sum()), [0, 1, 2], big) == [1.0] * 3
     closure_offset = 5
     assert LocalExecutor(2).map(lambda c, s: s + c + closure_offset, [1, 2, 3], 10) == [16, 17, 18]
 

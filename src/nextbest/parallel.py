@@ -3,8 +3,10 @@
 Contract: ``executor.map(fn, tasks, context)`` returns ``[fn(context, task) for task in tasks]`` — the same list,
 in the same order, whichever executor runs it. Each task carries everything random about it (its seed or its
 pre-drawn indices), so the same seed gives the same numbers serially, on local processes or on a Ray cluster.
-``context`` is the large read-only input every task shares (a simulator, the train leads); it is shipped once per
-chunk of tasks (local processes) or put once in the object store (Ray), never once per task.
+``context`` is the large input every task shares (a simulator, the train leads); it is shipped once per chunk of
+tasks (local processes) or put once in the object store (Ray), never once per task. Every chunk works on its own
+writable copy, so a task may change the context (a Q-table growing while it acts), but the changes stay in that
+worker: a task must not rely on what an earlier task left there.
 
 Three executors, chosen with :func:`make_executor`:
 
@@ -107,7 +109,8 @@ class LocalExecutor:
         from joblib import Parallel, delayed
 
         parts = chunks(len(tasks), self.workers * self.CHUNKS_PER_WORKER)
-        pool = Parallel(n_jobs=self.workers, backend="loky", return_as="generator")
+        # max_nbytes=None: no read-only memory maps of large arrays; each chunk gets its own writable copy.
+        pool = Parallel(n_jobs=self.workers, backend="loky", return_as="generator", max_nbytes=None)
         done = pool(delayed(run_chunk)(fn, context, [tasks[i] for i in part]) for part in parts)
         return _gather(done, parts, progress)
 
