@@ -2,7 +2,8 @@
 ``nextbest.pipelines.sessions.run_step`` (so Airflow skips nothing itself: an unchanged step is a quick no-op).
 
 Put this file (or a one-line ``from nextbest.pipelines.airflow_dag import dag``) in the DAGs folder of an
-environment with ``pip install 'nextbest[airflow,models,lake]'``. Trigger with a configuration, e.g.
+environment with ``pip install 'nextbest[airflow,models,lake,rl]'`` (``make airflow-venv`` builds one). Trigger
+with a configuration, e.g.
 ``airflow dags trigger nextbest_sessions --conf '{"source": "taobao", "lake": "s3://bucket/lake", "out": "/runs"}'``;
 the params are the fields of ``SessionPipelineConfig`` (S3 keys come from the workers' environment).
 """
