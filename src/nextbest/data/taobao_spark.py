@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 COLUMNS = ("user_id", "item_id", "category_id", "behavior_type", "ts")
 NUMERIC = ("user_id", "item_id", "category_id", "ts")
 S3A_CLASS = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+#: The JVM's logging: errors only (Spark's default prints a screen of start-up warnings).
+LOG4J2 = Path(__file__).with_name("spark") / "log4j2.properties"
 S3A_MISSING = ("the Spark engine cannot reach an s3:// lake: this Spark has no S3A filesystem (add the hadoop-aws "
                "jar of Spark's Hadoop version and the AWS SDK bundle with spark.jars.packages or --jars, see the "
                "README), or use a local lake or the duckdb engine")  # fmt: skip
@@ -135,8 +137,11 @@ def spark_session(master: str = DEFAULT_SPARK_MASTER, *, app_name: str = "nextbe
                        ("spark.executor.cores", executor_cores), ("spark.sql.shuffle.partitions", shuffle_partitions)):
         if value is not None:
             settings[key] = str(value)
+    quiet = f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}"  # errors only: no start-up warnings on stderr
+    settings.update({"spark.driver.extraJavaOptions": quiet, "spark.executor.extraJavaOptions": quiet})
     if _loopback(master):
         settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = session_class.builder.master(master).appName(app_name)
     for key, value in {**settings, **(conf or {})}.items():
         builder = builder.config(key, value)
