@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from funnel_sim import env_steps_per_second as env_steps_per_second_of
+from funnel_sim import goal
 from nextbest.agents.qlearning import QLearningAgent, QLearningConfig
 from nextbest.data import prepare_crm
 from nextbest.data.prepared import load_prepared
@@ -47,28 +49,6 @@ def first_call_seconds(sim, codes) -> float:
     return time.perf_counter() - started
 
 
-def one_lead_at_a_time_seconds(sim, codes, seed: int) -> tuple[float, float]:
-    """Seconds per episode of the one-lead-at-a-time path (Gymnasium env, random actions drawn beforehand, resets
-    included), and its env steps per second."""
-    from nextbest.envs.crm import CRMFunnelEnv
-
-    env = CRMFunnelEnv(simulator=sim, codes=codes)
-    actions = iter(np.random.default_rng(seed).integers(0, sim.n_actions, SAMPLE_EPISODES * sim.config.horizon)
-                   .tolist())  # fmt: skip
-    env.reset(seed=seed)
-    steps = 0
-    started = time.perf_counter()
-    for _ in range(SAMPLE_EPISODES):
-        env.reset()
-        done = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(next(actions))
-            done = terminated or truncated
-            steps += 1
-    seconds = time.perf_counter() - started
-    return seconds / SAMPLE_EPISODES, steps / seconds
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         prepare_crm(Path(folder))
@@ -84,9 +64,9 @@ def main() -> None:
         agent.train(journeys, EPISODES)
         runs.append(time.perf_counter() - started)
     seconds = min(runs)
-    per_episode, env_steps_per_second = max((one_lead_at_a_time_seconds(sim, codes, seed) for seed in range(REPEATS)),
-                                            key=lambda run: run[1])  # fmt: skip
-    training_ratio, env_ratio = BEFORE_SECONDS / seconds, env_steps_per_second / BEFORE_ENV_STEPS_PER_S
+    env_steps_per_second, steps_per_episode = max(
+        (env_steps_per_second_of(sim, codes, SAMPLE_EPISODES, seed) for seed in range(REPEATS)), key=lambda r: r[0])
+    per_episode = steps_per_episode / env_steps_per_second
     result = {
         "benchmark": "crm_qlearning",
         "episodes": EPISODES,
@@ -98,13 +78,12 @@ def main() -> None:
         "meets_target": seconds <= TARGET_SECONDS,
         "q_table_states": len(agent.table),
         "wall_seconds_before": BEFORE_SECONDS,
-        "training": {"ratio": round(training_ratio, 2), "goal_ratio": GOALS["training"],
-                     "meets_goal": training_ratio >= GOALS["training"]},
+        "training": goal(BEFORE_SECONDS, seconds, GOALS["training"]),
         "one_lead_at_a_time_seconds_extrapolated": round(per_episode * EPISODES, 1),
         "speedup_vs_one_lead_at_a_time": round(per_episode * EPISODES / seconds, 1),
         "env_steps_per_second": round(env_steps_per_second),
         "env_steps_per_second_before": BEFORE_ENV_STEPS_PER_S,
-        "env": {"ratio": round(env_ratio, 2), "goal_ratio": GOALS["env"], "meets_goal": env_ratio >= GOALS["env"]},
+        "env": goal(env_steps_per_second, BEFORE_ENV_STEPS_PER_S, GOALS["env"]),
         "python": sys.version.split()[0],
     }  # fmt: skip
     print(json.dumps(result))

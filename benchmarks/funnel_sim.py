@@ -80,6 +80,8 @@ def env_steps_per_second(sim, codes: np.ndarray, episodes: int, seed: int) -> tu
 
 
 def goal(after: float, before: float, target: float) -> dict[str, float | bool]:
+    """after ÷ before (a rate's new and old values, or a duration's old and new), rounded, against ``target``;
+    shared by the compiled-dynamics benchmarks (crm_qlearning.py, session_sim.py)."""
     ratio = after / before
     return {"ratio": round(ratio, 2), "goal_ratio": target, "meets_goal": ratio >= target}
 

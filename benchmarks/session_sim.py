@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from funnel_sim import goal
+
 # Measured on this 2-core machine at commit 643f3e8 (src unchanged at ea3a676), the numpy and scikit-learn simulator:
 # `PYTHONPATH=<a copy of src at 643f3e8> .venv/bin/python benchmarks/session_sim.py` (defaults), the best of three
 # such runs on 2026-11-30 (other engineers share the cores: 2,200, 2,341 and 2,167 pages/s single; 0.36M, 1.48M and
@@ -79,11 +81,6 @@ def draw_seconds_share(simulator, sessions: int, seed: int) -> float:
         simulator.step(state, actions, rng)
         stepping += time.perf_counter() - started
     return drawing / stepping
-
-
-def goal(after: float, before: float, target: float) -> dict[str, float | bool]:
-    ratio = after / before
-    return {"ratio": round(ratio, 2), "goal_ratio": target, "meets_goal": ratio >= target}
 
 
 def main() -> None:

@@ -683,6 +683,7 @@ def step_leads(actions, codes, u, reached, key, stage, contacts, t, last_contact
                 required = steps[step, 0]
                 if reached[i, step] or (required >= 0 and not reached[i, required]):
                     continue
+                # The chance lookup is written out here and in 3.: an inlined helper made this kernel 10× slower.
                 if tabulated:
                     chance = chances[step, combo, mask]
                 else:
