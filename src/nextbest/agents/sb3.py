@@ -204,6 +204,7 @@ def train_sb3(
     model = model_class("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **config.algorithm_kwargs(algorithm))
     callback = _episode_callback(episodes, progress)
     budget = (episodes + config.n_envs) * simulator.config.horizon
+    model.set_logger(silent_logger())
     model.learn(total_timesteps=budget, callback=callback)
     env.close()
     policy = SB3Policy(model, algorithm, curve=callback.curve)
@@ -213,6 +214,13 @@ def train_sb3(
 
 
 # --------------------------------------------------------------------- helpers (SB3 imported lazily)
+def silent_logger() -> Any:
+    """An SB3 logger that writes nowhere: SB3's default makes a `SB3-<time>` folder in the temp dir per `learn`."""
+    from stable_baselines3.common.logger import Logger
+
+    return Logger(folder=None, output_formats=[])
+
+
 def _check_algorithm(algorithm: str) -> Algorithm:
     if algorithm not in ALGORITHMS:
         raise NextbestError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")

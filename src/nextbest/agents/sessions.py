@@ -225,6 +225,7 @@ def train_ppo(simulator: SessionSimulator, config: SessionPPOConfig | None = Non
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from nextbest.agents.sb3 import silent_logger
     from nextbest.envs.session_vector import SessionVecEnv
 
     c = config or SessionPPOConfig()
@@ -242,6 +243,7 @@ def train_ppo(simulator: SessionSimulator, config: SessionPPOConfig | None = Non
             if progress is not None:
                 progress(self.num_timesteps)
 
+    model.set_logger(silent_logger())
     model.learn(total_timesteps=c.timesteps, callback=Progress())
     return sb3_policy(model, simulator.max_depth)
 

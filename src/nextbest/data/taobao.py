@@ -158,11 +158,13 @@ ORDER BY line LIMIT {limit}
 
 
 def _rejects(connection: Any) -> tuple[int, list[tuple[int, str]]]:
+    import duckdb
+
     try:
         count = connection.execute("SELECT COUNT(DISTINCT line) FROM reject_errors").fetchone()[0]
-        rows = connection.execute(_REJECTED_LINES.format(limit=MAX_REPORTED)).fetchall()
-    except Exception:  # noqa: BLE001 - no reject table when nothing was rejected in some DuckDB versions
+    except duckdb.CatalogException:  # some DuckDB versions create no reject table when nothing was rejected
         return 0, []
+    rows = connection.execute(_REJECTED_LINES.format(limit=MAX_REPORTED)).fetchall()
     return int(count), [(int(line), str(message).splitlines()[0]) for line, message in rows]
 
 
