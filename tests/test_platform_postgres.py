@@ -84,3 +84,22 @@ def test_recorded_data_survives_a_server_restart(postgres: PostgresServer, pg_ur
     restarted = new_client(pg_url)
     assert restarted.get(f"/api/experiments/{experiment_id}").json()["progress"]["decisions"] == 100
     close(restarted)
+
+
+ARRAY_HOSTILE_UUIDS = ["NULL", "null", "{a,b}", '"quoted"', "back\\slash", " padded ", "a,b", "ü✓", "{}", "x" * 128]
+
+
+def test_rows_travel_as_arrays_without_losing_a_character(pg_url: str) -> None:
+    """PostgreSQL inserts the rows as one array per column (unnest): texts that mean something inside an array
+    literal (NULL, braces, quotes, commas, backslashes, spaces) come back exactly, in arrival order, with their
+    values, and a repeat of one of them is a duplicate."""
+    client = new_client(pg_url)
+    experiment_id, token = create(client)
+    rows = [{"uuid": uuid, "arm": "new" if i % 2 else "original", "decision": i % 2, "revenue": i + 0.25}
+            for i, uuid in enumerate(ARRAY_HOSTILE_UUIDS)]  # fmt: skip
+    answer = client.post(f"/api/experiments/{experiment_id}/outcomes", json=[*rows, rows[3]], headers=auth(token))
+    assert answer.json() == {"accepted": len(rows), "duplicates": 1}
+    stored = client.app.state.store.outcomes(experiment_id)
+    assert [(o.uuid, o.arm, o.decision, o.revenue) for o in stored] == [
+        (r["uuid"], r["arm"], r["decision"], r["revenue"]) for r in rows]  # fmt: skip
+    close(client)
