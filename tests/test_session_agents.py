@@ -81,3 +81,29 @@ def test_vector_env_steps_one_batch_and_restarts_finished_sessions(simulator: Se
             assert "terminal_observation" in infos[i] and obs[i][3] == 0.0  # depth 0: a fresh session
             finished += 1
     assert finished > 0 and env.observation_space.contains(obs[0])
+
+
+def test_vector_env_rewards_every_page_with_its_expected_spend_the_last_one_included(
+        simulator: SessionSimulator) -> None:  # fmt: skip
+    """The reward of a slot is the page's expected spend times reward_scale, also on the page that ends its
+    session (the slot's restart must not overwrite it): the env's rewards equal a replay of the simulator with the
+    same generator, step by step."""
+    from nextbest.envs.session_vector import SessionVecEnv
+    from nextbest.envs.vector import copy_rows
+
+    env = SessionVecEnv(simulator, num_envs=16, reward_scale=0.5, seed=4)
+    env.reset()
+    rng = np.random.default_rng(4)
+    state = simulator.reset(16, rng)
+    terminal_rewards = []
+    for step in range(30):
+        actions = np.arange(16) % len(simulator.names)
+        _, rewards, dones, _ = env.step(actions)
+        done = simulator.step(state, actions, rng)[1]
+        expected = (state.last_expected_spend * 0.5).astype(np.float32)
+        np.testing.assert_array_equal(dones, done, err_msg=f"step {step}")
+        np.testing.assert_array_equal(rewards, expected, err_msg=f"step {step}")
+        terminal_rewards.extend(rewards[done])
+        if done.any():
+            copy_rows(state, np.flatnonzero(done), simulator.reset(int(done.sum()), rng))
+    assert len(terminal_rewards) > 0 and np.count_nonzero(terminal_rewards) > 0

@@ -54,7 +54,7 @@ class SessionVecEnv(SharedSlotsVecEnv):
             raise NextbestError("call reset() and step_async(actions) before step_wait()")
         state, actions, self._actions = self._state, self._actions, None
         spend, dones = self.simulator.step(state, actions, self._rng)
-        reward = state.last_expected_spend
+        reward = (state.last_expected_spend * self.reward_scale).astype(np.float32)  # before a restart overwrites it
         obs = observe(state, self.simulator.max_depth)
         truncated = dones & (state.depth >= self.simulator.max_depth)
         infos: list[dict[str, Any]] = [{"spend": float(s), "TimeLimit.truncated": bool(t)}
@@ -66,4 +66,4 @@ class SessionVecEnv(SharedSlotsVecEnv):
             fresh = self.simulator.reset(rows.size, self._rng)
             copy_rows(state, rows, fresh)
             obs[rows] = observe(fresh, self.simulator.max_depth)
-        return obs, (reward * self.reward_scale).astype(np.float32), dones, infos
+        return obs, reward, dones, infos
