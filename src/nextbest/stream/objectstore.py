@@ -131,6 +131,16 @@ class SeaweedFS(_process.Service):
         """
         _process.stop(self.process, timeout=3.0)
         self.process = None
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        """Delete the Unix sockets ``weed`` opens in the temp dir (``seaweedfs-<service>-<port>.sock``): a killed
+        server leaves them behind."""
+        import tempfile
+
+        for port in self.ports.values():
+            for socket in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                socket.unlink(missing_ok=True)
 
     def client(self):
         """A botocore S3 client for this store."""
