@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import JSON, Connection, Engine, Insert, Table, func, literal, select, update
+from sqlalchemy import JSON, Connection, Engine, Insert, Table, Text, bindparam, cast, func, literal, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
@@ -528,8 +528,7 @@ def _insert_unnested(table: Table, values: list[dict[str, Any]], received_at: da
     lockstep, in the order of ``values``. A multi-row VALUES of 10,000 rows costs the driver more time to rewrite
     than the database to run (``benchmarks/platform_load.py``); this statement carries the same rows in a few
     parameters. JSON columns travel as text (``json.dumps``, so None is JSON null as SQLAlchemy stores it)."""
-    from sqlalchemy import Text, bindparam, cast
-    from sqlalchemy.dialects.postgresql import ARRAY, insert
+    from sqlalchemy.dialects.postgresql import ARRAY
 
     names = list(values[0])
     unnested = []
@@ -541,8 +540,8 @@ def _insert_unnested(table: Table, values: list[dict[str, Any]], received_at: da
         else:
             unnested.append(func.unnest(bindparam(name, [row[name] for row in values], type_=ARRAY(column.type))))
     source = select(*unnested, literal(received_at, table.c.received_at.type))
-    statement = insert(table).from_select([*names, "received_at"], source)
-    return statement.on_conflict_do_nothing(index_elements=["experiment_id", "uuid"]).returning(table.c.id)
+    statement = _insert_ignoring_conflicts("postgresql", table).from_select([*names, "received_at"], source)
+    return statement.returning(table.c.id)
 
 
 def _insert_ignoring_conflicts(dialect: str, table: Table) -> Insert:

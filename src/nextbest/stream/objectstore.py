@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 from nextbest.errors import NextbestError
@@ -136,8 +137,6 @@ class SeaweedFS(_process.Service):
     def _remove_sockets(self) -> None:
         """Delete the Unix sockets ``weed`` opens in the temp dir (``seaweedfs-<service>-<port>.sock``): a killed
         server leaves them behind."""
-        import tempfile
-
         for port in self.ports.values():
             for socket in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
                 socket.unlink(missing_ok=True)
